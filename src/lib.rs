@@ -1,1 +1,31 @@
-//! vhostfsd
+//! # vhostfsd: a vhost-user virtio-fs daemon
+//!
+//! ## Implementation design
+//! Data flows one way; each layer only knows the one below it:
+//!
+//! ```text
+//!  transport              protocol                         filesystem          host
+//!  vhost_user/ (virtqueues) ─► fuse::server::Server ─► passthrough::PassthroughFs ─► oslib
+//!  (fusedev/ later)            decode, dispatch,        inodes, handles,          syscalls
+//!                              encode reply             credentials
+//! ```
+//!
+//! - [`cli`]: the virtiofsd-compatible command line; [`config`]: it, checked once.
+//! - [`daemon`]: starts everything from a [`config::Config`]: logging, limits, sandbox,
+//!   filesystem, vhost-user listener; serves one frontend after another until SIGTERM.
+//! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs, [`fuse::io`] transport
+//!   traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`], [`fuse::server`].
+//! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds.
+//! - [`vhost_user`]: the virtio-fs device: features, config space, queues and their workers,
+//!   descriptor-chain readers and writers.
+//! - [`sandbox`]: namespaces, pivot_root/chroot, rlimits.
+//! - [`oslib`]: the only place that calls `libc` for syscalls.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod fuse;
+pub mod oslib;
+pub mod passthrough;
+pub mod sandbox;
+pub mod vhost_user;

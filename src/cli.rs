@@ -1,0 +1,218 @@
+//! Command line, compatible with virtiofsd's: every flag libvirt and Kata pass is accepted
+//! with the same meaning. `--help` and the man page come from these doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Cache policy (`--cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheArg {
+    /// Never cache: every access goes to the daemon, files open with direct I/O.
+    Never,
+    /// Cache metadata only; file data is not cached.
+    Metadata,
+    /// Cache metadata and data with a short timeout (default).
+    Auto,
+    /// Cache metadata and data for a long time.
+    Always,
+}
+
+/// Sandbox mode (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxArg {
+    /// New mount, pid and network namespaces, then pivot_root into the shared directory.
+    Namespace,
+    /// chroot into the shared directory (needs root, no namespaces).
+    Chroot,
+    /// No sandbox: the shared directory is still the limit of what the guest can reach.
+    None,
+}
+
+/// Action on a syscall outside the allow list (`--seccomp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeccompArg {
+    /// No seccomp filter.
+    None,
+    /// Kill the process.
+    Kill,
+    /// Log the call and allow it.
+    Log,
+    /// Send SIGSYS.
+    Trap,
+}
+
+/// Inode representation (`--inode-file-handles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InodeFileHandlesArg {
+    /// Keep an O_PATH fd per inode (default).
+    Never,
+    /// Use file handles where the host filesystem supports them.
+    Prefer,
+    /// Fail lookups that cannot be kept as a file handle.
+    Mandatory,
+}
+
+/// Log level (`--log-level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+    Off,
+}
+
+/// vhost-user virtio-fs daemon: shares a host directory with QEMU and Cloud Hypervisor
+/// guests.
+#[derive(Debug, Parser)]
+#[command(name = "vhostfsd", version, about, long_about = None)]
+pub struct Args {
+    /// Shared directory path.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+
+    /// Tag the guest mounts (`mount -t virtiofs TAG`). When given, the backend offers the
+    /// virtio-fs config space with this tag; QEMU's vhost-user-fs-pci takes the tag from its
+    /// own command line instead.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// vhost-user socket path to listen on.
+    #[arg(long, alias = "socket", value_name = "PATH", required_unless_present_any = ["fd", "print_capabilities"])]
+    pub socket_path: Option<PathBuf>,
+
+    /// Name of the group that owns the socket (libvirt uses this).
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// File descriptor of an already listening vhost-user socket (instead of --socket-path).
+    #[arg(long, value_name = "FD", conflicts_with = "socket_path")]
+    pub fd: Option<i32>,
+
+    /// Maximum number of worker threads per request queue; 0 runs requests on the queue's
+    /// own thread.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub thread_pool_size: usize,
+
+    /// Number of request queues offered to the guest (besides the high-priority queue).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub num_request_queues: usize,
+
+    /// Size of each virtqueue.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub queue_size: usize,
+
+    /// Serve extended attributes.
+    #[arg(long)]
+    pub xattr: bool,
+
+    /// Serve POSIX ACLs (implies --xattr).
+    #[arg(long)]
+    pub posix_acl: bool,
+
+    /// Rules to map extended attribute names (not implemented yet: refused).
+    #[arg(long, value_name = "MAP")]
+    pub xattrmap: Option<String>,
+
+    /// Sandbox mode.
+    #[arg(long, value_enum, default_value_t = SandboxArg::Namespace)]
+    pub sandbox: SandboxArg,
+
+    /// Action on a syscall the seccomp filter does not allow.
+    #[arg(long, value_enum, default_value_t = SeccompArg::Kill)]
+    pub seccomp: SeccompArg,
+
+    /// Tell the guest about submounts of the shared directory, so it shows them as separate
+    /// mounts with their own st_dev.
+    #[arg(long)]
+    pub announce_submounts: bool,
+
+    /// Keep inodes as file handles rather than O_PATH fds, so fewer fds stay open.
+    #[arg(long, value_enum, default_value_t = InodeFileHandlesArg::Never, num_args = 0..=1, default_missing_value = "prefer")]
+    pub inode_file_handles: InodeFileHandlesArg,
+
+    /// Cache policy.
+    #[arg(long, value_enum, default_value_t = CacheArg::Auto)]
+    pub cache: CacheArg,
+
+    /// Honour O_DIRECT opens from the guest (otherwise the flag is dropped on the host).
+    #[arg(long)]
+    pub allow_direct_io: bool,
+
+    /// Let the guest use its writeback cache.
+    #[arg(long)]
+    pub writeback: bool,
+
+    /// Do not offer READDIRPLUS.
+    #[arg(long)]
+    pub no_readdirplus: bool,
+
+    /// Export the directory read-only: every modification answers EROFS.
+    #[arg(long)]
+    pub readonly: bool,
+
+    /// Allow shared mmap of files opened with direct I/O (--cache=never).
+    #[arg(long)]
+    pub allow_mmap: bool,
+
+    /// Offer FUSE_HANDLE_KILLPRIV_V2 (the daemon clears setuid/setgid bits itself).
+    #[arg(long, overrides_with = "no_killpriv_v2")]
+    pub killpriv_v2: bool,
+
+    /// Do not offer FUSE_HANDLE_KILLPRIV_V2.
+    #[arg(long, overrides_with = "killpriv_v2")]
+    pub no_killpriv_v2: bool,
+
+    /// Maximum number of open files (default: the hard limit, or 1,000,000 if lower).
+    #[arg(long, value_name = "N")]
+    pub rlimit_nofile: Option<u64>,
+
+    /// Log level.
+    #[arg(long, value_enum, default_value_t = LogLevelArg::Info)]
+    pub log_level: LogLevelArg,
+
+    /// Log to syslog instead of stderr.
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// Print the vhost-user backend capabilities as JSON and exit.
+    #[arg(long)]
+    pub print_capabilities: bool,
+
+    /// Capability changes (not implemented yet: refused).
+    #[arg(long, value_name = "CAPS")]
+    pub modcaps: Option<String>,
+
+    /// UID map for a user-namespace sandbox (not implemented yet: refused).
+    #[arg(long, value_name = "MAP")]
+    pub uid_map: Option<String>,
+
+    /// GID map for a user-namespace sandbox (not implemented yet: refused).
+    #[arg(long, value_name = "MAP")]
+    pub gid_map: Option<String>,
+
+    /// UID translation (not implemented yet: refused).
+    #[arg(long, value_name = "MAP")]
+    pub translate_uid: Vec<String>,
+
+    /// GID translation (not implemented yet: refused).
+    #[arg(long, value_name = "MAP")]
+    pub translate_gid: Vec<String>,
+
+    /// Stay in the foreground (always the case; accepted for compatibility).
+    #[arg(short = 'f')]
+    pub foreground: bool,
+
+    /// Debug logging (same as --log-level debug; accepted for compatibility).
+    #[arg(short = 'd')]
+    pub debug: bool,
+
+    /// Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock,
+    /// no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback,
+    /// no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L,
+    /// timeout=SECS, killpriv_v2, no_killpriv_v2.
+    #[arg(short = 'o', value_name = "OPTS")]
+    pub options: Vec<String>,
+}

@@ -1,0 +1,321 @@
+//! The daemon's configuration, checked once from the command line.
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
+use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+
+/// Errors in the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no shared directory: pass --shared-dir DIR (or -o source=DIR)")]
+    NoSharedDir,
+    #[error("shared directory {0:?} is not a directory: check the path passed to --shared-dir")]
+    SharedDirNotADirectory(PathBuf),
+    #[error("cannot use shared directory {path:?}: check that it exists and is readable")]
+    SharedDirUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no socket: pass --socket-path PATH or --fd FD")]
+    NoSocket,
+    #[error("--num-request-queues must be between 1 and {max}, got {got}")]
+    BadQueueCount { got: usize, max: usize },
+    #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
+    BadQueueSize(usize),
+    #[error("--tag {0:?} is too long: at most 36 bytes fit the virtio-fs config space")]
+    TagTooLong(String),
+    #[error("{0} is not supported by vhostfsd yet; remove it from the command line")]
+    NotSupported(&'static str),
+    #[error("unknown -o option {0:?}")]
+    UnknownOption(String),
+    #[error("bad value in -o option {0:?}")]
+    BadOptionValue(String),
+    #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
+    WritebackWithoutCache,
+}
+
+/// Where the vhost-user socket comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// Create and listen on this path.
+    SocketPath(PathBuf),
+    /// An inherited, already listening socket.
+    Fd(RawFd),
+}
+
+/// Sandbox mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    Namespace,
+    Chroot,
+    None,
+}
+
+/// Seccomp action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompAction {
+    None,
+    Kill,
+    Log,
+    Trap,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub socket_group: Option<String>,
+    pub shared_dir: PathBuf,
+    pub tag: Option<String>,
+    pub num_request_queues: usize,
+    pub queue_size: usize,
+    pub thread_pool_size: usize,
+    pub sandbox: SandboxMode,
+    pub seccomp: SeccompAction,
+    pub rlimit_nofile: Option<u64>,
+    pub log_level: log::LevelFilter,
+    pub syslog: bool,
+    pub fs: passthrough::Config,
+}
+
+/// Most request queues we offer.
+pub const MAX_REQUEST_QUEUES: usize = 64;
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(mut args: Args) -> Result<Self, ConfigError> {
+        if args.xattrmap.is_some() {
+            return Err(ConfigError::NotSupported("--xattrmap"));
+        }
+        if args.modcaps.is_some() {
+            return Err(ConfigError::NotSupported("--modcaps"));
+        }
+        if args.uid_map.is_some() || args.gid_map.is_some() {
+            return Err(ConfigError::NotSupported("--uid-map/--gid-map"));
+        }
+        if !args.translate_uid.is_empty() || !args.translate_gid.is_empty() {
+            return Err(ConfigError::NotSupported("--translate-uid/--translate-gid"));
+        }
+        let mut timeout = None;
+        let mut killpriv_v2 = !args.no_killpriv_v2;
+        for opts in std::mem::take(&mut args.options) {
+            for opt in opts.split(',').filter(|o| !o.is_empty()) {
+                let (key, value) = match opt.split_once('=') {
+                    Some((k, v)) => (k, Some(v)),
+                    None => (opt, None),
+                };
+                let bad = || ConfigError::BadOptionValue(opt.to_string());
+                match (key, value) {
+                    ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
+                    ("cache", Some(v)) => {
+                        args.cache = CacheArg::from_str_ci(v).ok_or_else(bad)?;
+                    }
+                    ("xattr", None) => args.xattr = true,
+                    ("no_xattr", None) => args.xattr = false,
+                    ("posix_acl", None) => args.posix_acl = true,
+                    ("no_posix_acl", None) => args.posix_acl = false,
+                    ("readdirplus", None) => args.no_readdirplus = false,
+                    ("no_readdirplus", None) => args.no_readdirplus = true,
+                    ("writeback", None) => args.writeback = true,
+                    ("no_writeback", None) => args.writeback = false,
+                    ("allow_direct_io", None) => args.allow_direct_io = true,
+                    ("no_allow_direct_io", None) => args.allow_direct_io = false,
+                    ("announce_submounts", None) => args.announce_submounts = true,
+                    ("killpriv_v2", None) => killpriv_v2 = true,
+                    ("no_killpriv_v2", None) => killpriv_v2 = false,
+                    // Locks: POSIX and flock locks are answered by the filesystem; these
+                    // legacy switches only chose whether libfuse's virtiofsd offered them.
+                    ("flock" | "no_flock" | "posix_lock" | "no_posix_lock", None) => {}
+                    ("log_level", Some(v)) => {
+                        args.log_level = LogLevelArg::from_str_ci(v).ok_or_else(bad)?;
+                    }
+                    ("timeout", Some(v)) => {
+                        let secs: f64 = v.parse().map_err(|_| bad())?;
+                        if !(0.0..=1e9).contains(&secs) {
+                            return Err(bad());
+                        }
+                        timeout = Some(Duration::from_secs_f64(secs));
+                    }
+                    _ => return Err(ConfigError::UnknownOption(opt.to_string())),
+                }
+            }
+        }
+
+        let listen = match (args.socket_path, args.fd) {
+            (Some(p), None) => Listen::SocketPath(p),
+            (None, Some(fd)) => Listen::Fd(fd),
+            _ => return Err(ConfigError::NoSocket),
+        };
+        let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
+        let meta =
+            std::fs::metadata(&shared_dir).map_err(|source| ConfigError::SharedDirUnusable {
+                path: shared_dir.clone(),
+                source,
+            })?;
+        if !meta.is_dir() {
+            return Err(ConfigError::SharedDirNotADirectory(shared_dir));
+        }
+        let shared_dir =
+            shared_dir
+                .canonicalize()
+                .map_err(|source| ConfigError::SharedDirUnusable {
+                    path: shared_dir.clone(),
+                    source,
+                })?;
+        if !(1..=MAX_REQUEST_QUEUES).contains(&args.num_request_queues) {
+            return Err(ConfigError::BadQueueCount {
+                got: args.num_request_queues,
+                max: MAX_REQUEST_QUEUES,
+            });
+        }
+        if !args.queue_size.is_power_of_two() || !(2..=32768).contains(&args.queue_size) {
+            return Err(ConfigError::BadQueueSize(args.queue_size));
+        }
+        if let Some(tag) = &args.tag
+            && tag.len() > 36
+        {
+            return Err(ConfigError::TagTooLong(tag.clone()));
+        }
+
+        let cache = match args.cache {
+            CacheArg::Never => CachePolicy::Never,
+            CacheArg::Metadata => CachePolicy::Metadata,
+            CacheArg::Auto => CachePolicy::Auto,
+            CacheArg::Always => CachePolicy::Always,
+        };
+        if args.writeback && cache == CachePolicy::Never {
+            return Err(ConfigError::WritebackWithoutCache);
+        }
+        let log_level = if args.debug {
+            log::LevelFilter::Debug
+        } else {
+            match args.log_level {
+                LogLevelArg::Error => log::LevelFilter::Error,
+                LogLevelArg::Warn => log::LevelFilter::Warn,
+                LogLevelArg::Info => log::LevelFilter::Info,
+                LogLevelArg::Debug => log::LevelFilter::Debug,
+                LogLevelArg::Trace => log::LevelFilter::Trace,
+                LogLevelArg::Off => log::LevelFilter::Off,
+            }
+        };
+
+        Ok(Config {
+            listen,
+            socket_group: args.socket_group,
+            shared_dir: shared_dir.clone(),
+            tag: args.tag,
+            num_request_queues: args.num_request_queues,
+            queue_size: args.queue_size,
+            thread_pool_size: args.thread_pool_size,
+            sandbox: match args.sandbox {
+                SandboxArg::Namespace => SandboxMode::Namespace,
+                SandboxArg::Chroot => SandboxMode::Chroot,
+                SandboxArg::None => SandboxMode::None,
+            },
+            seccomp: match args.seccomp {
+                SeccompArg::None => SeccompAction::None,
+                SeccompArg::Kill => SeccompAction::Kill,
+                SeccompArg::Log => SeccompAction::Log,
+                SeccompArg::Trap => SeccompAction::Trap,
+            },
+            rlimit_nofile: args.rlimit_nofile,
+            log_level,
+            syslog: args.syslog,
+            fs: passthrough::Config {
+                root_dir: shared_dir,
+                cache,
+                timeout: timeout.unwrap_or(cache.timeout()),
+                xattr: args.xattr || args.posix_acl,
+                posix_acl: args.posix_acl,
+                readonly: args.readonly,
+                writeback: args.writeback,
+                allow_direct_io: args.allow_direct_io,
+                allow_mmap: args.allow_mmap,
+                announce_submounts: args.announce_submounts,
+                inode_file_handles: match args.inode_file_handles {
+                    InodeFileHandlesArg::Never => InodeFileHandles::Never,
+                    InodeFileHandlesArg::Prefer => InodeFileHandles::Prefer,
+                    InodeFileHandlesArg::Mandatory => InodeFileHandles::Mandatory,
+                },
+                readdirplus: !args.no_readdirplus,
+                killpriv_v2: killpriv_v2 || args.killpriv_v2,
+            },
+        })
+    }
+}
+
+trait FromStrCi: Sized {
+    fn from_str_ci(s: &str) -> Option<Self>;
+}
+
+impl<T: clap::ValueEnum> FromStrCi for T {
+    fn from_str_ci(s: &str) -> Option<Self> {
+        T::from_str(s, true).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir();
+        let mut v = vec!["vhostfsd", "--socket-path", "/tmp/x.sock"];
+        let d = format!("--shared-dir={}", dir.display());
+        v.push(&d);
+        v.extend_from_slice(args);
+        Config::try_from(Args::try_parse_from(v).unwrap())
+    }
+
+    #[test]
+    fn defaults_match_virtiofsd() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.num_request_queues, 1);
+        assert_eq!(c.sandbox, SandboxMode::Namespace);
+        assert_eq!(c.fs.cache, CachePolicy::Auto);
+        assert!(!c.fs.xattr);
+        assert!(c.tag.is_none());
+    }
+
+    #[test]
+    fn legacy_options_are_parsed() {
+        let c = parse(&["-o", "cache=always,xattr,no_readdirplus,timeout=5"]).unwrap();
+        assert_eq!(c.fs.cache, CachePolicy::Always);
+        assert!(c.fs.xattr);
+        assert!(!c.fs.readdirplus);
+        assert_eq!(c.fs.timeout, Duration::from_secs(5));
+        assert!(matches!(
+            parse(&["-o", "bogus"]),
+            Err(ConfigError::UnknownOption(_))
+        ));
+    }
+
+    #[test]
+    fn unimplemented_flags_are_refused_by_name() {
+        let e = parse(&["--xattrmap", ":map::"]).unwrap_err();
+        assert!(e.to_string().contains("--xattrmap"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            parse(&["--num-request-queues", "0"]),
+            Err(ConfigError::BadQueueCount { .. })
+        ));
+        assert!(matches!(
+            parse(&["--tag", &"x".repeat(37)]),
+            Err(ConfigError::TagTooLong(_))
+        ));
+        assert!(matches!(
+            parse(&["--cache", "never", "--writeback"]),
+            Err(ConfigError::WritebackWithoutCache)
+        ));
+    }
+}

@@ -1,0 +1,8 @@
+//! The FUSE protocol: wire format ([`abi`]), the transport traits ([`io`]), the
+//! [`FileSystem`](filesystem::FileSystem) trait, and the [`Server`](server::Server) that
+//! decodes a request, calls the filesystem and encodes the reply.
+
+pub mod abi;
+pub mod filesystem;
+pub mod io;
+pub mod server;

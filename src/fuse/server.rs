@@ -1,0 +1,1 @@
+//! Placeholder: the FUSE server is being written.

@@ -1,0 +1,20 @@
+//! Small documented wrappers around the system calls vhostfsd makes. The rest of the code
+//! calls these, never `libc::` directly, so every `unsafe` about syscalls lives here.
+
+pub mod io;
+
+pub use io::*;
+
+use std::io as stdio;
+
+/// Turns a C-style return value (`-1` and errno on failure) into an `io::Result`.
+///
+/// # Errors
+/// `errno` when `ret` is `-1`.
+pub fn check_retval<T: From<i8> + PartialEq>(ret: T) -> stdio::Result<T> {
+    if ret == T::from(-1i8) {
+        Err(stdio::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}

@@ -1,0 +1,6 @@
+//! The passthrough filesystem: guest inodes and handles map to host file descriptors under
+//! the shared directory.
+
+pub mod config;
+
+pub use config::{CachePolicy, Config, InodeFileHandles};

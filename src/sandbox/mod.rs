@@ -1,0 +1,1 @@
+//! Confines the daemon: namespaces, pivot_root/chroot, rlimits.

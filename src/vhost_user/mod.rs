@@ -1,0 +1,1 @@
+//! The vhost-user virtio-fs device: queues, workers, config space.
