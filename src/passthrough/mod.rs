@@ -2,5 +2,7 @@
 //! the shared directory.
 
 pub mod config;
+pub mod fs;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
+pub use fs::PassthroughFs;
