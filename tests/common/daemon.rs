@@ -1,0 +1,261 @@
+//! Spawns the `vhostfsd` binary for one test.
+
+use std::fs::File;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long the daemon may take to create its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The daemon binary: this crate's, or `$VHOSTFSD_ITEST_BIN` (to check the harness and the
+/// tests' expectations against a reference daemon such as virtiofsd).
+fn binary() -> PathBuf {
+    std::env::var_os("VHOSTFSD_ITEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vhostfsd")))
+}
+
+/// Builds the command line of one daemon.
+pub struct DaemonBuilder {
+    args: Vec<String>,
+}
+
+impl Default for DaemonBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DaemonBuilder {
+    /// A daemon with no sandbox, no seccomp and debug logs.
+    pub fn new() -> Self {
+        Self { args: Vec::new() }
+    }
+
+    /// Adds one command-line argument.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Adds several command-line arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Runs a daemon expected to exit by itself (bad flags) within 5 s, returning its
+    /// status (`None`: still running, killed) and its log.
+    pub fn run_to_exit(self) -> (Option<ExitStatus>, String) {
+        let dir = tempfile::tempdir().expect("create the test directory");
+        let log_path = dir.path().join("daemon.log");
+        let log = File::create(&log_path).expect("create the daemon log");
+        let mut child = Command::new(binary())
+            .arg("--sandbox")
+            .arg("none")
+            .arg("--seccomp")
+            .arg("none")
+            .arg("--socket-path")
+            .arg(dir.path().join("vhost.sock"))
+            .arg("--shared-dir")
+            .arg(dir.path())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup the log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vhostfsd");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait for vhostfsd") {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            sleep(Duration::from_millis(20));
+        };
+        (
+            status,
+            std::fs::read_to_string(&log_path).unwrap_or_default(),
+        )
+    }
+
+    /// Starts the daemon and waits for its socket.
+    pub fn start(self) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-itest")
+            .tempdir()
+            .expect("create the test directory");
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("create the shared directory");
+        let socket = dir.path().join("vhost.sock");
+        let log_path = dir.path().join("daemon.log");
+        let log = File::create(&log_path).expect("create the daemon log");
+        let child = Command::new(binary())
+            .arg("--sandbox")
+            .arg("none")
+            .arg("--seccomp")
+            .arg("none")
+            .arg("--log-level")
+            .arg("debug")
+            .arg("--socket-path")
+            .arg(&socket)
+            .arg("--shared-dir")
+            .arg(&shared)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup the log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vhostfsd");
+        let mut daemon = Daemon {
+            child,
+            exited: None,
+            socket,
+            shared,
+            log_path,
+            dir,
+        };
+        daemon.wait_for_socket();
+        daemon
+    }
+}
+
+/// A running daemon; killed (by pid) when dropped.
+pub struct Daemon {
+    child: Child,
+    exited: Option<ExitStatus>,
+    socket: PathBuf,
+    shared: PathBuf,
+    log_path: PathBuf,
+    // Removed last (fields drop in order), after the child is gone.
+    dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon with the default flags plus `args`.
+    pub fn start(args: &[&str]) -> Self {
+        DaemonBuilder::new().args(args).start()
+    }
+
+    /// The vhost-user socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The shared directory on the host.
+    pub fn shared(&self) -> &Path {
+        &self.shared
+    }
+
+    /// A path inside the shared directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.shared.join(rel)
+    }
+
+    /// A scratch directory outside the shared directory (same filesystem).
+    pub fn outside(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait().expect("wait for vhostfsd") {
+            Some(status) => {
+                self.exited = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill() with the pid of our own child, which we have not reaped yet (so
+        // the pid cannot have been reused), has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits up to `timeout` for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return self.exited;
+            }
+            sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn wait_for_socket(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(meta) = std::fs::metadata(&self.socket) {
+                if meta.file_type().is_socket() {
+                    return;
+                }
+            }
+            if !self.is_running() {
+                panic!(
+                    "vhostfsd exited ({:?}) before creating its socket; its log:\n{}",
+                    self.exited,
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "vhostfsd did not create {} within {START_TIMEOUT:?}; its log:\n{}",
+                    self.socket.display(),
+                    self.log()
+                );
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            // Child::kill sends SIGKILL to this child's pid only.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- vhostfsd log ({}) ----\n{}---- end of vhostfsd log ----",
+                self.log_path.display(),
+                self.log()
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The VMM side of vhost-user: negotiation and queue setup through the vhost crate's
+//! `Frontend`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
+use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
+use vhost::{VhostBackend, VringConfigData};
+
+use super::guest_memory::GuestMemory;
+use super::virtqueue::{QUEUE_AREA, Virtqueue};
+
+/// `VIRTIO_RING_F_INDIRECT_DESC`.
+pub const F_INDIRECT_DESC: u64 = 1 << 28;
+/// `VIRTIO_RING_F_EVENT_IDX`.
+pub const F_EVENT_IDX: u64 = 1 << 29;
+/// `VHOST_USER_F_PROTOCOL_FEATURES`.
+pub const F_PROTOCOL_FEATURES: u64 = 1 << 30;
+/// `VIRTIO_F_VERSION_1`.
+pub const F_VERSION_1: u64 = 1 << 32;
+
+/// Size of the virtio-fs config space: tag[36] + le32 num_request_queues.
+pub const CONFIG_SIZE: u32 = 40;
+
+/// Connects a bare frontend (no message sent yet).
+pub fn connect_raw(socket: &Path, max_queues: u64) -> Frontend {
+    Frontend::connect(socket, max_queues).expect("connect to the vhost-user socket")
+}
+
+/// What the daemon offered and what we acked.
+#[derive(Debug, Clone, Copy)]
+pub struct Negotiated {
+    pub offered: u64,
+    pub acked: u64,
+    pub protocol_offered: VhostUserProtocolFeatures,
+    pub protocol_acked: VhostUserProtocolFeatures,
+}
+
+/// A connected, fully set up virtio-fs device: queue 0 is the high-priority queue,
+/// queues 1.. are request queues.
+pub struct Device {
+    pub fe: Frontend,
+    pub mem: Arc<GuestMemory>,
+    pub queues: Vec<Virtqueue>,
+    pub negotiated: Negotiated,
+}
+
+impl Device {
+    /// Connects and sets up `1 + request_queues` queues, acking VERSION_1, EVENT_IDX and
+    /// INDIRECT_DESC when offered.
+    pub fn connect(socket: &Path, request_queues: usize) -> Self {
+        Self::connect_with(
+            socket,
+            request_queues,
+            F_VERSION_1 | F_EVENT_IDX | F_INDIRECT_DESC,
+        )
+    }
+
+    /// Like [`Self::connect`], acking only `wanted` (plus PROTOCOL_FEATURES) of the
+    /// offered virtio features.
+    pub fn connect_with(socket: &Path, request_queues: usize, wanted: u64) -> Self {
+        let nqueues = 1 + request_queues;
+        let mut fe = connect_raw(socket, nqueues as u64);
+        fe.set_owner().expect("SET_OWNER");
+        let offered = fe.get_features().expect("GET_FEATURES");
+        let mut protocol_offered = VhostUserProtocolFeatures::empty();
+        let mut protocol_acked = VhostUserProtocolFeatures::empty();
+        if offered & F_PROTOCOL_FEATURES != 0 {
+            protocol_offered = fe.get_protocol_features().expect("GET_PROTOCOL_FEATURES");
+            protocol_acked = protocol_offered
+                & (VhostUserProtocolFeatures::MQ
+                    | VhostUserProtocolFeatures::REPLY_ACK
+                    | VhostUserProtocolFeatures::CONFIG);
+            fe.set_protocol_features(protocol_acked)
+                .expect("SET_PROTOCOL_FEATURES");
+            if protocol_acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {
+                // Every message waits for the daemon's ack: setup is synchronous and any
+                // refusal fails here, at the message that caused it.
+                fe.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+            }
+            if protocol_acked.contains(VhostUserProtocolFeatures::MQ) {
+                let max = fe.get_queue_num().expect("GET_QUEUE_NUM");
+                assert!(
+                    max >= nqueues as u64,
+                    "the daemon offers {max} queues, the test wants {nqueues}"
+                );
+            }
+        }
+        let acked = offered & (wanted | F_PROTOCOL_FEATURES);
+        fe.set_features(acked).expect("SET_FEATURES");
+
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
+        fe.set_mem_table(&mem.regions()).expect("SET_MEM_TABLE");
+        let mut queues = Vec::new();
+        for i in 0..nqueues {
+            let q = Virtqueue::new(mem.clone(), i);
+            setup_vring(&mut fe, &mem, &q, acked & F_PROTOCOL_FEATURES != 0);
+            queues.push(q);
+        }
+        // A round trip: every message above has been handled once this one is answered.
+        fe.get_features().expect("GET_FEATURES after setup");
+        Self {
+            fe,
+            mem,
+            queues,
+            negotiated: Negotiated {
+                offered,
+                acked,
+                protocol_offered,
+                protocol_acked,
+            },
+        }
+    }
+
+    /// Reads the whole virtio-fs config space: (tag, num_request_queues).
+    pub fn config(&mut self) -> (String, u32) {
+        let (_, buf) = self
+            .fe
+            .get_config(
+                0,
+                CONFIG_SIZE,
+                VhostUserConfigFlags::empty(),
+                &[0; CONFIG_SIZE as usize],
+            )
+            .expect("GET_CONFIG");
+        parse_config(&buf)
+    }
+}
+
+/// Splits a virtio-fs config space into the tag (up to its first NUL) and the number of
+/// request queues.
+pub fn parse_config(buf: &[u8]) -> (String, u32) {
+    assert_eq!(buf.len(), CONFIG_SIZE as usize, "config space size");
+    let tag = &buf[..36];
+    let end = tag.iter().position(|&b| b == 0).unwrap_or(36);
+    let n = u32::from_le_bytes(buf[36..40].try_into().unwrap());
+    (String::from_utf8_lossy(&tag[..end]).into_owned(), n)
+}
+
+/// Sends SET_VRING_NUM/ADDR/BASE/CALL/KICK for `q`, then SET_VRING_ENABLE when
+/// PROTOCOL_FEATURES was acked (`enable`; without it the ring starts on its kick).
+pub fn setup_vring(fe: &mut Frontend, mem: &GuestMemory, q: &Virtqueue, enable: bool) {
+    let i = q.index();
+    let (desc, avail, used) = q.ring_addrs();
+    fe.set_vring_num(i, q.size()).expect("SET_VRING_NUM");
+    let cfg = VringConfigData {
+        queue_max_size: q.size(),
+        queue_size: q.size(),
+        flags: 0,
+        desc_table_addr: mem.host_addr(desc),
+        used_ring_addr: mem.host_addr(used),
+        avail_ring_addr: mem.host_addr(avail),
+        log_addr: None,
+    };
+    fe.set_vring_addr(i, &cfg).expect("SET_VRING_ADDR");
+    fe.set_vring_base(i, 0).expect("SET_VRING_BASE");
+    fe.set_vring_call(i, q.call_fd()).expect("SET_VRING_CALL");
+    fe.set_vring_kick(i, q.kick_fd()).expect("SET_VRING_KICK");
+    if enable {
+        fe.set_vring_enable(i, true).expect("SET_VRING_ENABLE");
+    }
+}

@@ -1,0 +1,64 @@
+//! Test harness: plays the VMM against the real `vhostfsd` binary.
+//!
+//! - [`daemon`]: spawns the binary on a fresh socket and shared directory, kills it on drop
+//!   and prints its log when the test failed.
+//! - [`guest_memory`]: memfd-backed guest memory the daemon maps with SET_MEM_TABLE.
+//! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
+//! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
+//!   `Frontend`.
+//! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
+//!
+//! Every test starts its own daemon in its own temporary directory: nothing is shared.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code)]
+
+pub mod daemon;
+pub mod frontend;
+pub mod fuse;
+pub mod guest_memory;
+pub mod virtqueue;
+
+/// Whether the tests run as root: they need it to create files as other users, chown and
+/// mknod, as the daemon does for its guests.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns early from a test (which then passes) when not running as root, saying so.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::is_root() {
+            eprintln!(
+                "SKIPPED: this vhostfsd integration test needs root (it creates files as \
+                 other users, chowns and runs mknod); run `cargo test` as root"
+            );
+            return;
+        }
+    };
+}
+
+/// Starts a daemon with `args` and a FUSE session on it (one request queue, INIT done).
+pub fn start(args: &[&str]) -> (daemon::Daemon, fuse::Fuse) {
+    let d = daemon::Daemon::start(args);
+    let f = fuse::Fuse::start(&d);
+    (d, f)
+}
+
+/// Asserts the daemon still answers a GETATTR of the root on every request queue.
+pub fn assert_alive(f: &mut fuse::Fuse) {
+    for i in 1..f.chans.len() {
+        let a = f
+            .on(i)
+            .getattr(fuse::ROOT)
+            .unwrap_or_else(|e| panic!("GETATTR of the root on queue {i} failed: errno {e}"));
+        assert_eq!(a.mode & libc::S_IFMT, libc::S_IFDIR, "root is a directory");
+    }
+}
+
+/// `lstat` of a host path.
+pub fn lstat(p: &std::path::Path) -> std::fs::Metadata {
+    std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
+}
