@@ -103,6 +103,9 @@ pub struct Channel {
     pub indirect: bool,
     /// Negotiated SETXATTR_EXT (setxattr_in is 16 bytes, not 8).
     pub setxattr_ext: bool,
+    /// Negotiated DONT_MASK: the daemon applies the umask; otherwise the client (like the
+    /// kernel) masks the mode itself before sending it.
+    pub dont_mask: bool,
 }
 
 impl Channel {
@@ -116,6 +119,7 @@ impl Channel {
             pid: std::process::id(),
             indirect: false,
             setxattr_ext: false,
+            dont_mask: false,
         }
     }
 
@@ -327,6 +331,7 @@ impl Channel {
         mode: u32,
         umask: u32,
     ) -> FResult<abi::EntryOut> {
+        let mode = if self.dont_mask { mode } else { mode & !umask };
         let arg = abi::MkdirIn { mode, umask };
         let b = self.call_ok(opcode::MKDIR, parent, &[arg.as_slice(), &cstr(name)], 128)?;
         Ok(parse(&b))
@@ -760,8 +765,10 @@ impl Fuse {
             .expect("FUSE_INIT");
         let negotiated = u64::from(f.init.flags) | (u64::from(f.init.flags2) << 32);
         let ext = negotiated & abi::init_flags::SETXATTR_EXT != 0;
+        let dont_mask = negotiated & abi::init_flags::DONT_MASK != 0;
         for c in f.chans.iter_mut().flatten() {
             c.setxattr_ext = ext;
+            c.dont_mask = dont_mask;
         }
         f
     }

@@ -151,11 +151,16 @@ impl Virtqueue {
         self.pending.len()
     }
 
-    /// Allocates `len` bytes of buffer space, 16-byte aligned.
-    pub fn alloc(&mut self, len: u64) -> u64 {
+    /// Frees all buffer space when no chain is in flight; called before building a chain.
+    pub fn reset_arena(&mut self) {
         if self.pending.is_empty() {
             self.arena_next = self.arena_start;
         }
+    }
+
+    /// Allocates `len` bytes of buffer space, 16-byte aligned (freed by
+    /// [`Self::reset_arena`] once nothing is in flight).
+    pub fn alloc(&mut self, len: u64) -> u64 {
         let addr = self.arena_next.next_multiple_of(16);
         assert!(
             addr + len <= self.arena_end,
@@ -215,6 +220,7 @@ impl Virtqueue {
     /// Buffers for a chain: copies each readable buffer into the arena and reserves each
     /// writable one.
     fn buffers(&mut self, readable: &[&[u8]], writable: &[u32]) -> Vec<(RawDesc, bool)> {
+        self.reset_arena();
         let mut bufs = Vec::new();
         for r in readable {
             let addr = self.alloc(r.len() as u64);
