@@ -271,7 +271,11 @@ impl Virtqueue {
                 d.flags |= F_NEXT;
                 d.next = ids[n + 1];
             }
-            if d.flags & F_WRITE != 0 && d.addr + u64::from(d.len) <= self.mem.size() {
+            if d.flags & F_WRITE != 0
+                && d.addr
+                    .checked_add(u64::from(d.len))
+                    .is_some_and(|end| end <= self.mem.size())
+            {
                 writable.push((d.addr, d.len));
             }
             self.write_desc(ids[n], d);
