@@ -1,9 +1,10 @@
 //! `--sandbox namespace`: new mount, pid and network namespaces; the shared directory is
 //! bind-mounted onto itself and becomes the root with pivot_root; the old root is detached.
 //!
-//! The calling process unshares the pid namespace and forks; the child unshares the mount
-//! and network namespaces. The calling process forks: the child (pid 1 of the new pid namespace) serves; the parent
-//! stays outside, forwards SIGTERM/SIGINT/SIGHUP to the child and reports its exit code.
+//! The calling process unshares the pid namespace and forks. The child (pid 1 of the new
+//! pid namespace) unshares the mount and network namespaces, sets up its root and serves;
+//! the parent stays in the host's namespaces, forwards SIGTERM/SIGINT/SIGHUP to the child
+//! and reports its exit code.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
