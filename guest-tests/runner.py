@@ -75,7 +75,7 @@ def find_qemus() -> dict[str, Qemu]:
             "7.2",
             q72,
             ["-L", str(CACHE / "qemu-7.2/usr/share/qemu"), "-L", "/usr/share/seabios"],
-            {},
+            {"QEMU_MODULE_DIR": str(CACHE / "qemu-7.2/usr/lib/x86_64-linux-gnu/qemu")},
         )
     return qemus
 
@@ -88,6 +88,11 @@ def accel(qemu: Qemu) -> str:
     global _ACCEL
     if os.environ.get("ACCEL"):
         return os.environ["ACCEL"]
+    # The probe result is cached per host kernel (a fresh CI machine has a fresh .cache).
+    probe_cache = CACHE / f"accel-probe-{os.uname().release}"
+    if _ACCEL is None and probe_cache.exists():
+        _ACCEL = probe_cache.read_text().strip()
+        log(f"accelerator: {_ACCEL} (cached probe {probe_cache.name}; set ACCEL=tcg|kvm to force)")
     if _ACCEL is None:
         _ACCEL = "tcg"
         if os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -108,6 +113,7 @@ def accel(qemu: Qemu) -> str:
                     p.wait()
                 if console.exists() and "VHOSTFSD-GUEST-RESULT: PASS probe" in console.read_text(errors="replace"):
                     _ACCEL = "kvm"
+        probe_cache.write_text(_ACCEL + "\n")
         log(f"accelerator: {_ACCEL} (set ACCEL=tcg|kvm to force)")
     return _ACCEL
 
