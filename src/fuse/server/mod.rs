@@ -1,9 +1,9 @@
 //! The FUSE server: decodes one request, calls the filesystem, encodes the reply.
 //!
-//! - [`decode`]: header/extension checks and each opcode's arguments (pure, over bytes);
-//! - [`init`]: INIT version check and flag negotiation;
-//! - [`reply`]: the reply header, the one errno mapping, wire conversions, READDIR packing;
-//! - [`limit`]: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
+//! - `decode`: header/extension checks and each opcode's arguments (pure, over bytes);
+//! - `init`: INIT version check and flag negotiation;
+//! - `reply`: the reply header, the one errno mapping, wire conversions, READDIR packing;
+//! - `limit`: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
 //! - this file: the session state and the dispatch of each operation to the [`FileSystem`].
 
 mod decode;
