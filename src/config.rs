@@ -83,7 +83,8 @@ pub struct Config {
 }
 
 /// Most request queues we offer.
-pub const MAX_REQUEST_QUEUES: usize = 64;
+/// (Each queue gets a worker thread, selected by one bit of a u64: 64 queues in all.)
+pub const MAX_REQUEST_QUEUES: usize = 63;
 
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
