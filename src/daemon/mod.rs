@@ -1,0 +1,251 @@
+//! Starts the daemon from a checked configuration and serves one vhost-user frontend after
+//! another until SIGTERM or SIGINT.
+//!
+//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
+//! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
+//! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
+//! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
+//! goes away, the requests in flight finish, the filesystem state is dropped, and the next
+//! frontend is awaited.
+
+mod limits;
+mod listener;
+mod logger;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use vhost::vhost_user::{Error as VhostError, Listener};
+use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
+
+use crate::config::{Config, SeccompAction};
+use crate::fuse::server::Server;
+use crate::oslib;
+use crate::passthrough::PassthroughFs;
+use crate::sandbox::{self, SandboxError};
+use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
+    SeccompNotImplemented(&'static str),
+    #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
+    Signals(#[source] io::Error),
+    #[error(
+        "cannot listen on {path:?}: check that its directory exists and is writable, and \
+         that no other daemon serves this socket"
+    )]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: VhostError,
+    },
+    #[error(
+        "--fd {fd} is not a listening socket: the parent process must pass an open, \
+         listening unix socket"
+    )]
+    InheritedFd {
+        fd: RawFd,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot find group {group:?} for --socket-group: check /etc/group (or NSS)")]
+    SocketGroup {
+        group: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot give socket {path:?} to group {group:?}: the daemon must be root or a \
+         member of that group"
+    )]
+    SocketChown {
+        path: PathBuf,
+        group: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot raise the open-file limit (RLIMIT_NOFILE): lower --rlimit-nofile or grant \
+         CAP_SYS_RESOURCE"
+    )]
+    Rlimit(#[source] io::Error),
+    #[error("cannot open /proc/self/fd: check that /proc is mounted")]
+    ProcSelfFd(#[source] io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot open the shared directory {path:?}: check that it exists and is readable")]
+    Filesystem {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Device(#[from] VhostUserError),
+    #[error("the vhost-user daemon failed: {0}")]
+    VhostUser(String),
+    #[error("waiting for a vhost-user frontend failed")]
+    Wait(#[source] io::Error),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (then `Ok`) or a fatal error.
+///
+/// # Errors
+/// Anything that stops the daemon, with what the operator should check.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    if cfg.print_capabilities {
+        print!("{}", capabilities::json());
+        return Ok(());
+    }
+    logger::init(cfg.log_level, cfg.syslog);
+    match cfg.seccomp {
+        SeccompAction::None => {}
+        SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
+        SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
+        SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
+    }
+    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
+        .map_err(DaemonError::Signals)?;
+    let listener = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
+    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
+    log::debug!("open-file limit: {nofile}");
+    let proc_self_fd = oslib::proc::open_proc_self_fd().map_err(DaemonError::ProcSelfFd)?;
+    let proc_self_fd = sandbox::enter(&cfg)?.unwrap_or(proc_self_fd);
+    let fs = PassthroughFs::new(cfg.fs.clone(), proc_self_fd).map_err(|source| {
+        DaemonError::Filesystem {
+            path: cfg.fs.root_dir.clone(),
+            source,
+        }
+    })?;
+    let server = Arc::new(Server::new(Arc::new(fs)));
+    let device = DeviceConfig {
+        num_request_queues: cfg.num_request_queues,
+        queue_size: cfg.queue_size,
+        tag: cfg.tag.clone(),
+        thread_pool_size: cfg.thread_pool_size,
+    };
+    let result = serve(listener, server, &device, signals);
+    log::info!("exiting");
+    result
+}
+
+/// What the signal thread shares with the serving loop.
+struct Shutdown {
+    requested: AtomicBool,
+    /// The connection being served, to cut it on a signal.
+    connection: Mutex<Option<ShutdownHandle>>,
+    /// Wakes the loop waiting for the next frontend.
+    wake: EventFd,
+    listener_fd: RawFd,
+}
+
+impl Shutdown {
+    fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+        if let Some(conn) = self.connection().as_ref() {
+            conn.shutdown();
+        }
+        let _ = self.wake.write(1);
+        // Unblocks an accept() on a connection that vanished between poll and accept.
+        let _ = oslib::socket::shutdown(self.listener_fd);
+    }
+
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Option<ShutdownHandle>> {
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn serve(
+    mut listener: Listener,
+    server: Arc<Server<PassthroughFs>>,
+    device: &DeviceConfig,
+    mut signals: File,
+) -> Result<(), DaemonError> {
+    let shutdown = Arc::new(Shutdown {
+        requested: AtomicBool::new(false),
+        connection: Mutex::new(None),
+        wake: EventFd::new(EFD_NONBLOCK | EFD_CLOEXEC).map_err(DaemonError::Signals)?,
+        listener_fd: listener.as_raw_fd(),
+    });
+    let signal_shutdown = shutdown.clone();
+    thread::Builder::new()
+        .name("vhostfsd-signals".into())
+        .spawn(move || {
+            match oslib::signal::read_signal(&mut signals) {
+                Ok(sig) => log::info!("got signal {sig}, shutting down"),
+                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
+            }
+            signal_shutdown.request();
+        })
+        .map_err(DaemonError::Signals)?;
+
+    loop {
+        log::info!("waiting for a vhost-user frontend to connect");
+        oslib::socket::poll_readable(&[listener.as_raw_fd(), shutdown.wake.as_raw_fd()])
+            .map_err(DaemonError::Wait)?;
+        if shutdown.requested() {
+            return Ok(());
+        }
+        serve_one(&mut listener, &server, device, &shutdown)?;
+        if shutdown.requested() {
+            return Ok(());
+        }
+    }
+}
+
+/// Serves one frontend, from accept to disconnect, then drops the filesystem state.
+fn serve_one(
+    listener: &mut Listener,
+    server: &Arc<Server<PassthroughFs>>,
+    device: &DeviceConfig,
+    shutdown: &Shutdown,
+) -> Result<(), DaemonError> {
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let backend = Arc::new(VhostUserFsBackend::new(
+        server.clone(),
+        device,
+        mem.clone(),
+    )?);
+    let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
+        .map_err(|e| DaemonError::VhostUser(e.to_string()))?;
+    let started = daemon.start(listener);
+    let result = match started {
+        Err(_) if shutdown.requested() => Ok(()),
+        Err(e) => Err(DaemonError::VhostUser(e.to_string())),
+        Ok(()) => {
+            *shutdown.connection() = daemon.shutdown_handle();
+            if shutdown.requested() {
+                daemon.request_shutdown();
+            }
+            log::info!("frontend connected");
+            let ended = daemon.wait();
+            shutdown.connection().take();
+            match ended {
+                Ok(())
+                | Err(BackendError::HandleRequest(
+                    VhostError::Disconnected | VhostError::PartialMessage,
+                )) => log::info!("frontend disconnected"),
+                Err(e) if shutdown.requested() => log::debug!("connection closed: {e}"),
+                Err(e) => log::warn!("frontend connection ended: {e}"),
+            }
+            Ok(())
+        }
+    };
+    for handler in daemon.get_epoll_handlers() {
+        handler.send_exit_event();
+    }
+    backend.shutdown();
+    result
+}
