@@ -249,3 +249,64 @@ fn serve_one(
     backend.shutdown();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::oslib::process;
+
+    /// The `vhostfsd` binary next to this test executable (`target/debug/`), if built.
+    fn binary() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let bin = exe.parent()?.parent()?.join("vhostfsd");
+        bin.exists().then_some(bin)
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[test]
+    fn listens_serves_reconnects_and_exits_on_sigterm() {
+        let Some(bin) = binary() else {
+            eprintln!("skipped: the vhostfsd binary is not built (run `cargo build` first)");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("vfs.sock");
+        std::fs::write(&sock, b"stale").unwrap();
+        let mut child = Command::new(bin)
+            .args(["--sandbox", "none", "--log-level", "error", "--socket-path"])
+            .arg(&sock)
+            .arg("--shared-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let connected = wait_for(|| UnixStream::connect(&sock).is_ok());
+        if !connected {
+            let _ = child.kill();
+        }
+        assert!(connected, "vhostfsd did not listen on {sock:?}");
+        // Two more frontends that connect and go away: the daemon keeps serving.
+        for _ in 0..2 {
+            drop(UnixStream::connect(&sock).unwrap());
+        }
+        assert!(wait_for(|| UnixStream::connect(&sock).is_ok()));
+        process::kill(child.id(), libc::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        assert!(!sock.exists(), "the socket file was not removed");
+    }
+}

@@ -93,3 +93,13 @@ pub fn chown_group(path: &Path, gid: u32) -> io::Result<()> {
     check_retval(unsafe { libc::chown(cpath.as_ptr(), u32::MAX, gid) })?;
     Ok(())
 }
+
+/// `kill(pid, sig)`: sends signal `sig` to process `pid`.
+///
+/// # Errors
+/// The errno of `kill` (ESRCH: no such process).
+pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check_retval(unsafe { libc::kill(pid as libc::pid_t, sig) })?;
+    Ok(())
+}
