@@ -277,6 +277,28 @@ mod tests {
         false
     }
 
+    /// The first steps of a VMM: owner, features, protocol features, queue count.
+    fn negotiate(sock: &std::path::Path) {
+        use vhost::VhostBackend;
+        use vhost::vhost_user::message::VhostUserProtocolFeatures as P;
+        use vhost::vhost_user::{Frontend, VhostUserFrontend};
+
+        let mut f = Frontend::connect(sock, 3).unwrap();
+        f.set_owner().unwrap();
+        let features = f.get_features().unwrap();
+        assert_ne!(features & (1 << 32), 0, "VIRTIO_F_VERSION_1");
+        f.set_features(features).unwrap();
+        let pf = f.get_protocol_features().unwrap();
+        assert!(pf.contains(P::MQ | P::REPLY_ACK | P::BACKEND_REQ | P::CONFIGURE_MEM_SLOTS));
+        assert!(!pf.contains(P::CONFIG), "CONFIG offered without --tag");
+        f.set_protocol_features(pf & !P::BACKEND_REQ).unwrap();
+        assert_eq!(
+            f.get_queue_num().unwrap(),
+            3,
+            "high-priority + 2 request queues"
+        );
+    }
+
     #[test]
     fn listens_serves_reconnects_and_exits_on_sigterm() {
         let Some(bin) = binary() else {
@@ -287,7 +309,15 @@ mod tests {
         let sock = dir.path().join("vfs.sock");
         std::fs::write(&sock, b"stale").unwrap();
         let mut child = Command::new(bin)
-            .args(["--sandbox", "none", "--log-level", "error", "--socket-path"])
+            .args([
+                "--sandbox",
+                "none",
+                "--log-level",
+                "error",
+                "--num-request-queues",
+                "2",
+            ])
+            .arg("--socket-path")
             .arg(&sock)
             .arg("--shared-dir")
             .arg(dir.path())
@@ -299,8 +329,10 @@ mod tests {
             let _ = child.kill();
         }
         assert!(connected, "vhostfsd did not listen on {sock:?}");
-        // Two more frontends that connect and go away: the daemon keeps serving.
+        // Frontends that negotiate, or just connect, and go away: the daemon serves the
+        // next one each time.
         for _ in 0..2 {
+            negotiate(&sock);
             drop(UnixStream::connect(&sock).unwrap());
         }
         assert!(wait_for(|| UnixStream::connect(&sock).is_ok()));
