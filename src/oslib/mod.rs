@@ -3,6 +3,11 @@
 
 pub mod io;
 pub mod namespace;
+pub mod proc;
+pub mod process;
+pub mod signal;
+pub mod socket;
+pub mod syslog;
 
 pub use io::*;
 

@@ -13,10 +13,10 @@ use std::ffi::{CString, NulError};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, SandboxMode};
+use crate::oslib;
 
 /// Errors setting up the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +85,7 @@ pub fn enter(cfg: &Config) -> Result<Outcome, SandboxError> {
 
 /// Opens `/proc/self/fd` as an O_PATH directory handle.
 fn open_proc_self_fd() -> Result<File, SandboxError> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open("/proc/self/fd")
-        .map_err(SandboxError::OpenProcSelfFd)
+    oslib::proc::open_proc_self_fd().map_err(SandboxError::OpenProcSelfFd)
 }
 
 fn cstring(path: &Path) -> Result<CString, SandboxError> {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::{Outcome, SandboxError, cstring, open_proc_self_fd};
 use crate::oslib::namespace as ns;
+use crate::oslib::signal;
 
 static CHILD_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -40,11 +41,14 @@ pub(super) fn enter(shared_dir: &Path) -> Result<Outcome, SandboxError> {
 
 fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
     CHILD_PID.store(pid, Ordering::SeqCst);
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+    let forwarded = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+    for sig in forwarded {
         // SAFETY: `forward_signal` only loads an atomic and calls kill(2), both
         // async-signal-safe.
         unsafe { ns::set_signal_handler(sig, forward_signal) }.map_err(SandboxError::Wait)?;
     }
+    // The daemon may have blocked them for its signalfd; here a handler forwards them.
+    signal::unblock(&forwarded).map_err(SandboxError::Wait)?;
     let status = ns::waitpid(pid).map_err(SandboxError::Wait)?;
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
