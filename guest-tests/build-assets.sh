@@ -48,13 +48,17 @@ fi
 log "kernel: $(cat "$CACHE/kernel.version") ok"
 
 # --- QEMU 7.2 (bookworm), next to the system QEMU 10.0 ---------------------------------------
-if [ ! -x "$CACHE/qemu-7.2/usr/bin/qemu-system-x86_64" ]; then
-    ver=$(apt-cache madison qemu-system-x86 | awk -F'|' '$2 ~ /1:7\.2/ {gsub(/ /,"",$2); print $2}' | sort -V | tail -n1)
-    dver=$(apt-cache madison qemu-system-data | awk -F'|' '$2 ~ /1:7\.2/ {gsub(/ /,"",$2); print $2}' | sort -V | tail -n1)
-    [ -n "$ver" ] && [ -n "$dver" ] || { log "QEMU 7.2 not found in apt sources"; exit 1; }
-    log "qemu 7.2: qemu-system-x86=$ver qemu-system-data=$dver"
+# The binary runs with the system's shared libraries (all from bookworm), its own data dir
+# (-L .cache/qemu-7.2/usr/share/qemu -L /usr/share/seabios) and its own modules (accel-tcg is
+# a module in Debian's build: QEMU_MODULE_DIR=.cache/qemu-7.2/usr/lib/x86_64-linux-gnu/qemu).
+v72() { apt-cache madison "$1" | awk -F'|' '$2 ~ /1:7\.2/ {gsub(/ /,"",$2); print $2}' | sort -V | tail -n1; }
+if [ ! -x "$CACHE/qemu-7.2/usr/bin/qemu-system-x86_64" ] ||
+   [ ! -e "$CACHE/qemu-7.2/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so" ]; then
+    ver=$(v72 qemu-system-x86); dver=$(v72 qemu-system-data); cver=$(v72 qemu-system-common)
+    [ -n "$ver" ] && [ -n "$dver" ] && [ -n "$cver" ] || { log "QEMU 7.2 not found in apt sources"; exit 1; }
+    log "qemu 7.2: qemu-system-x86=$ver qemu-system-data=$dver qemu-system-common=$cver"
     rm -rf "$CACHE/qemu-7.2" "$CACHE/qemu-dl"
-    download "$CACHE/qemu-dl" "qemu-system-x86=$ver" "qemu-system-data=$dver"
+    download "$CACHE/qemu-dl" "qemu-system-x86=$ver" "qemu-system-data=$dver" "qemu-system-common=$cver"
     mkdir -p "$CACHE/qemu-7.2.tmp"
     for d in "$CACHE"/qemu-dl/*.deb; do dpkg-deb -x "$d" "$CACHE/qemu-7.2.tmp"; done
     mv "$CACHE/qemu-7.2.tmp" "$CACHE/qemu-7.2"

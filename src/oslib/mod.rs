@@ -2,6 +2,12 @@
 //! calls these, never `libc::` directly, so every `unsafe` about syscalls lives here.
 
 pub mod io;
+pub mod namespace;
+pub mod proc;
+pub mod process;
+pub mod signal;
+pub mod socket;
+pub mod syslog;
 
 pub use io::*;
 
