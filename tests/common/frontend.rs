@@ -1,8 +1,10 @@
 //! The VMM side of vhost-user: negotiation and queue setup through the vhost crate's
 //! `Frontend`.
 
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
 use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
@@ -23,9 +25,16 @@ pub const F_VERSION_1: u64 = 1 << 32;
 /// Size of the virtio-fs config space: tag[36] + le32 num_request_queues.
 pub const CONFIG_SIZE: u32 = 40;
 
-/// Connects a bare frontend (no message sent yet).
+/// How long a vhost-user message may wait for the daemon's answer.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects a bare frontend (no message sent yet). Replies that do not come within
+/// [`MESSAGE_TIMEOUT`] fail the call instead of hanging the test.
 pub fn connect_raw(socket: &Path, max_queues: u64) -> Frontend {
-    Frontend::connect(socket, max_queues).expect("connect to the vhost-user socket")
+    let sock = UnixStream::connect(socket).expect("connect to the vhost-user socket");
+    sock.set_read_timeout(Some(MESSAGE_TIMEOUT))
+        .expect("set the socket read timeout");
+    Frontend::from_stream(sock, max_queues)
 }
 
 /// What the daemon offered and what we acked.
