@@ -231,7 +231,9 @@ impl Channel {
             flags2: (flags >> 32) as u32,
             unused: [0; 11],
         };
-        let b = self.call_ok(opcode::INIT, 0, &[arg.as_slice()], 64)?;
+        let mut b = self.call_ok(opcode::INIT, 0, &[arg.as_slice()], 64)?;
+        // Replies to older or newer majors may be shorter than fuse_init_out.
+        b.resize(b.len().max(size_of::<abi::InitOut>()), 0);
         Ok(parse(&b))
     }
 
@@ -693,8 +695,21 @@ impl Channel {
             .map(drop)
     }
 
+    /// DESTROY; a chain returned without a reply (used length 0) counts as success, as
+    /// for the kernel, which then reads a zeroed header.
     pub fn destroy(&mut self) -> FResult<()> {
-        self.call_ok(opcode::DESTROY, 0, &[], 0).map(drop)
+        let hdr = self.header(opcode::DESTROY, 0, 0);
+        let head = self.submit_raw(&[hdr.as_slice()], &[16]);
+        let c = self.q.wait(head);
+        if c.len == 0 {
+            return Ok(());
+        }
+        let r = self.decode(hdr.unique, c);
+        if r.hdr.error != 0 {
+            Err(-r.hdr.error)
+        } else {
+            Ok(())
+        }
     }
 }
 
