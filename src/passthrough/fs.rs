@@ -1,15 +1,44 @@
-//! Placeholder for the passthrough filesystem (being written).
+//! The passthrough filesystem: its state, the helpers every operation shares, and the
+//! [`FileSystem`] impl, which hands each request to the `ops_*` module of its concern.
+//!
+//! Security model (the guest is untrusted): every host operation is relative to an O_PATH
+//! fd of an inode the guest already holds, with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`; names
+//! containing '/' are refused; ".." of the root is the root; an inode is only ever reopened
+//! through `/proc/self/fd/N` (which reaches exactly the inode, never a path) and never when
+//! it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
 
-use std::fs::File;
+use std::ffi::{CStr, CString};
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use super::Config;
-use crate::fuse::filesystem::FileSystem;
+use super::handle_table::HandleTable;
+use super::inode_store::{InodeData, InodeKey, InodeStore};
+use super::{CachePolicy, Config};
+use crate::fuse::abi::{self, init_flags, open_out_flags};
+use crate::fuse::filesystem::{
+    AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
+};
+use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::fs as sys;
+
+/// An `io::Error` from an errno.
+pub(crate) fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
 
 /// The passthrough filesystem.
 pub struct PassthroughFs {
-    _cfg: Config,
-    _proc_self_fd: File,
+    pub(crate) cfg: Config,
+    /// `/proc/self/fd`, to reopen O_PATH fds as real ones.
+    pub(crate) proc_self_fd: File,
+    pub(crate) inodes: InodeStore,
+    pub(crate) handles: HandleTable,
+    /// The INIT flags agreed with the client.
+    negotiated: AtomicU64,
 }
 
 impl PassthroughFs {
@@ -19,11 +48,485 @@ impl PassthroughFs {
     /// # Errors
     /// The root directory cannot be opened.
     pub fn new(cfg: Config, proc_self_fd: File) -> io::Result<Self> {
+        let root: OwnedFd = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&cfg.root_dir)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot open the shared directory {}: {e}",
+                        cfg.root_dir.display()
+                    ),
+                )
+            })?
+            .into();
+        let stx = stat_fd(root.as_fd())?;
+        let inodes = InodeStore::new(root, key_of(&stx));
         Ok(Self {
-            _cfg: cfg,
-            _proc_self_fd: proc_self_fd,
+            cfg,
+            proc_self_fd,
+            inodes,
+            handles: HandleTable::default(),
+            negotiated: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the client agreed on INIT flag `flag`.
+    pub(crate) fn negotiated(&self, flag: u64) -> bool {
+        self.negotiated.load(Ordering::Relaxed) & flag != 0
+    }
+
+    /// `EROFS` when the share is read-only.
+    pub(crate) fn check_writable(&self) -> io::Result<()> {
+        if self.cfg.readonly {
+            Err(errno(libc::EROFS))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The attribute and entry timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    /// Opens the inode again, as a real fd with `flags`, through `/proc/self/fd/N`.
+    ///
+    /// # Errors
+    /// `ELOOP` for a symlink (never followed); the errno of the open.
+    pub(crate) fn reopen(&self, inode: &InodeData, flags: i32) -> io::Result<OwnedFd> {
+        if inode.is_symlink() {
+            return Err(errno(libc::ELOOP));
+        }
+        self.reopen_fd(inode.fd(), flags)
+    }
+
+    /// Opens whatever `fd` refers to again with `flags`, through `/proc/self/fd/N` (a
+    /// magic link: it reaches the very inode, not a path).
+    pub(crate) fn reopen_fd(&self, fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+        let flags = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL);
+        sys::openat(self.proc_self_fd.as_fd(), &proc_name(fd), flags, 0)
+    }
+
+    /// Builds the entry for `data` looked up in `parent`.
+    pub(crate) fn make_entry(
+        &self,
+        parent: Option<&InodeData>,
+        data: &InodeData,
+        stx: &libc::statx,
+    ) -> Entry {
+        let mut attr_flags = 0;
+        if self.negotiated(init_flags::SUBMOUNTS)
+            && data.is_dir()
+            && parent.is_some_and(|p| p.key.mnt_id != data.key.mnt_id)
+        {
+            attr_flags |= abi::ATTR_SUBMOUNT;
+        }
+        Entry {
+            inode: data.id,
+            generation: 0,
+            attr: sys::statx_to_stat64(stx),
+            attr_flags,
+            attr_timeout: self.timeout(),
+            entry_timeout: self.timeout(),
+        }
+    }
+
+    /// Counts a lookup of the inode `fd` (an O_PATH fd) refers to, and builds its entry.
+    pub(crate) fn entry_for_path_fd(
+        &self,
+        parent: Option<&InodeData>,
+        fd: OwnedFd,
+    ) -> io::Result<Entry> {
+        let stx = stat_fd(fd.as_fd())?;
+        let data =
+            self.inodes
+                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, fd);
+        Ok(self.make_entry(parent, &data, &stx))
+    }
+
+    /// Counts a lookup of `name` in `parent` and returns its entry.
+    pub(crate) fn do_lookup(&self, parent: &InodeData, name: &CStr) -> io::Result<Entry> {
+        check_name(name, true)?;
+        let name = if parent.id == abi::ROOT_ID && name.to_bytes() == b".." {
+            c"."
+        } else {
+            name
+        };
+        let fd = sys::openat(parent.fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let parent = (name.to_bytes() != b"..").then_some(parent);
+        self.entry_for_path_fd(parent, fd)
+    }
+
+    /// The flags to reopen a file with, from the guest's OPEN/CREATE flags.
+    pub(crate) fn host_open_flags(&self, flags: u32) -> i32 {
+        let mut f = flags as i32;
+        f &= !(libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOCTTY
+            | libc::O_NOFOLLOW
+            | libc::O_PATH
+            | (libc::O_TMPFILE & !libc::O_DIRECTORY));
+        if !self.cfg.allow_direct_io {
+            f &= !libc::O_DIRECT;
+        }
+        if self.negotiated(init_flags::WRITEBACK_CACHE) {
+            // The kernel reads pages in to complete partial writes, and appends itself.
+            if f & libc::O_ACCMODE == libc::O_WRONLY {
+                f = (f & !libc::O_ACCMODE) | libc::O_RDWR;
+            }
+            f &= !libc::O_APPEND;
+        }
+        f
+    }
+
+    /// `fuse_open_out.open_flags` for a file (or directory) the cache policy implies.
+    pub(crate) fn open_reply_flags(&self, dir: bool) -> u32 {
+        match (self.cfg.cache, dir) {
+            (CachePolicy::Never | CachePolicy::Metadata, false) => open_out_flags::DIRECT_IO,
+            (CachePolicy::Always, false) => open_out_flags::KEEP_CACHE,
+            (CachePolicy::Always, true) => open_out_flags::CACHE_DIR,
+            _ => 0,
+        }
+    }
+
+    /// Clears setuid, and setgid when group-executable, as the kernel does on a write or
+    /// truncate by an unprivileged user. `fd` may be an O_PATH fd.
+    pub(crate) fn kill_suidgid(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let stx = stat_fd(fd)?;
+        let mode = u32::from(stx.stx_mode);
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(());
+        }
+        let mut kill = libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            kill |= libc::S_ISGID;
+        }
+        if mode & kill == 0 {
+            return Ok(());
+        }
+        sys::fchmodat(
+            self.proc_self_fd.as_fd(),
+            &proc_name(fd),
+            mode & 0o7777 & !kill,
+        )
+    }
+
+    fn do_init(&self, capable: u64) -> u64 {
+        use init_flags::*;
+        let mut want = CREATE_SUPP_GROUP;
+        if self.cfg.writeback {
+            want |= WRITEBACK_CACHE;
+        }
+        if self.cfg.readdirplus {
+            want |= DO_READDIRPLUS | READDIRPLUS_AUTO;
+        }
+        if self.cfg.posix_acl {
+            // With default ACLs the umask must not be applied by the guest kernel.
+            want |= POSIX_ACL | DONT_MASK;
+        }
+        if self.cfg.killpriv_v2 {
+            want |= HANDLE_KILLPRIV_V2;
+        }
+        if self.cfg.announce_submounts {
+            want |= SUBMOUNTS;
+        }
+        if self.cfg.cache != CachePolicy::Never {
+            want |= CACHE_SYMLINKS;
+        }
+        if self.cfg.allow_mmap {
+            want |= DIRECT_IO_ALLOW_MMAP;
+        }
+        let agreed = want & capable;
+        self.negotiated.store(agreed, Ordering::Relaxed);
+        agreed
     }
 }
 
-impl FileSystem for PassthroughFs {}
+/// `statx` of the inode an fd (O_PATH or not) refers to, with its mount id.
+pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+    sys::statx(
+        fd,
+        sys::EMPTY,
+        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+        libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+    )
+}
+
+/// The store key of a `statx` result.
+pub(crate) fn key_of(stx: &libc::statx) -> InodeKey {
+    InodeKey {
+        dev: sys::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        mnt_id: stx.stx_mnt_id,
+    }
+}
+
+/// The name of `fd` in `/proc/self/fd`.
+pub(crate) fn proc_name(fd: BorrowedFd<'_>) -> CString {
+    CString::new(fd.as_raw_fd().to_string()).expect("digits contain no NUL")
+}
+
+/// Refuses names that are not a single path component: empty, containing '/', and (unless
+/// `dots_ok`, for LOOKUP) "." and "..".
+pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
+    let b = name.to_bytes();
+    if b.is_empty() || b.contains(&b'/') || (!dots_ok && (b == b"." || b == b"..")) {
+        return Err(errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+impl FileSystem for PassthroughFs {
+    fn init(&self, capable: u64) -> io::Result<u64> {
+        Ok(self.do_init(capable))
+    }
+    fn destroy(&self) {
+        self.handles.clear();
+        self.inodes.clear();
+    }
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_lookup(&*self.inodes.get(parent)?, name)
+    }
+    fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
+        self.inodes.forget(inode, count);
+    }
+    fn getattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: Option<u64>,
+    ) -> io::Result<(libc::stat64, Duration)> {
+        self.do_getattr(inode, fh)
+    }
+    fn setattr(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        attr: &abi::SetattrIn,
+    ) -> io::Result<(libc::stat64, Duration)> {
+        self.do_setattr(ctx, inode, attr)
+    }
+    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
+        self.do_readlink(inode)
+    }
+    fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_symlink(ctx, target, parent, name)
+    }
+    fn mknod(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        rdev: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mknod(ctx, parent, name, mode, rdev, umask)
+    }
+    fn mkdir(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mkdir(ctx, parent, name, mode, umask)
+    }
+    fn unlink(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(ctx, parent, name, 0)
+    }
+    fn rmdir(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(ctx, parent, name, libc::AT_REMOVEDIR)
+    }
+    fn rename(
+        &self,
+        ctx: &Context,
+        olddir: u64,
+        oldname: &CStr,
+        newdir: u64,
+        newname: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        self.do_rename(ctx, olddir, oldname, newdir, newname, flags)
+    }
+    fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
+        self.do_link(ctx, inode, newparent, newname)
+    }
+    fn open(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        flags: u32,
+        open_flags: u32,
+    ) -> io::Result<(u64, u32)> {
+        self.do_open(ctx, inode, flags, open_flags)
+    }
+    fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, Some(name), args)
+    }
+    fn tmpfile(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, None, args)
+    }
+    fn read(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        self.do_read(inode, fh, w, size, offset)
+    }
+    fn write(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        offset: u64,
+        write_flags: u32,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        self.do_write(ctx, inode, fh, r, size, offset, write_flags)
+    }
+    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, _lock_owner: u64) -> io::Result<()> {
+        self.do_flush(inode, fh)
+    }
+    fn release(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        _flags: u32,
+        _release_flags: u32,
+        _lock_owner: u64,
+    ) -> io::Result<()> {
+        self.handles.remove(inode, fh).map(drop)
+    }
+    fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
+    }
+    fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
+        sys::fstatvfs(self.inodes.get(inode)?.fd())
+    }
+    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
+        self.do_opendir(inode)
+    }
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntry<'_>,
+    ) -> io::Result<()> {
+        self.do_readdir(inode, fh, size, offset, add)
+    }
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntryPlus<'_>,
+    ) -> io::Result<()> {
+        self.do_readdirplus(inode, fh, size, offset, add)
+    }
+    fn releasedir(&self, _ctx: &Context, inode: u64, _flags: u32, fh: u64) -> io::Result<()> {
+        self.handles.remove(inode, fh).map(drop)
+    }
+    fn fsyncdir(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
+    }
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        self.do_access(ctx, inode, mask)
+    }
+    fn fallocate(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        mode: u32,
+        offset: u64,
+        length: u64,
+    ) -> io::Result<()> {
+        self.check_writable()?;
+        sys::fallocate(
+            self.handles.get(inode, fh)?.fd(),
+            mode as i32,
+            offset,
+            length,
+        )
+    }
+    fn lseek(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        whence: u32,
+    ) -> io::Result<u64> {
+        sys::lseek(
+            self.handles.get(inode, fh)?.fd(),
+            offset as i64,
+            whence as i32,
+        )
+    }
+    fn copy_file_range(
+        &self,
+        _ctx: &Context,
+        inode_in: u64,
+        args: &abi::CopyFileRangeIn,
+    ) -> io::Result<usize> {
+        self.do_copy_file_range(inode_in, args)
+    }
+    fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
+        self.do_syncfs(inode)
+    }
+    fn setxattr(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: u32,
+        _setxattr_flags: u32,
+    ) -> io::Result<()> {
+        self.do_setxattr(ctx, inode, name, value, flags)
+    }
+    fn getxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        size: u32,
+    ) -> io::Result<XattrReply> {
+        self.do_getxattr(inode, name, size)
+    }
+    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
+        self.do_listxattr(inode, size)
+    }
+    fn removexattr(&self, ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+        self.do_removexattr(ctx, inode, name)
+    }
+}

@@ -1,0 +1,136 @@
+//! Extended attributes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
+//!
+//! Off unless `--xattr` (or `--posix-acl`): then every xattr request answers `ENOSYS`, which
+//! makes the guest kernel stop asking (it would otherwise send a GETXATTR of
+//! "security.capability" before every write). `system.posix_acl_*` names are served only
+//! with `--posix-acl` (`EOPNOTSUPP` otherwise, and left out of listings).
+//!
+//! How the inode is reached (as virtiofsd decides): regular files and directories are
+//! reopened read-only through `/proc/self/fd/N` and use the `f*xattr` calls; other inodes
+//! (symlinks, devices, FIFOs, sockets) must not be opened, so the path-based `*xattr` calls
+//! (not `l*xattr`) are used on the magic link `/proc/self/fd/N`, which resolves to the inode
+//! itself and is not followed further. That path needs `/proc` mounted in the daemon's
+//! mount namespace. Reading runs as the daemon; writing runs as the caller, so the host
+//! checks the caller's permission (user.* needs write access, trusted.* needs root).
+//! `SETXATTR_ACL_KILL_SGID` needs no action: running as the caller, the host kernel clears
+//! setgid on an ACL change as it would for that user.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+use super::credentials::CallerCreds;
+use super::fs::{PassthroughFs, errno};
+use super::inode_store::InodeData;
+use crate::fuse::filesystem::{Context, XattrReply};
+use crate::oslib::xattr::{self as sys, XattrTarget};
+
+const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
+
+impl PassthroughFs {
+    fn check_xattr(&self, name: Option<&CStr>) -> io::Result<()> {
+        if !(self.cfg.xattr || self.cfg.posix_acl) {
+            return Err(errno(libc::ENOSYS));
+        }
+        if let Some(name) = name {
+            if !self.cfg.posix_acl && name.to_bytes().starts_with(POSIX_ACL_PREFIX) {
+                return Err(errno(libc::EOPNOTSUPP));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the xattr target of `data` (see the module docs).
+    fn with_target<T>(
+        &self,
+        data: &InodeData,
+        f: impl FnOnce(XattrTarget<'_>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if data.is_reg() || data.is_dir() {
+            let fd = self.reopen(data, libc::O_RDONLY | libc::O_NONBLOCK)?;
+            f(XattrTarget::Fd(fd.as_fd()))
+        } else {
+            let path = CString::new(format!("/proc/self/fd/{}", data.fd().as_raw_fd()))
+                .expect("no NUL in the path");
+            f(XattrTarget::Path(&path))
+        }
+    }
+
+    pub(crate) fn do_setxattr(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: u32,
+    ) -> io::Result<()> {
+        self.check_xattr(Some(name))?;
+        self.check_writable()?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| {
+            let _creds = CallerCreds::switch(ctx)?;
+            sys::setxattr(t, name, value, flags as i32)
+        })
+    }
+
+    pub(crate) fn do_getxattr(&self, inode: u64, name: &CStr, size: u32) -> io::Result<XattrReply> {
+        self.check_xattr(Some(name))?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| {
+            if size == 0 {
+                let n = sys::getxattr(t, name, &mut [])?;
+                return Ok(XattrReply::Count(n as u32));
+            }
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::getxattr(t, name, &mut buf)?;
+            buf.truncate(n);
+            Ok(XattrReply::Value(buf))
+        })
+    }
+
+    pub(crate) fn do_listxattr(&self, inode: u64, size: u32) -> io::Result<XattrReply> {
+        self.check_xattr(None)?;
+        let data = self.inodes.get(inode)?;
+        let list = self.with_target(&data, |t| {
+            loop {
+                let n = sys::listxattr(t, &mut [])?;
+                let mut buf = vec![0u8; n];
+                match sys::listxattr(t, &mut buf) {
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                    // The list grew in between: ask again.
+                    Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })?;
+        let list: Vec<u8> = if self.cfg.posix_acl {
+            list
+        } else {
+            list.split_inclusive(|b| *b == 0)
+                .filter(|n| !n.starts_with(POSIX_ACL_PREFIX))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if size == 0 {
+            Ok(XattrReply::Count(list.len() as u32))
+        } else if list.len() > size as usize {
+            Err(errno(libc::ERANGE))
+        } else {
+            Ok(XattrReply::Value(list))
+        }
+    }
+
+    pub(crate) fn do_removexattr(&self, ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+        self.check_xattr(Some(name))?;
+        self.check_writable()?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| {
+            let _creds = CallerCreds::switch(ctx)?;
+            sys::removexattr(t, name)
+        })
+    }
+}
