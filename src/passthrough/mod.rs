@@ -24,6 +24,8 @@ mod ops_dir;
 mod ops_entry;
 mod ops_file;
 mod ops_xattr;
+#[cfg(test)]
+mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use fs::PassthroughFs;

@@ -250,3 +250,7 @@ impl PassthroughFs {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "ops_entry_tests.rs"]
+mod tests;
