@@ -157,3 +157,7 @@ impl PassthroughFs {
         sys::syncfs(f.as_fd())
     }
 }
+
+#[cfg(test)]
+#[path = "ops_file_tests.rs"]
+mod tests;
