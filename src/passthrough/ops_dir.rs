@@ -142,3 +142,7 @@ mod tests {
         assert!(parse_dirent(&rec).is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "ops_dir_tests.rs"]
+mod dir_tests;
