@@ -128,7 +128,11 @@ mod tests {
 
     fn process_umask() -> String {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        status.lines().find(|l| l.starts_with("Umask:")).unwrap().to_owned()
+        status
+            .lines()
+            .find(|l| l.starts_with("Umask:"))
+            .unwrap()
+            .to_owned()
     }
 
     #[test]

@@ -530,3 +530,86 @@ impl FileSystem for PassthroughFs {
         self.do_removexattr(ctx, inode, name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+
+    #[test]
+    fn init_asks_for_what_the_config_enables() {
+        use init_flags::*;
+        let t = Fixture::with(|c| {
+            c.readdirplus = false;
+            c.killpriv_v2 = false;
+            c.cache = CachePolicy::Never;
+        });
+        let got = t.fs.init(u64::MAX).unwrap();
+        assert_eq!(
+            got & (DO_READDIRPLUS | HANDLE_KILLPRIV_V2 | CACHE_SYMLINKS | WRITEBACK_CACHE),
+            0
+        );
+        let t = Fixture::with(|c| {
+            c.writeback = true;
+            c.posix_acl = true;
+            c.announce_submounts = true;
+            c.allow_mmap = true;
+        });
+        let want = WRITEBACK_CACHE
+            | DO_READDIRPLUS
+            | READDIRPLUS_AUTO
+            | POSIX_ACL
+            | HANDLE_KILLPRIV_V2
+            | SUBMOUNTS
+            | CACHE_SYMLINKS
+            | DIRECT_IO_ALLOW_MMAP;
+        assert_eq!(t.fs.init(u64::MAX).unwrap() & want, want);
+        // Never more than the client offers.
+        assert_eq!(t.fs.init(WRITEBACK_CACHE).unwrap(), WRITEBACK_CACHE);
+        assert!(!t.fs.negotiated(SUBMOUNTS));
+    }
+
+    #[test]
+    fn new_fails_on_a_missing_root() {
+        let cfg = Config {
+            root_dir: "/nonexistent/vhostfsd-test".into(),
+            ..Config::default()
+        };
+        let err = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("/nonexistent/vhostfsd-test"));
+    }
+
+    #[test]
+    fn destroy_drops_everything_but_the_root() {
+        let t = Fixture::new();
+        std::fs::write(t.path("f"), b"").unwrap();
+        let f = t.lookup("f").unwrap();
+        t.fs.open(&ROOT, f.inode, 0, 0).unwrap();
+        t.fs.destroy();
+        assert!(t.fs.handles.is_empty());
+        assert_eq!(t.fs.inodes.len(), 1);
+        assert!(t.lookup("f").is_ok());
+    }
+
+    #[test]
+    fn submounts_are_marked() {
+        // /proc is its own mount under /: announce it as a submount of a share of "/".
+        let cfg = Config {
+            root_dir: "/".into(),
+            announce_submounts: true,
+            ..Config::default()
+        };
+        let fs = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap()).unwrap();
+        fs.init(u64::MAX).unwrap();
+        let proc_entry = fs.lookup(&ROOT, abi::ROOT_ID, c"proc").unwrap();
+        assert_eq!(
+            proc_entry.attr_flags & abi::ATTR_SUBMOUNT,
+            abi::ATTR_SUBMOUNT
+        );
+        let etc = fs.lookup(&ROOT, abi::ROOT_ID, c"etc").unwrap();
+        assert_eq!(etc.attr_flags & abi::ATTR_SUBMOUNT, 0);
+    }
+}

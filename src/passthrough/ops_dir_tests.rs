@@ -121,7 +121,13 @@ fn opendir_errors_and_fsyncdir() {
     let (fh, _) = t.fs.opendir(&ROOT, ROOT_ID, 0).unwrap();
     t.fs.fsyncdir(&ROOT, ROOT_ID, false, fh).unwrap();
     let mut add = |_: crate::fuse::filesystem::DirEntry<'_>| Ok(1);
-    assert_eq!(errno_of(t.fs.readdir(&ROOT, ROOT_ID, fh + 1, 4096, 0, &mut add)), libc::EBADF);
+    assert_eq!(
+        errno_of(t.fs.readdir(&ROOT, ROOT_ID, fh + 1, 4096, 0, &mut add)),
+        libc::EBADF
+    );
     t.fs.releasedir(&ROOT, ROOT_ID, 0, fh).unwrap();
-    assert_eq!(errno_of(t.fs.releasedir(&ROOT, ROOT_ID, 0, fh)), libc::EBADF);
+    assert_eq!(
+        errno_of(t.fs.releasedir(&ROOT, ROOT_ID, 0, fh)),
+        libc::EBADF
+    );
 }

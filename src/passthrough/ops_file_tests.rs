@@ -3,8 +3,8 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use super::super::test_util::*;
 use super::super::CachePolicy;
+use super::super::test_util::*;
 use crate::fuse::abi::{self, CopyFileRangeIn, CreateIn, ROOT_ID, open_out_flags};
 use crate::fuse::filesystem::FileSystem;
 
@@ -37,15 +37,27 @@ fn create_exclusive_and_open_errors() {
         umask: 0,
         open_flags: 0,
     };
-    assert_eq!(errno_of(t.fs.create(&ROOT, ROOT_ID, &cs("f"), &args)), libc::EEXIST);
+    assert_eq!(
+        errno_of(t.fs.create(&ROOT, ROOT_ID, &cs("f"), &args)),
+        libc::EEXIST
+    );
     // Without O_EXCL an existing file is opened; O_TRUNC truncates it.
-    let args = CreateIn { flags: (libc::O_RDWR | libc::O_TRUNC) as u32, ..args };
+    let args = CreateIn {
+        flags: (libc::O_RDWR | libc::O_TRUNC) as u32,
+        ..args
+    };
     t.fs.create(&ROOT, ROOT_ID, &cs("f"), &args).unwrap();
     assert_eq!(fs::read(t.path("f")).unwrap(), b"");
-    assert_eq!(errno_of(t.fs.create(&ROOT, 4242, &cs("g"), &args)), libc::EBADF);
+    assert_eq!(
+        errno_of(t.fs.create(&ROOT, 4242, &cs("g"), &args)),
+        libc::EBADF
+    );
     fs::create_dir(t.path("d")).unwrap();
     let d = t.lookup("d").unwrap();
-    assert_eq!(errno_of(t.fs.open(&ROOT, d.inode, libc::O_RDWR as u32, 0)), libc::EISDIR);
+    assert_eq!(
+        errno_of(t.fs.open(&ROOT, d.inode, libc::O_RDWR as u32, 0)),
+        libc::EISDIR
+    );
 }
 
 #[test]
@@ -59,9 +71,17 @@ fn open_flags_follow_the_cache_policy() {
         let t = Fixture::with(|c| c.cache = cache);
         fs::write(t.path("f"), b"").unwrap();
         let f = t.lookup("f").unwrap();
-        assert_eq!(t.fs.open(&ROOT, f.inode, 0, 0).unwrap().1, flags, "{cache:?}");
+        assert_eq!(
+            t.fs.open(&ROOT, f.inode, 0, 0).unwrap().1,
+            flags,
+            "{cache:?}"
+        );
         let dir_flags = t.fs.opendir(&ROOT, ROOT_ID, 0).unwrap().1;
-        let want = if cache == CachePolicy::Always { open_out_flags::CACHE_DIR } else { 0 };
+        let want = if cache == CachePolicy::Always {
+            open_out_flags::CACHE_DIR
+        } else {
+            0
+        };
         assert_eq!(dir_flags, want);
     }
 }
@@ -72,7 +92,9 @@ fn writeback_opens_write_only_files_read_write_without_append() {
     assert!(t.fs.negotiated(abi::init_flags::WRITEBACK_CACHE));
     fs::write(t.path("f"), b"abc").unwrap();
     let f = t.lookup("f").unwrap();
-    let (fh, _) = t.fs.open(&ROOT, f.inode, (libc::O_WRONLY | libc::O_APPEND) as u32, 0).unwrap();
+    let (fh, _) =
+        t.fs.open(&ROOT, f.inode, (libc::O_WRONLY | libc::O_APPEND) as u32, 0)
+            .unwrap();
     // Readable (the kernel fills partial pages), and writes land at the given offset.
     assert_eq!(t.read(f.inode, fh, 3, 0).unwrap(), b"abc");
     t.write(f.inode, fh, b"X", 0, 0).unwrap();
@@ -87,7 +109,12 @@ fn writeback_opens_write_only_files_read_write_without_append() {
 #[test]
 fn tmpfile_is_unnamed_and_writable() {
     let t = Fixture::new();
-    let args = CreateIn { flags: libc::O_RDWR as u32, mode: 0o600, umask: 0, open_flags: 0 };
+    let args = CreateIn {
+        flags: libc::O_RDWR as u32,
+        mode: 0o600,
+        umask: 0,
+        open_flags: 0,
+    };
     let (e, fh, _) = t.fs.tmpfile(&ROOT, ROOT_ID, &args).unwrap();
     assert_eq!(e.attr.st_nlink, 0);
     t.write(e.inode, fh, b"tmp", 0, 0).unwrap();
@@ -109,11 +136,13 @@ fn write_clears_setuid_as_the_kernel_would() {
     // Without the flag (a privileged writer) the bits stay.
     t.write(f.inode, fh, b"a", 0, 0).unwrap();
     assert_eq!(fs::metadata(t.path("f")).unwrap().mode() & 0o7777, 0o6755);
-    t.write(f.inode, fh, b"a", 0, abi::WRITE_KILL_SUIDGID).unwrap();
+    t.write(f.inode, fh, b"a", 0, abi::WRITE_KILL_SUIDGID)
+        .unwrap();
     assert_eq!(fs::metadata(t.path("f")).unwrap().mode() & 0o7777, 0o755);
     // setgid without group-exec is mandatory locking, not privilege: kept.
     fs::set_permissions(t.path("f"), fs::Permissions::from_mode(0o6744)).unwrap();
-    t.write(f.inode, fh, b"a", 0, abi::WRITE_KILL_SUIDGID).unwrap();
+    t.write(f.inode, fh, b"a", 0, abi::WRITE_KILL_SUIDGID)
+        .unwrap();
     assert_eq!(fs::metadata(t.path("f")).unwrap().mode() & 0o7777, 0o2744);
 }
 
@@ -125,7 +154,8 @@ fn write_without_killpriv_v2_clears_setuid_for_unprivileged_callers() {
     let f = t.lookup("f").unwrap();
     let (fh, _) = t.fs.open(&ROOT, f.inode, libc::O_RDWR as u32, 0).unwrap();
     let mut r = crate::fuse::io::mem::VecReader::new(b"x".to_vec());
-    t.fs.write(&user(1000), f.inode, fh, &mut r, 1, 0, 0, 0).unwrap();
+    t.fs.write(&user(1000), f.inode, fh, &mut r, 1, 0, 0, 0)
+        .unwrap();
     assert_eq!(fs::metadata(t.path("f")).unwrap().mode() & 0o7777, 0o777);
 }
 
@@ -136,17 +166,31 @@ fn fallocate_lseek_copy_file_range_syncfs() {
     t.fs.fallocate(&ROOT, a.inode, fa, 0, 0, 1 << 20).unwrap();
     assert_eq!(fs::metadata(t.path("a")).unwrap().len(), 1 << 20);
     let keep = libc::FALLOC_FL_KEEP_SIZE as u32;
-    t.fs.fallocate(&ROOT, a.inode, fa, keep, 1 << 20, 4096).unwrap();
+    t.fs.fallocate(&ROOT, a.inode, fa, keep, 1 << 20, 4096)
+        .unwrap();
     assert_eq!(fs::metadata(t.path("a")).unwrap().len(), 1 << 20);
     t.write(a.inode, fa, b"data", 8192, 0).unwrap();
-    let end = t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_END as u32).unwrap();
+    let end =
+        t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_END as u32)
+            .unwrap();
     assert_eq!(end, 1 << 20);
-    let data = t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_DATA as u32).unwrap();
+    let data =
+        t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_DATA as u32)
+            .unwrap();
     assert!(data <= 8192);
-    let hole = t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_HOLE as u32).unwrap();
+    let hole =
+        t.fs.lseek(&ROOT, a.inode, fa, 0, libc::SEEK_HOLE as u32)
+            .unwrap();
     assert!(hole <= 1 << 20);
-    assert_eq!(t.fs.lseek(&ROOT, a.inode, fa, 7, libc::SEEK_SET as u32).unwrap(), 7);
-    assert_eq!(errno_of(t.fs.lseek(&ROOT, a.inode, fa, 0, 99)), libc::EINVAL);
+    assert_eq!(
+        t.fs.lseek(&ROOT, a.inode, fa, 7, libc::SEEK_SET as u32)
+            .unwrap(),
+        7
+    );
+    assert_eq!(
+        errno_of(t.fs.lseek(&ROOT, a.inode, fa, 0, 99)),
+        libc::EINVAL
+    );
     let (b, fb) = t.create(&ROOT, ROOT_ID, "b", 0o644).unwrap();
     let args = CopyFileRangeIn {
         fh_in: fa,
@@ -159,8 +203,14 @@ fn fallocate_lseek_copy_file_range_syncfs() {
     };
     assert_eq!(t.fs.copy_file_range(&ROOT, a.inode, &args).unwrap(), 4);
     assert_eq!(fs::read(t.path("b")).unwrap(), b"\0data");
-    let bad = CopyFileRangeIn { fh_out: 999, ..args };
-    assert_eq!(errno_of(t.fs.copy_file_range(&ROOT, a.inode, &bad)), libc::EBADF);
+    let bad = CopyFileRangeIn {
+        fh_out: 999,
+        ..args
+    };
+    assert_eq!(
+        errno_of(t.fs.copy_file_range(&ROOT, a.inode, &bad)),
+        libc::EBADF
+    );
     t.fs.syncfs(&ROOT, ROOT_ID).unwrap();
     t.fs.syncfs(&ROOT, a.inode).unwrap();
 }
@@ -174,6 +224,9 @@ fn open_checks_permissions_as_the_caller() {
     fs::write(t.path("secret"), b"s").unwrap();
     fs::set_permissions(t.path("secret"), fs::Permissions::from_mode(0o600)).unwrap();
     let s = t.lookup("secret").unwrap();
-    assert_eq!(errno_of(t.fs.open(&user(1000), s.inode, 0, 0)), libc::EACCES);
+    assert_eq!(
+        errno_of(t.fs.open(&user(1000), s.inode, 0, 0)),
+        libc::EACCES
+    );
     t.fs.open(&ROOT, s.inode, 0, 0).unwrap();
 }

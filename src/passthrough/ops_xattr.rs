@@ -134,3 +134,7 @@ impl PassthroughFs {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "ops_xattr_tests.rs"]
+mod tests;

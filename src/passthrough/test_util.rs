@@ -13,11 +13,21 @@ use crate::fuse::io::mem::{VecReader, VecWriter};
 use crate::oslib::creds;
 
 /// Root in the guest.
-pub const ROOT: Context = Context { uid: 0, gid: 0, pid: 1, supp_gid: None };
+pub const ROOT: Context = Context {
+    uid: 0,
+    gid: 0,
+    pid: 1,
+    supp_gid: None,
+};
 
 /// An unprivileged guest user with gid = uid.
 pub fn user(uid: u32) -> Context {
-    Context { uid, gid: uid, pid: 2, supp_gid: None }
+    Context {
+        uid,
+        gid: uid,
+        pid: 2,
+        supp_gid: None,
+    }
 }
 
 /// Whether the tests run as root; tests that need it print why they skip otherwise.
@@ -31,7 +41,9 @@ pub fn need_root(test: &str) -> bool {
 
 /// The errno of a failed result.
 pub fn errno_of<T: std::fmt::Debug>(r: io::Result<T>) -> i32 {
-    r.expect_err("expected an error").raw_os_error().expect("an errno")
+    r.expect_err("expected an error")
+        .raw_os_error()
+        .expect("an errno")
 }
 
 /// A C string.
@@ -75,7 +87,13 @@ impl Fixture {
     }
 
     /// CREATE `name` in `parent` as `ctx`, read-write.
-    pub fn create(&self, ctx: &Context, parent: u64, name: &str, mode: u32) -> io::Result<(Entry, u64)> {
+    pub fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &str,
+        mode: u32,
+    ) -> io::Result<(Entry, u64)> {
         let args = CreateIn {
             flags: libc::O_RDWR as u32,
             mode: libc::S_IFREG | mode,
@@ -88,7 +106,14 @@ impl Fixture {
     }
 
     /// WRITE `data` at `off`.
-    pub fn write(&self, inode: u64, fh: u64, data: &[u8], off: u64, flags: u32) -> io::Result<usize> {
+    pub fn write(
+        &self,
+        inode: u64,
+        fh: u64,
+        data: &[u8],
+        off: u64,
+        flags: u32,
+    ) -> io::Result<usize> {
         let mut r = VecReader::new(data.to_vec());
         self.fs
             .write(&ROOT, inode, fh, &mut r, data.len() as u32, off, flags, 0)
