@@ -214,6 +214,20 @@ impl PassthroughFs {
         )
     }
 
+    /// Clears setgid (an ACL change by a caller outside the file's group). `fd` may be an
+    /// O_PATH fd.
+    pub(crate) fn kill_sgid(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let mode = u32::from(stat_fd(fd)?.stx_mode);
+        if mode & libc::S_ISGID == 0 {
+            return Ok(());
+        }
+        sys::fchmodat(
+            self.proc_self_fd.as_fd(),
+            &proc_name(fd),
+            mode & 0o7777 & !libc::S_ISGID,
+        )
+    }
+
     fn do_init(&self, capable: u64) -> u64 {
         use init_flags::*;
         let mut want = CREATE_SUPP_GROUP;
@@ -303,11 +317,11 @@ impl FileSystem for PassthroughFs {
     }
     fn setattr(
         &self,
-        ctx: &Context,
+        _ctx: &Context,
         inode: u64,
         attr: &abi::SetattrIn,
     ) -> io::Result<(libc::stat64, Duration)> {
-        self.do_setattr(ctx, inode, attr)
+        self.do_setattr(inode, attr)
     }
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
         self.do_readlink(inode)
@@ -336,34 +350,34 @@ impl FileSystem for PassthroughFs {
     ) -> io::Result<Entry> {
         self.do_mkdir(ctx, parent, name, mode, umask)
     }
-    fn unlink(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(ctx, parent, name, 0)
+    fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, 0)
     }
-    fn rmdir(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(ctx, parent, name, libc::AT_REMOVEDIR)
+    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, libc::AT_REMOVEDIR)
     }
     fn rename(
         &self,
-        ctx: &Context,
+        _ctx: &Context,
         olddir: u64,
         oldname: &CStr,
         newdir: u64,
         newname: &CStr,
         flags: u32,
     ) -> io::Result<()> {
-        self.do_rename(ctx, olddir, oldname, newdir, newname, flags)
+        self.do_rename(olddir, oldname, newdir, newname, flags)
     }
     fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
         self.do_link(ctx, inode, newparent, newname)
     }
     fn open(
         &self,
-        ctx: &Context,
+        _ctx: &Context,
         inode: u64,
         flags: u32,
         open_flags: u32,
     ) -> io::Result<(u64, u32)> {
-        self.do_open(ctx, inode, flags, open_flags)
+        self.do_open(inode, flags, open_flags)
     }
     fn create(
         &self,
@@ -505,14 +519,14 @@ impl FileSystem for PassthroughFs {
     }
     fn setxattr(
         &self,
-        ctx: &Context,
+        _ctx: &Context,
         inode: u64,
         name: &CStr,
         value: &[u8],
         flags: u32,
-        _setxattr_flags: u32,
+        setxattr_flags: u32,
     ) -> io::Result<()> {
-        self.do_setxattr(ctx, inode, name, value, flags)
+        self.do_setxattr(inode, name, value, flags, setxattr_flags)
     }
     fn getxattr(
         &self,
@@ -526,8 +540,8 @@ impl FileSystem for PassthroughFs {
     fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
         self.do_listxattr(inode, size)
     }
-    fn removexattr(&self, ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
-        self.do_removexattr(ctx, inode, name)
+    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+        self.do_removexattr(inode, name)
     }
 }
 

@@ -1,8 +1,17 @@
 //! Name and attribute operations: GETATTR, SETATTR, READLINK, SYMLINK, MKNOD, MKDIR,
 //! UNLINK/RMDIR, RENAME, LINK, ACCESS.
 //!
-//! Modifying operations run with the caller's credentials ([`CallerCreds`]) so the host
-//! applies its permission checks and ownership; creations also apply the caller's umask.
+//! Which credentials: creations (SYMLINK, MKNOD, MKDIR, and CREATE/TMPFILE in `ops_file`)
+//! run as the caller ([`CallerCreds`], with the caller's umask), so new inodes get the
+//! caller's uid/gid and the host checks the caller's right to write the parent (with the
+//! supplementary group the guest sends for creations). Everything else runs with the
+//! daemon's credentials, as virtiofsd does: virtio-fs guests mount with
+//! `default_permissions`, so their kernel has already checked the request against the
+//! caller's full group list, which FUSE does not send; a second check on the host without
+//! those groups would wrongly refuse, e.g., a file writable through a supplementary group.
+//! The privilege clearing the host would have done for the caller (setuid/setgid on
+//! truncate) is done explicitly when the guest asks for it (KILL_SUIDGID). ACCESS, which
+//! such guests never send, is answered as the caller.
 
 use std::ffi::CStr;
 use std::io;
@@ -31,7 +40,6 @@ impl PassthroughFs {
 
     pub(crate) fn do_setattr(
         &self,
-        ctx: &Context,
         inode: u64,
         attr: &SetattrIn,
     ) -> io::Result<(libc::stat64, Duration)> {
@@ -45,7 +53,6 @@ impl PassthroughFs {
         let proc_fd = self.proc_self_fd.as_fd();
         let name = proc_name(data.fd());
         {
-            let _creds = CallerCreds::switch(ctx)?;
             if attr.valid & valid::MODE != 0 {
                 let mode = attr.mode & 0o7777;
                 match &handle {
@@ -78,7 +85,6 @@ impl PassthroughFs {
                 match &handle {
                     Some(h) => sys::ftruncate(h.fd(), attr.size)?,
                     None => {
-                        // Opening for writing as the caller is the permission check.
                         let f = self.reopen(&data, libc::O_WRONLY | libc::O_NONBLOCK)?;
                         sys::ftruncate(f.as_fd(), attr.size)?;
                     }
@@ -130,6 +136,7 @@ impl PassthroughFs {
         ctx: &Context,
         parent: u64,
         name: &CStr,
+        as_caller: bool,
         umask: Option<u32>,
         make: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<()>,
     ) -> io::Result<Entry> {
@@ -138,7 +145,7 @@ impl PassthroughFs {
         let p = self.inodes.get(parent)?;
         {
             let _umask = umask.map(ThreadUmask::set).transpose()?;
-            let _creds = CallerCreds::switch(ctx)?;
+            let _creds = as_caller.then(|| CallerCreds::switch(ctx)).transpose()?;
             make(p.fd())?;
         }
         self.do_lookup(&p, name)
@@ -151,7 +158,7 @@ impl PassthroughFs {
         parent: u64,
         name: &CStr,
     ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, None, |dir| {
+        self.create_entry(ctx, parent, name, true, None, |dir| {
             sys::symlinkat(target, dir, name)
         })
     }
@@ -165,7 +172,7 @@ impl PassthroughFs {
         rdev: u32,
         umask: u32,
     ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, Some(umask), |dir| {
+        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
             sys::mknodat(dir, name, mode, u64::from(rdev))
         })
     }
@@ -178,28 +185,20 @@ impl PassthroughFs {
         mode: u32,
         umask: u32,
     ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, Some(umask), |dir| {
+        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
             sys::mkdirat(dir, name, mode & 0o7777)
         })
     }
 
-    pub(crate) fn do_unlink(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        flags: i32,
-    ) -> io::Result<()> {
+    pub(crate) fn do_unlink(&self, parent: u64, name: &CStr, flags: i32) -> io::Result<()> {
         self.check_writable()?;
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
-        let _creds = CallerCreds::switch(ctx)?;
         sys::unlinkat(p.fd(), name, flags)
     }
 
     pub(crate) fn do_rename(
         &self,
-        ctx: &Context,
         olddir: u64,
         oldname: &CStr,
         newdir: u64,
@@ -215,7 +214,6 @@ impl PassthroughFs {
         }
         let od = self.inodes.get(olddir)?;
         let nd = self.inodes.get(newdir)?;
-        let _creds = CallerCreds::switch(ctx)?;
         sys::renameat2(od.fd(), oldname, nd.fd(), newname, flags)
     }
 
@@ -231,7 +229,7 @@ impl PassthroughFs {
         // Following /proc/self/fd/N reaches the inode itself (even a symlink, which is not
         // followed further), without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs.
         let name = proc_name(data.fd());
-        self.create_entry(ctx, newparent, newname, None, |dir| {
+        self.create_entry(ctx, newparent, newname, false, None, |dir| {
             sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
         })
     }

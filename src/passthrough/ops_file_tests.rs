@@ -216,17 +216,14 @@ fn fallocate_lseek_copy_file_range_syncfs() {
 }
 
 #[test]
-fn open_checks_permissions_as_the_caller() {
-    if !need_root("open as another user") {
-        return;
-    }
+fn open_o_trunc_with_kill_suidgid_clears_setuid() {
     let t = Fixture::new();
-    fs::write(t.path("secret"), b"s").unwrap();
-    fs::set_permissions(t.path("secret"), fs::Permissions::from_mode(0o600)).unwrap();
-    let s = t.lookup("secret").unwrap();
-    assert_eq!(
-        errno_of(t.fs.open(&user(1000), s.inode, 0, 0)),
-        libc::EACCES
-    );
-    t.fs.open(&ROOT, s.inode, 0, 0).unwrap();
+    fs::write(t.path("f"), b"data").unwrap();
+    fs::set_permissions(t.path("f"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let f = t.lookup("f").unwrap();
+    let flags = (libc::O_WRONLY | libc::O_TRUNC) as u32;
+    t.fs.open(&user(1000), f.inode, flags, abi::OPEN_KILL_SUIDGID)
+        .unwrap();
+    let m = fs::metadata(t.path("f")).unwrap();
+    assert_eq!((m.len(), m.mode() & 0o7777), (0, 0o755));
 }

@@ -10,19 +10,19 @@
 //! (symlinks, devices, FIFOs, sockets) must not be opened, so the path-based `*xattr` calls
 //! (not `l*xattr`) are used on the magic link `/proc/self/fd/N`, which resolves to the inode
 //! itself and is not followed further. That path needs `/proc` mounted in the daemon's
-//! mount namespace. Reading runs as the daemon; writing runs as the caller, so the host
-//! checks the caller's permission (user.* needs write access, trusted.* needs root).
-//! `SETXATTR_ACL_KILL_SGID` needs no action: running as the caller, the host kernel clears
-//! setgid on an ACL change as it would for that user.
+//! mount namespace. Everything runs as the daemon: the guest kernel has checked the
+//! caller's permission (see `ops_entry`). With `SETXATTR_ACL_KILL_SGID` (the guest's caller
+//! may not keep setgid when changing the access ACL), setgid is cleared after the change,
+//! as the host kernel would have done for that caller.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
-use super::credentials::CallerCreds;
 use super::fs::{PassthroughFs, errno};
 use super::inode_store::InodeData;
-use crate::fuse::filesystem::{Context, XattrReply};
+use crate::fuse::abi;
+use crate::fuse::filesystem::XattrReply;
 use crate::oslib::xattr::{self as sys, XattrTarget};
 
 const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
@@ -58,19 +58,22 @@ impl PassthroughFs {
 
     pub(crate) fn do_setxattr(
         &self,
-        ctx: &Context,
         inode: u64,
         name: &CStr,
         value: &[u8],
         flags: u32,
+        setxattr_flags: u32,
     ) -> io::Result<()> {
         self.check_xattr(Some(name))?;
         self.check_writable()?;
         let data = self.inodes.get(inode)?;
-        self.with_target(&data, |t| {
-            let _creds = CallerCreds::switch(ctx)?;
-            sys::setxattr(t, name, value, flags as i32)
-        })
+        self.with_target(&data, |t| sys::setxattr(t, name, value, flags as i32))?;
+        if setxattr_flags & abi::SETXATTR_ACL_KILL_SGID != 0
+            && name.to_bytes() == b"system.posix_acl_access"
+        {
+            self.kill_sgid(data.fd())?;
+        }
+        Ok(())
     }
 
     pub(crate) fn do_getxattr(&self, inode: u64, name: &CStr, size: u32) -> io::Result<XattrReply> {
@@ -124,14 +127,11 @@ impl PassthroughFs {
         }
     }
 
-    pub(crate) fn do_removexattr(&self, ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+    pub(crate) fn do_removexattr(&self, inode: u64, name: &CStr) -> io::Result<()> {
         self.check_xattr(Some(name))?;
         self.check_writable()?;
         let data = self.inodes.get(inode)?;
-        self.with_target(&data, |t| {
-            let _creds = CallerCreds::switch(ctx)?;
-            sys::removexattr(t, name)
-        })
+        self.with_target(&data, |t| sys::removexattr(t, name))
     }
 }
 

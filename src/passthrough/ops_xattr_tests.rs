@@ -1,7 +1,7 @@
 //! Tests of extended attributes.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 
 use super::super::test_util::*;
 use crate::fuse::abi::ROOT_ID;
@@ -109,22 +109,36 @@ fn symlink_xattrs_apply_to_the_link_not_its_target() {
     t.fs.removexattr(&ROOT, ln.inode, &n).unwrap();
 }
 
-#[test]
-fn setxattr_runs_as_the_caller() {
-    if !need_root("xattr as another user") {
-        return;
+/// A minimal access ACL (user::rwx group::r-x other::r-x), in the xattr format.
+fn minimal_acl() -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 5)] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
     }
-    let t = Fixture::with(|c| c.xattr = true);
+    v
+}
+
+#[test]
+fn acl_change_with_kill_sgid_clears_setgid() {
+    let t = Fixture::with(|c| c.posix_acl = true);
     fs::write(t.path("f"), b"").unwrap();
+    fs::set_permissions(t.path("f"), fs::Permissions::from_mode(0o2755)).unwrap();
     let f = t.lookup("f").unwrap();
-    let n = cs("user.x");
+    let acl = cs("system.posix_acl_access");
+    t.fs.setxattr(&ROOT, f.inode, &acl, &minimal_acl(), 0, 0)
+        .unwrap();
     assert_eq!(
-        errno_of(t.fs.setxattr(&user(1000), f.inode, &n, b"1", 0, 0)),
-        libc::EACCES
+        fs::metadata(t.path("f")).unwrap().permissions().mode() & 0o7777,
+        0o2755
     );
+    let kill = crate::fuse::abi::SETXATTR_ACL_KILL_SGID;
+    t.fs.setxattr(&user(1000), f.inode, &acl, &minimal_acl(), 0, kill)
+        .unwrap();
     assert_eq!(
-        errno_of(t.fs.setxattr(&user(1000), f.inode, &cs("trusted.x"), b"1", 0, 0)),
-        libc::EPERM
+        fs::metadata(t.path("f")).unwrap().permissions().mode() & 0o7777,
+        0o755
     );
 }
 
