@@ -121,7 +121,7 @@ pub struct Args {
     pub sandbox: SandboxArg,
 
     /// Action on a syscall the seccomp filter does not allow.
-    #[arg(long, value_enum, default_value_t = SeccompArg::Kill)]
+    #[arg(long, value_enum, default_value_t = SeccompArg::None)]
     pub seccomp: SeccompArg,
 
     /// Tell the guest about submounts of the shared directory, so it shows them as separate

@@ -79,16 +79,23 @@ pub struct Config {
     pub rlimit_nofile: Option<u64>,
     pub log_level: log::LevelFilter,
     pub syslog: bool,
+    /// `--print-capabilities`: print the backend capabilities and exit; when set, nothing
+    /// else in the configuration was checked or is meaningful.
+    pub print_capabilities: bool,
     pub fs: passthrough::Config,
 }
 
 /// Most request queues we offer.
-pub const MAX_REQUEST_QUEUES: usize = 64;
+/// (Each queue gets a worker thread, selected by one bit of a u64: 64 queues in all.)
+pub const MAX_REQUEST_QUEUES: usize = 63;
 
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(mut args: Args) -> Result<Self, ConfigError> {
+        if args.print_capabilities {
+            return Ok(Config::print_capabilities_only());
+        }
         if args.xattrmap.is_some() {
             return Err(ConfigError::NotSupported("--xattrmap"));
         }
@@ -226,6 +233,7 @@ impl TryFrom<Args> for Config {
             rlimit_nofile: args.rlimit_nofile,
             log_level,
             syslog: args.syslog,
+            print_capabilities: false,
             fs: passthrough::Config {
                 root_dir: shared_dir,
                 cache,
@@ -246,6 +254,29 @@ impl TryFrom<Args> for Config {
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
             },
         })
+    }
+}
+
+impl Config {
+    /// The configuration of `--print-capabilities`, which needs no socket nor shared
+    /// directory: only `print_capabilities` is meaningful.
+    fn print_capabilities_only() -> Self {
+        Config {
+            listen: Listen::Fd(-1),
+            socket_group: None,
+            shared_dir: PathBuf::from("/"),
+            tag: None,
+            num_request_queues: 1,
+            queue_size: 1024,
+            thread_pool_size: 0,
+            sandbox: SandboxMode::None,
+            seccomp: SeccompAction::None,
+            rlimit_nofile: None,
+            log_level: log::LevelFilter::Info,
+            syslog: false,
+            print_capabilities: true,
+            fs: passthrough::Config::default(),
+        }
     }
 }
 
@@ -301,6 +332,20 @@ mod tests {
     fn unimplemented_flags_are_refused_by_name() {
         let e = parse(&["--xattrmap", ":map::"]).unwrap_err();
         assert!(e.to_string().contains("--xattrmap"), "{e}");
+    }
+
+    #[test]
+    fn print_capabilities_needs_nothing_else() {
+        let c =
+            Config::try_from(Args::try_parse_from(["vhostfsd", "--print-capabilities"]).unwrap())
+                .unwrap();
+        assert!(c.print_capabilities);
+        assert!(!parse(&[]).unwrap().print_capabilities);
+    }
+
+    #[test]
+    fn seccomp_defaults_to_none() {
+        assert_eq!(parse(&[]).unwrap().seccomp, SeccompAction::None);
     }
 
     #[test]

@@ -256,7 +256,8 @@ pub trait FileSystem: Send + Sync {
         enosys()
     }
     /// READDIRPLUS from `offset`; every entry passed to `add` (other than `.` and `..`,
-    /// which carry a zeroed entry) counts as a lookup.
+    /// which carry a zeroed entry) counts as a lookup, except the one for which `add`
+    /// returns 0: it did not fit, was not sent, and its lookup must be undone.
     fn readdirplus(
         &self,
         ctx: &Context,

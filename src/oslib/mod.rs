@@ -4,6 +4,12 @@
 pub mod creds;
 pub mod fs;
 pub mod io;
+pub mod namespace;
+pub mod proc;
+pub mod process;
+pub mod signal;
+pub mod socket;
+pub mod syslog;
 pub mod xattr;
 
 pub use io::*;

@@ -1,1 +1,41 @@
-//! The vhost-user virtio-fs device: queues, workers, config space.
+//! The vhost-user virtio-fs device.
+//!
+//! - [`backend`]: the `VhostUserBackend` implementation: queues, their worker threads,
+//!   EVENT_IDX notification, the optional per-queue thread pool.
+//! - [`chain`]: reading requests from and writing replies into descriptor chains, with the
+//!   zero-copy `preadv`/`pwritev` paths.
+//! - [`config_space`]: the virtio-fs configuration space (tag, number of request queues).
+//! - [`features`]: the virtio and vhost-user protocol features offered.
+//! - [`capabilities`]: the `--print-capabilities` JSON.
+//! - [`pool`], [`inflight`]: request worker threads, and waiting for requests in flight.
+
+pub mod backend;
+pub mod capabilities;
+pub mod chain;
+pub mod config_space;
+pub mod features;
+pub mod inflight;
+pub mod pool;
+
+pub use backend::{DeviceConfig, VhostUserFsBackend};
+
+use std::io;
+
+/// Errors setting up the device.
+#[derive(Debug, thiserror::Error)]
+pub enum VhostUserError {
+    #[error(
+        "{0} request queues need more than {max} queues in all: lower --num-request-queues",
+        max = backend::MAX_QUEUES
+    )]
+    TooManyQueues(usize),
+    #[error(
+        "--tag {0:?} does not fit the 36 bytes of the virtio-fs config space: use a shorter tag"
+    )]
+    TagTooLong(String),
+    #[error(
+        "cannot start a request worker thread: check the process and thread limits \
+         (ulimit -u, systemd TasksMax) or lower --thread-pool-size"
+    )]
+    SpawnWorker(#[source] io::Error),
+}

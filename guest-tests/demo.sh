@@ -1,0 +1,32 @@
+#!/bin/bash
+# Demo: serve a host directory with vhostfsd and boot a small Linux guest that mounts it at /mnt.
+#   guest-tests/demo.sh [DIR]          interactive busybox shell on the console (exit powers off;
+#                                      Ctrl-A X kills QEMU)
+#   guest-tests/demo.sh --demo [DIR]   (or stdin not a terminal) the guest writes
+#                                      DIR/hello-from-guest.txt, powers off, and the file is shown
+# DIR defaults to a new temporary directory. Builds what it needs (apt packages, guest assets,
+# cargo build --release); set VHOSTFSD to use another daemon binary. Must run as root.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+mode=shell
+[ -t 0 ] || mode=demo
+if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
+if [ "$(id -u)" != 0 ]; then
+    echo "demo.sh: must run as root (apt-get, QEMU, the daemon)" >&2
+    exit 1
+fi
+DIR=${1:-$(mktemp -d /tmp/vhostfsd-demo-share.XXXXXX)}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+
+"$HERE/install-deps.sh" | grep -v '^install-deps.sh: ok$' || true
+"$HERE/build-assets.sh" 2>&1 | grep -v ' ok$' | grep -v 'cargo build$' || true
+if [ -z "${VHOSTFSD:-}" ]; then
+    echo "demo.sh: cargo build --release" >&2
+    cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
+    VHOSTFSD="$REPO/target/release/vhostfsd"
+fi
+export VHOSTFSD
+[ -e "$DIR/README-from-host.txt" ] || echo "This file was written on the host before boot." > "$DIR/README-from-host.txt"
+exec python3 "$HERE/runner.py" "--$mode" "$DIR"

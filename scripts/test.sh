@@ -1,0 +1,38 @@
+#!/bin/bash
+# The whole test suite, as CI runs it: lints, unit and integration tests (a real vhostfsd
+# driven through the vhost-user protocol), then the guest tests (a real Linux guest under
+# QEMU mounting the share and running fio and filesystem workloads).
+#
+# Needs root (credentials, namespaces, QEMU's vhost-user socket); installs what it needs
+# with apt-get on Debian bookworm. Set SKIP_GUEST_TESTS=1 to stop after the cargo tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the tests need root (per-request credentials, namespaces, QEMU);" \
+         "run it with sudo" >&2
+    exit 1
+fi
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "install dependencies"
+guest-tests/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit and vhost-user integration tests)"
+cargo test --locked --all-targets
+
+if [ "${SKIP_GUEST_TESTS:-0}" = 1 ]; then
+    echo "SKIP_GUEST_TESTS=1: guest tests skipped"
+    exit 0
+fi
+
+step "guest tests (real Linux guest under QEMU)"
+cargo build --release --locked
+VHOSTFSD="$PWD/target/release/vhostfsd" guest-tests/run.sh

@@ -1,0 +1,355 @@
+//! Starts the daemon from a checked configuration and serves one vhost-user frontend after
+//! another until SIGTERM or SIGINT.
+//!
+//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
+//! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
+//! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
+//! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
+//! goes away, the requests in flight finish, the filesystem state is dropped, and the next
+//! frontend is awaited.
+
+mod limits;
+mod listener;
+mod logger;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use vhost::vhost_user::{Error as VhostError, Listener};
+use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
+
+use crate::config::{Config, SeccompAction};
+use crate::fuse::server::Server;
+use crate::oslib;
+use crate::passthrough::{self, PassthroughFs};
+use crate::sandbox::{self, Outcome, SandboxError};
+use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
+    SeccompNotImplemented(&'static str),
+    #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
+    Signals(#[source] io::Error),
+    #[error(
+        "cannot listen on {path:?}: check that its directory exists and is writable, and \
+         that no other daemon serves this socket"
+    )]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "--fd {fd} is not a listening socket: the parent process must pass an open, \
+         listening unix socket"
+    )]
+    InheritedFd {
+        fd: RawFd,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot find group {group:?} for --socket-group: check /etc/group (or NSS)")]
+    SocketGroup {
+        group: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot give socket {path:?} to group {group:?}: the daemon must be root or a \
+         member of that group"
+    )]
+    SocketChown {
+        path: PathBuf,
+        group: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot raise the open-file limit (RLIMIT_NOFILE): lower --rlimit-nofile or grant \
+         CAP_SYS_RESOURCE"
+    )]
+    Rlimit(#[source] io::Error),
+    #[error("cannot open /proc/self/fd: check that /proc is mounted")]
+    ProcSelfFd(#[source] io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("the sandboxed daemon process exited with status {0}: see its messages above")]
+    SandboxedChild(i32),
+    #[error("cannot open the shared directory {path:?}: check that it exists and is readable")]
+    Filesystem {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Device(#[from] VhostUserError),
+    #[error("the vhost-user daemon failed: {0}")]
+    VhostUser(String),
+    #[error("waiting for a vhost-user frontend failed")]
+    Wait(#[source] io::Error),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (then `Ok`) or a fatal error.
+///
+/// # Errors
+/// Anything that stops the daemon, with what the operator should check.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    if cfg.print_capabilities {
+        print!("{}", capabilities::json());
+        return Ok(());
+    }
+    logger::init(cfg.log_level, cfg.syslog);
+    match cfg.seccomp {
+        SeccompAction::None => {}
+        SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
+        SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
+        SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
+    }
+    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
+        .map_err(DaemonError::Signals)?;
+    let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
+    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
+    log::debug!("open-file limit: {nofile}");
+    let (proc_self_fd, root_dir) = match sandbox::enter(&cfg)? {
+        Outcome::Serve {
+            proc_self_fd,
+            root_dir,
+        } => (proc_self_fd, root_dir),
+        Outcome::ChildExited(0) => return Ok(()),
+        Outcome::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
+    };
+    let fs_cfg = passthrough::Config {
+        root_dir,
+        ..cfg.fs.clone()
+    };
+    let fs =
+        PassthroughFs::new(fs_cfg, proc_self_fd).map_err(|source| DaemonError::Filesystem {
+            path: cfg.shared_dir.clone(),
+            source,
+        })?;
+    let server = Arc::new(Server::new(Arc::new(fs)));
+    let device = DeviceConfig {
+        num_request_queues: cfg.num_request_queues,
+        queue_size: cfg.queue_size,
+        tag: cfg.tag.clone(),
+        thread_pool_size: cfg.thread_pool_size,
+    };
+    let result = serve(listener, server, &device, signals);
+    log::info!("exiting");
+    result
+}
+
+/// What the signal thread shares with the serving loop.
+struct Shutdown {
+    requested: AtomicBool,
+    /// The connection being served, to cut it on a signal.
+    connection: Mutex<Option<ShutdownHandle>>,
+    /// Wakes the loop waiting for the next frontend.
+    wake: EventFd,
+    listener_fd: RawFd,
+}
+
+impl Shutdown {
+    fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+        if let Some(conn) = self.connection().as_ref() {
+            conn.shutdown();
+        }
+        let _ = self.wake.write(1);
+        // Unblocks an accept() on a connection that vanished between poll and accept.
+        let _ = oslib::socket::shutdown(self.listener_fd);
+    }
+
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Option<ShutdownHandle>> {
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn serve(
+    mut listener: Listener,
+    server: Arc<Server<PassthroughFs>>,
+    device: &DeviceConfig,
+    mut signals: File,
+) -> Result<(), DaemonError> {
+    let shutdown = Arc::new(Shutdown {
+        requested: AtomicBool::new(false),
+        connection: Mutex::new(None),
+        wake: EventFd::new(EFD_NONBLOCK | EFD_CLOEXEC).map_err(DaemonError::Signals)?,
+        listener_fd: listener.as_raw_fd(),
+    });
+    let signal_shutdown = shutdown.clone();
+    thread::Builder::new()
+        .name("vhostfsd-signals".into())
+        .spawn(move || {
+            match oslib::signal::read_signal(&mut signals) {
+                Ok(sig) => log::info!("got signal {sig}, shutting down"),
+                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
+            }
+            signal_shutdown.request();
+        })
+        .map_err(DaemonError::Signals)?;
+
+    loop {
+        log::info!("waiting for a vhost-user frontend to connect");
+        oslib::socket::poll_readable(&[listener.as_raw_fd(), shutdown.wake.as_raw_fd()])
+            .map_err(DaemonError::Wait)?;
+        if shutdown.requested() {
+            return Ok(());
+        }
+        serve_one(&mut listener, &server, device, &shutdown)?;
+        if shutdown.requested() {
+            return Ok(());
+        }
+    }
+}
+
+/// Serves one frontend, from accept to disconnect, then drops the filesystem state.
+fn serve_one(
+    listener: &mut Listener,
+    server: &Arc<Server<PassthroughFs>>,
+    device: &DeviceConfig,
+    shutdown: &Shutdown,
+) -> Result<(), DaemonError> {
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let backend = Arc::new(VhostUserFsBackend::new(
+        server.clone(),
+        device,
+        mem.clone(),
+    )?);
+    let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
+        .map_err(|e| DaemonError::VhostUser(e.to_string()))?;
+    let started = daemon.start(listener);
+    let result = match started {
+        Err(_) if shutdown.requested() => Ok(()),
+        Err(e) => Err(DaemonError::VhostUser(e.to_string())),
+        Ok(()) => {
+            *shutdown.connection() = daemon.shutdown_handle();
+            if shutdown.requested() {
+                daemon.request_shutdown();
+            }
+            log::info!("frontend connected");
+            let ended = daemon.wait();
+            shutdown.connection().take();
+            match ended {
+                Ok(())
+                | Err(BackendError::HandleRequest(
+                    VhostError::Disconnected | VhostError::PartialMessage,
+                )) => log::info!("frontend disconnected"),
+                Err(e) if shutdown.requested() => log::debug!("connection closed: {e}"),
+                Err(e) => log::warn!("frontend connection ended: {e}"),
+            }
+            Ok(())
+        }
+    };
+    for handler in daemon.get_epoll_handlers() {
+        handler.send_exit_event();
+    }
+    backend.shutdown();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::oslib::process;
+
+    /// The `vhostfsd` binary next to this test executable (`target/debug/`), if built.
+    fn binary() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let bin = exe.parent()?.parent()?.join("vhostfsd");
+        bin.exists().then_some(bin)
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The first steps of a VMM: owner, features, protocol features, queue count.
+    fn negotiate(sock: &std::path::Path) {
+        use vhost::VhostBackend;
+        use vhost::vhost_user::message::VhostUserProtocolFeatures as P;
+        use vhost::vhost_user::{Frontend, VhostUserFrontend};
+
+        let mut f = Frontend::connect(sock, 3).unwrap();
+        f.set_owner().unwrap();
+        let features = f.get_features().unwrap();
+        assert_ne!(features & (1 << 32), 0, "VIRTIO_F_VERSION_1");
+        f.set_features(features).unwrap();
+        let pf = f.get_protocol_features().unwrap();
+        assert!(pf.contains(P::MQ | P::REPLY_ACK | P::BACKEND_REQ | P::CONFIGURE_MEM_SLOTS));
+        assert!(!pf.contains(P::CONFIG), "CONFIG offered without --tag");
+        f.set_protocol_features(pf & !P::BACKEND_REQ).unwrap();
+        assert_eq!(
+            f.get_queue_num().unwrap(),
+            3,
+            "high-priority + 2 request queues"
+        );
+    }
+
+    #[test]
+    fn listens_serves_reconnects_and_exits_on_sigterm() {
+        let Some(bin) = binary() else {
+            eprintln!("skipped: the vhostfsd binary is not built (run `cargo build` first)");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("vfs.sock");
+        std::fs::write(&sock, b"stale").unwrap();
+        let mut child = Command::new(bin)
+            .args([
+                "--sandbox",
+                "none",
+                "--log-level",
+                "error",
+                "--num-request-queues",
+                "2",
+            ])
+            .arg("--socket-path")
+            .arg(&sock)
+            .arg("--shared-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let connected = wait_for(|| UnixStream::connect(&sock).is_ok());
+        if !connected {
+            let _ = child.kill();
+        }
+        assert!(connected, "vhostfsd did not listen on {sock:?}");
+        // Frontends that negotiate, or just connect, and go away: the daemon serves the
+        // next one each time.
+        for _ in 0..2 {
+            negotiate(&sock);
+            drop(UnixStream::connect(&sock).unwrap());
+        }
+        assert!(wait_for(|| UnixStream::connect(&sock).is_ok()));
+        process::kill(child.id(), libc::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        assert!(!sock.exists(), "the socket file was not removed");
+    }
+}

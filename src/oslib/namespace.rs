@@ -1,0 +1,147 @@
+//! Namespaces, mounts, and changing the root: what the sandbox needs.
+
+use std::ffi::CStr;
+use std::io;
+
+use super::check_retval;
+
+/// `unshare(2)` with `flags` (`CLONE_NEW*`, `CLONE_FS`).
+///
+/// # Errors
+/// The errno of `unshare`: EPERM without CAP_SYS_ADMIN, EINVAL for a flag the kernel lacks.
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes flags only and touches no memory of ours.
+    check_retval(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `fork(2)`. Returns the child's pid in the parent and 0 in the child.
+///
+/// # Safety
+/// The process must be single-threaded: in the child only the calling thread survives, and
+/// any lock another thread held stays locked forever.
+///
+/// # Errors
+/// The errno of `fork`.
+pub unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller guarantees the process is single-threaded.
+    check_retval(unsafe { libc::fork() })
+}
+
+/// `waitpid(2)` for `pid`, retrying on EINTR. Returns the raw wait status.
+///
+/// # Errors
+/// The errno of `waitpid` (ECHILD: not our child).
+pub fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable c_int for the duration of the call.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        match check_retval(ret) {
+            Ok(_) => return Ok(status),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `kill(2)`: sends `sig` to `pid`.
+///
+/// # Errors
+/// The errno of `kill` (ESRCH: no such process).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes integers only.
+    check_retval(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `mount(2)`. `source`, `fstype` may be None.
+///
+/// # Errors
+/// The errno of `mount`.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+) -> io::Result<()> {
+    let opt = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is either null or a NUL-terminated string that outlives the
+    // call; no data argument is passed.
+    let ret = unsafe {
+        libc::mount(
+            opt(source),
+            target.as_ptr(),
+            opt(fstype),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    check_retval(ret).map(drop)
+}
+
+/// `umount2(2)` of `target` with `flags` (e.g. `MNT_DETACH`).
+///
+/// # Errors
+/// The errno of `umount2`.
+pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `target` is a NUL-terminated string that outlives the call.
+    check_retval(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// `pivot_root(2)`: makes `new_root` the root, moving the old one to `put_old`.
+///
+/// # Errors
+/// The errno of `pivot_root`.
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: both arguments are NUL-terminated strings that outlive the call; there is no
+    // libc wrapper, so the raw syscall is used.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
+    check_retval(ret).map(drop)
+}
+
+/// `chroot(2)`.
+///
+/// # Errors
+/// The errno of `chroot`.
+pub fn chroot(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    check_retval(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+/// `chdir(2)`.
+///
+/// # Errors
+/// The errno of `chdir`.
+pub fn chdir(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    check_retval(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// Asks the kernel to send `sig` to this process when its parent dies
+/// (`prctl(PR_SET_PDEATHSIG)`).
+///
+/// # Errors
+/// The errno of `prctl`.
+pub fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes an integer signal number and touches no memory.
+    check_retval(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) }).map(drop)
+}
+
+/// Installs `handler` for `sig` with `SA_RESTART`.
+///
+/// # Safety
+/// `handler` must be async-signal-safe.
+///
+/// # Errors
+/// The errno of `sigaction`.
+pub unsafe fn set_signal_handler(
+    sig: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as usize;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: `sa` is fully initialised; the caller guarantees the handler is
+    // async-signal-safe; the old action is not requested.
+    check_retval(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) }).map(drop)
+}

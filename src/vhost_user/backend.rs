@@ -1,0 +1,413 @@
+//! The virtio-fs device as a vhost-user backend: queue 0 is the high-priority queue, queues
+//! 1..=N the request queues. Each queue has its own worker thread (so queues are served
+//! concurrently); on a kick the worker pops every available chain, hands it to the FUSE
+//! server (inline, or through a per-queue thread pool), and completes it on the used ring.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use vhost::vhost_user::message::VhostUserProtocolFeatures;
+use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
+use virtio_queue::{DescriptorChain, QueueOwnedT};
+use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{
+    EventConsumer, EventFlag, EventNotifier, new_event_consumer_and_notifier,
+};
+
+use super::VhostUserError;
+use super::chain::split_chain;
+use super::config_space::ConfigSpace;
+use super::features;
+use super::inflight::InFlight;
+use super::pool::ThreadPool;
+use crate::fuse::filesystem::FileSystem;
+use crate::fuse::server::Server;
+
+/// Guest memory as the vhost-user daemon maps it (no dirty-page log).
+pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap>;
+/// A vring of this device.
+pub type Vring = VringRwLock<GuestMemory>;
+type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap>>;
+
+/// The queues a backend serves and how.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// Request queues besides the high-priority queue.
+    pub num_request_queues: usize,
+    /// Largest size of each queue.
+    pub queue_size: usize,
+    /// Tag for the config space; when set, CONFIG is offered.
+    pub tag: Option<String>,
+    /// Worker threads per queue; 0 serves requests on the queue's own thread.
+    pub thread_pool_size: usize,
+}
+
+/// The virtio-fs vhost-user backend over one FUSE server.
+pub struct VhostUserFsBackend<F: FileSystem + 'static> {
+    server: Arc<Server<F>>,
+    num_queues: usize,
+    queue_size: usize,
+    config: Option<ConfigSpace>,
+    event_idx: AtomicBool,
+    mem: RwLock<GuestMemory>,
+    pools: Vec<ThreadPool>,
+    inflight: Arc<InFlight>,
+}
+
+impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
+    /// A backend serving `server` over the queues `cfg` describes; `mem` is the guest memory
+    /// object also given to the vhost-user daemon.
+    ///
+    /// # Errors
+    /// Too many queues, a tag too long, or worker threads that cannot be started.
+    pub fn new(
+        server: Arc<Server<F>>,
+        cfg: &DeviceConfig,
+        mem: GuestMemory,
+    ) -> Result<Self, VhostUserError> {
+        let num_queues = cfg
+            .num_request_queues
+            .checked_add(1)
+            .filter(|n| *n <= MAX_QUEUES)
+            .ok_or(VhostUserError::TooManyQueues(cfg.num_request_queues))?;
+        let config = match &cfg.tag {
+            Some(tag) => Some(
+                ConfigSpace::new(tag, cfg.num_request_queues as u32)
+                    .ok_or_else(|| VhostUserError::TagTooLong(tag.clone()))?,
+            ),
+            None => None,
+        };
+        let mut pools = Vec::new();
+        if cfg.thread_pool_size > 0 {
+            for q in 0..num_queues {
+                let pool = ThreadPool::new(cfg.thread_pool_size, &format!("vhostfsd-q{q}"))
+                    .map_err(VhostUserError::SpawnWorker)?;
+                pools.push(pool);
+            }
+        }
+        Ok(Self {
+            server,
+            num_queues,
+            queue_size: cfg.queue_size,
+            config,
+            event_idx: AtomicBool::new(false),
+            mem: RwLock::new(mem),
+            pools,
+            inflight: Arc::new(InFlight::default()),
+        })
+    }
+
+    /// Waits for every request in flight, stops the thread pools and drops the filesystem
+    /// state (inodes, handles). Called when the frontend has gone away.
+    pub fn shutdown(&self) {
+        self.inflight.stop_and_wait();
+        for pool in &self.pools {
+            pool.shutdown();
+        }
+        self.server.fs().destroy();
+    }
+
+    fn memory(&self) -> GuestMemory {
+        self.mem.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Pops every available chain of `vring`.
+    fn pop_all(&self, vring: &Vring) -> io::Result<Vec<Chain>> {
+        let mem = self.memory().memory();
+        let mut state = vring.get_mut();
+        let iter = state
+            .get_queue_mut()
+            .iter(mem)
+            .map_err(|e| io::Error::other(format!("cannot read the available ring: {e}")))?;
+        Ok(iter.collect())
+    }
+
+    /// Serves every available request of queue `queue`, with the EVENT_IDX re-check loop:
+    /// notifications stay off while draining, and after turning them back on the ring is
+    /// checked once more so a request added meanwhile is not missed.
+    fn process_queue(&self, vring: &Vring, queue: usize) -> io::Result<()> {
+        let event_idx = self.event_idx.load(Ordering::Acquire);
+        loop {
+            if event_idx {
+                vring.disable_notification().map_err(io::Error::other)?;
+            }
+            let chains = self.pop_all(vring)?;
+            let mut completed = false;
+            for chain in chains {
+                match self.pools.get(queue) {
+                    Some(pool) => self.submit(pool, vring, chain, event_idx),
+                    None => {
+                        let head = chain.head_index();
+                        let len = serve_chain(&self.server, chain);
+                        if let Err(e) = vring.add_used(head, len) {
+                            log::warn!("queue {queue}: cannot complete request {head}: {e}");
+                        }
+                        completed = true;
+                    }
+                }
+            }
+            if completed {
+                notify(vring, event_idx);
+            }
+            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn submit(&self, pool: &ThreadPool, vring: &Vring, chain: Chain, event_idx: bool) {
+        let Some(ticket) = self.inflight.enter() else {
+            return;
+        };
+        let server = self.server.clone();
+        let vring = vring.clone();
+        let job = Box::new(move || {
+            let head = chain.head_index();
+            let len = serve_chain(&server, chain);
+            // add_used and the notification check under one lock, so concurrent
+            // completions on this queue cannot miss a notification.
+            let mut state = vring.get_mut();
+            if let Err(e) = state.add_used(head, len) {
+                log::warn!("cannot complete request {head}: {e}");
+            }
+            if !event_idx || state.needs_notification().unwrap_or(true) {
+                if let Err(e) = state.signal_used_queue() {
+                    log::warn!("cannot notify the guest: {e}");
+                }
+            }
+            drop(ticket);
+        });
+        if pool.submit(job).is_err() {
+            log::debug!("request dropped: the device is shutting down");
+        }
+    }
+}
+
+/// Most queues: one worker thread each, and the thread mask is a u64.
+pub const MAX_QUEUES: usize = 64;
+
+/// Runs one request; returns the reply length to put in the used ring (0 for a malformed
+/// chain or a request that got no reply).
+fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
+    let head = chain.head_index();
+    let mem = chain.memory();
+    let (reader, writer) = match split_chain(mem, chain.clone()) {
+        Ok(rw) => rw,
+        Err(e) => {
+            log::warn!("request {head} dropped: {e}");
+            return 0;
+        }
+    };
+    match server.handle_message(reader, writer) {
+        Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        Err(e) => {
+            log::debug!("request {head} got no reply: {e}");
+            0
+        }
+    }
+}
+
+/// Signals the guest if it asked to be (always without EVENT_IDX).
+fn notify(vring: &Vring, event_idx: bool) {
+    let needed = !event_idx || vring.needs_notification().unwrap_or(true);
+    if needed && let Err(e) = vring.signal_used_queue() {
+        log::warn!("cannot notify the guest: {e}");
+    }
+}
+
+impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
+    type Bitmap = ();
+    type Vring = Vring;
+
+    fn num_queues(&self) -> usize {
+        self.num_queues
+    }
+
+    fn max_queue_size(&self) -> usize {
+        self.queue_size
+    }
+
+    fn features(&self) -> u64 {
+        features::virtio_features()
+    }
+
+    fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        features::protocol_features(self.config.is_some())
+    }
+
+    fn reset_device(&self) {
+        self.inflight.stop_and_wait();
+        self.server.fs().destroy();
+        self.inflight.resume();
+    }
+
+    fn set_event_idx(&self, enabled: bool) {
+        self.event_idx.store(enabled, Ordering::Release);
+    }
+
+    fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
+        self.config
+            .as_ref()
+            .map(|c| c.read(offset, size))
+            .unwrap_or_default()
+    }
+
+    fn update_memory(&self, mem: GuestMemory) -> io::Result<()> {
+        *self.mem.write().unwrap_or_else(|e| e.into_inner()) = mem;
+        Ok(())
+    }
+
+    fn queues_per_thread(&self) -> Vec<u64> {
+        (0..self.num_queues).map(|q| 1u64 << q).collect()
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC)
+            .inspect_err(|e| log::error!("cannot create a worker exit event: {e}"))
+            .ok()
+    }
+
+    fn handle_event(
+        &self,
+        device_event: u16,
+        evset: EventSet,
+        vrings: &[Vring],
+        thread_id: usize,
+    ) -> io::Result<()> {
+        if evset != EventSet::IN {
+            log::warn!("queue {thread_id}: unexpected event set {evset:?}, ignored");
+            return Ok(());
+        }
+        // Each worker thread owns exactly one queue: `thread_id` is the queue index.
+        let Some(vring) = vrings.get(usize::from(device_event)) else {
+            log::warn!("queue {thread_id}: event for unknown vring {device_event}, ignored");
+            return Ok(());
+        };
+        let Some(_ticket) = self.inflight.enter() else {
+            return Ok(());
+        };
+        if let Err(e) = self.process_queue(vring, thread_id) {
+            // A broken ring is the guest's problem; keep the worker alive for the next kick.
+            log::warn!("queue {thread_id}: {e}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vm_memory::GuestAddress;
+
+    use super::*;
+    use crate::passthrough::{self, PassthroughFs};
+
+    fn backend(tag: Option<&str>, queues: usize, pool: usize) -> VhostUserFsBackend<PassthroughFs> {
+        let dir = std::env::temp_dir();
+        let cfg = passthrough::Config {
+            root_dir: dir,
+            ..passthrough::Config::default()
+        };
+        let proc_self_fd = std::fs::File::open("/proc/self/fd").unwrap();
+        let fs = PassthroughFs::new(cfg, proc_self_fd).unwrap();
+        let server = Arc::new(Server::new(Arc::new(fs)));
+        let mem = GuestMemoryAtomic::new(
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap(),
+        );
+        let dev = DeviceConfig {
+            num_request_queues: queues,
+            queue_size: 256,
+            tag: tag.map(str::to_string),
+            thread_pool_size: pool,
+        };
+        VhostUserFsBackend::new(server, &dev, mem).unwrap()
+    }
+
+    /// Puts a well-formed chain (head 0) and a writable-then-readable one (head 2) on a
+    /// queue, kicks the backend, and checks both are completed and the worker survives.
+    fn serve_two_chains(pool: usize, event_idx: bool) {
+        use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+        use virtio_queue::desc::RawDescriptor;
+        use virtio_queue::desc::split::Descriptor;
+        use virtio_queue::mock::MockSplitQueue;
+
+        let b = backend(None, 1, pool);
+        let mem = b.memory();
+        let guard = mem.memory();
+        let mock = MockSplitQueue::new(&*guard, 16);
+        let (next, write) = (VRING_DESC_F_NEXT as u16, VRING_DESC_F_WRITE as u16);
+        let descs = [
+            Descriptor::new(0x1000, 40, next, 1),
+            Descriptor::new(0x2000, 100, write, 0),
+            Descriptor::new(0x3000, 16, write | next, 3),
+            Descriptor::new(0x4000, 16, 0, 0),
+        ]
+        .map(RawDescriptor::from);
+        mock.add_desc_chains(&descs, 0).unwrap();
+
+        let vring = Vring::new(mem.clone(), 16).unwrap();
+        vring.set_queue_size(16);
+        vring
+            .set_queue_info(
+                mock.desc_table_addr().0,
+                mock.avail_addr().0,
+                mock.used_addr().0,
+            )
+            .unwrap();
+        vring.set_queue_event_idx(event_idx);
+        vring.set_queue_ready(true);
+        vring.set_enabled(true);
+        b.set_event_idx(event_idx);
+
+        b.handle_event(0, EventSet::IN, std::slice::from_ref(&vring), 1)
+            .unwrap();
+        b.shutdown(); // waits for pool jobs
+        assert_eq!(mock.used().idx().load(), 2);
+        let mut heads: Vec<u32> = (0..2)
+            .map(|i| mock.used().ring().ref_at(i).unwrap().load().id())
+            .collect();
+        heads.sort();
+        assert_eq!(heads, vec![0, 2]);
+    }
+
+    #[test]
+    fn serves_chains_inline_and_survives_a_malformed_one() {
+        serve_two_chains(0, false);
+        serve_two_chains(0, true);
+    }
+
+    #[test]
+    fn serves_chains_through_the_pool() {
+        serve_two_chains(2, true);
+    }
+
+    #[test]
+    fn one_thread_per_queue() {
+        let b = backend(None, 3, 0);
+        assert_eq!(b.num_queues(), 4);
+        assert_eq!(b.queues_per_thread(), vec![1, 2, 4, 8]);
+        assert_eq!(b.max_queue_size(), 256);
+    }
+
+    #[test]
+    fn config_space_only_with_tag() {
+        let b = backend(None, 1, 0);
+        assert!(b.get_config(0, 40).is_empty());
+        assert!(
+            !b.protocol_features()
+                .contains(VhostUserProtocolFeatures::CONFIG)
+        );
+        let b = backend(Some("share"), 2, 2);
+        let c = b.get_config(0, 40);
+        assert_eq!(&c[..5], b"share");
+        assert_eq!(&c[36..], &[2, 0, 0, 0]);
+        assert!(
+            b.protocol_features()
+                .contains(VhostUserProtocolFeatures::CONFIG)
+        );
+        b.shutdown();
+    }
+}

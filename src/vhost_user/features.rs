@@ -1,0 +1,61 @@
+//! The virtio and vhost-user protocol features the device offers.
+
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::bindings::virtio_ring::{
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
+
+/// Virtio features: virtio 1.0, event-index notification suppression, indirect descriptors,
+/// and the vhost-user protocol-features bit.
+pub fn virtio_features() -> u64 {
+    (1 << VIRTIO_F_VERSION_1)
+        | (1 << VIRTIO_RING_F_EVENT_IDX)
+        | (1 << VIRTIO_RING_F_INDIRECT_DESC)
+        | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+}
+
+/// vhost-user protocol features. CONFIG (the frontend reads the tag from us) is offered only
+/// when the operator gave a tag: QEMU takes the tag from its own command line, and QEMU
+/// 7.1-8.0 crash when a backend offers CONFIG.
+pub fn protocol_features(with_config: bool) -> VhostUserProtocolFeatures {
+    let mut f = VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::BACKEND_REQ
+        | VhostUserProtocolFeatures::BACKEND_SEND_FD
+        | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+    if with_config {
+        f |= VhostUserProtocolFeatures::CONFIG;
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_offered_only_with_a_tag() {
+        assert!(protocol_features(true).contains(VhostUserProtocolFeatures::CONFIG));
+        assert!(!protocol_features(false).contains(VhostUserProtocolFeatures::CONFIG));
+        for with in [false, true] {
+            let f = protocol_features(with);
+            assert!(f.contains(
+                VhostUserProtocolFeatures::MQ
+                    | VhostUserProtocolFeatures::REPLY_ACK
+                    | VhostUserProtocolFeatures::BACKEND_REQ
+                    | VhostUserProtocolFeatures::BACKEND_SEND_FD
+                    | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+            ));
+        }
+    }
+
+    #[test]
+    fn virtio_features_include_version_1_and_event_idx() {
+        let f = virtio_features();
+        assert_ne!(f & (1 << 32), 0, "VIRTIO_F_VERSION_1");
+        assert_ne!(f & (1 << 29), 0, "VIRTIO_RING_F_EVENT_IDX");
+        assert_ne!(f & (1 << 28), 0, "VIRTIO_RING_F_INDIRECT_DESC");
+        assert_ne!(f & (1 << 30), 0, "VHOST_USER_F_PROTOCOL_FEATURES");
+    }
+}
