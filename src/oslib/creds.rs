@@ -87,3 +87,19 @@ pub unsafe fn umask(mask: u32) -> u32 {
     // SAFETY: `umask` cannot fail; the caller guarantees whose umask it changes.
     unsafe { libc::umask(mask) }
 }
+
+/// `fchdir(2)`: makes `fd` the calling thread's working directory.
+///
+/// # Safety
+/// Unless the calling thread called [`unshare_fs`] before, this changes the working
+/// directory of every thread sharing its fs_struct (the whole process), which the caller
+/// must rule out.
+///
+/// # Errors
+/// The errno of `fchdir`.
+pub unsafe fn fchdir(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain integer argument; the caller guarantees whose cwd it changes.
+    let ret = unsafe { libc::fchdir(fd.as_raw_fd()) };
+    check_retval(ret).map(drop)
+}

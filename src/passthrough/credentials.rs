@@ -82,6 +82,37 @@ impl Drop for CallerCreds {
     }
 }
 
+/// Gives the calling thread its own fs_struct (cwd, umask), once per thread.
+///
+/// # Errors
+/// `unshare(CLONE_FS)` failed (e.g. forbidden by a seccomp policy).
+pub fn ensure_private_fs() -> io::Result<()> {
+    if !FS_UNSHARED.get() {
+        creds::unshare_fs().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "unshare(CLONE_FS) failed ({e}); check that the seccomp policy allows unshare"
+                ),
+            )
+        })?;
+        FS_UNSHARED.set(true);
+    }
+    Ok(())
+}
+
+/// Makes `dir` the calling thread's working directory, privately (see
+/// [`ensure_private_fs`]).
+///
+/// # Errors
+/// `unshare(CLONE_FS)` or `fchdir` failed.
+pub fn thread_chdir(dir: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    ensure_private_fs()?;
+    // SAFETY: the thread's fs_struct is its own (just ensured), so no other thread's cwd
+    // changes.
+    unsafe { creds::fchdir(dir) }
+}
+
 /// The thread's umask is the caller's until this is dropped.
 #[must_use = "the umask is restored when the guard is dropped"]
 pub struct ThreadUmask {
@@ -96,18 +127,7 @@ impl ThreadUmask {
     /// `unshare(CLONE_FS)` failed (e.g. forbidden by a seccomp policy); the umask is
     /// unchanged then.
     pub fn set(mask: u32) -> io::Result<Self> {
-        if !FS_UNSHARED.get() {
-            creds::unshare_fs().map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "unshare(CLONE_FS) failed ({e}); check that the seccomp policy allows \
-                         unshare"
-                    ),
-                )
-            })?;
-            FS_UNSHARED.set(true);
-        }
+        ensure_private_fs()?;
         // SAFETY: this thread has its own fs_struct (unshared just above or earlier), so the
         // umask change is private to it.
         let old = unsafe { creds::umask(mask & 0o777) };

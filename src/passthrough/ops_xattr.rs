@@ -5,21 +5,24 @@
 //! "security.capability" before every write). `system.posix_acl_*` names are served only
 //! with `--posix-acl` (`EOPNOTSUPP` otherwise, and left out of listings).
 //!
-//! How the inode is reached (as virtiofsd decides): regular files and directories are
-//! reopened read-only through `/proc/self/fd/N` and use the `f*xattr` calls; other inodes
-//! (symlinks, devices, FIFOs, sockets) must not be opened, so the path-based `*xattr` calls
-//! (not `l*xattr`) are used on the magic link `/proc/self/fd/N`, which resolves to the inode
-//! itself and is not followed further. That path needs `/proc` mounted in the daemon's
-//! mount namespace. Everything runs as the daemon: the guest kernel has checked the
+//! How the inode is reached: regular files and directories are reopened read-only through
+//! `/proc/self/fd/N` and use the `f*xattr` calls (as virtiofsd does). Other inodes
+//! (symlinks, devices, FIFOs, sockets) must not be opened: on Linux >= 6.13 the `*xattrat`
+//! calls follow "N" relative to our `/proc/self/fd` fd (their `AT_EMPTY_PATH` form refuses
+//! O_PATH fds); on older kernels the thread (with its own fs_struct, see `credentials`) changes into the `/proc/self/fd`
+//! directory we hold and uses the path-based `*xattr` calls (not `l*xattr`) on the magic
+//! link "N", which resolves to the inode itself and is not followed further (virtiofsd's
+//! method). Neither needs `/proc` at its usual path, so both work inside the sandbox. Everything runs as the daemon: the guest kernel has checked the
 //! caller's permission (see `ops_entry`). With `SETXATTR_ACL_KILL_SGID` (the guest's caller
 //! may not keep setgid when changing the access ACL), setgid is cleared after the change,
 //! as the host kernel would have done for that caller.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
-use super::fs::{PassthroughFs, errno};
+use super::credentials::thread_chdir;
+use super::fs::{PassthroughFs, errno, proc_name};
 use super::inode_store::InodeData;
 use crate::fuse::abi;
 use crate::fuse::filesystem::XattrReply;
@@ -44,16 +47,33 @@ impl PassthroughFs {
     fn with_target<T>(
         &self,
         data: &InodeData,
-        f: impl FnOnce(XattrTarget<'_>) -> io::Result<T>,
+        f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
     ) -> io::Result<T> {
         if data.is_reg() || data.is_dir() {
             let fd = self.reopen(data, libc::O_RDONLY | libc::O_NONBLOCK)?;
-            f(XattrTarget::Fd(fd.as_fd()))
-        } else {
-            let path = CString::new(format!("/proc/self/fd/{}", data.fd().as_raw_fd()))
-                .expect("no NUL in the path");
-            f(XattrTarget::Path(&path))
+            return f(XattrTarget::Fd(fd.as_fd()));
         }
+        // Not AT_EMPTY_PATH on the O_PATH fd: that form wants a real open file (EBADF).
+        let name = proc_name(data.fd());
+        let at = XattrTarget::At {
+            dir: self.proc_self_fd.as_fd(),
+            path: &name,
+            flags: 0,
+        };
+        match f(at) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.with_proc_path(data, f),
+            res => res,
+        }
+    }
+
+    /// Before Linux 6.13: `f` on the path "N" relative to `/proc/self/fd` as the cwd.
+    fn with_proc_path<T>(
+        &self,
+        data: &InodeData,
+        f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        thread_chdir(self.proc_self_fd.as_fd())?;
+        f(XattrTarget::Path(&proc_name(data.fd())))
     }
 
     pub(crate) fn do_setxattr(

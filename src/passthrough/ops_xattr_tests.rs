@@ -155,3 +155,32 @@ fn readonly_refuses_xattr_changes() {
     );
     assert_eq!(errno_of(t.fs.removexattr(&ROOT, ROOT_ID, &n)), libc::EROFS);
 }
+
+#[test]
+fn pre_6_13_fallback_reaches_the_link_itself() {
+    if !need_root("trusted.* xattrs") {
+        return;
+    }
+    let t = Fixture::with(|c| c.xattr = true);
+    fs::write(t.path("target"), b"").unwrap();
+    symlink("target", t.path("ln")).unwrap();
+    let ln = t.lookup("ln").unwrap();
+    let target = t.lookup("target").unwrap();
+    let data = t.fs.inodes.get(ln.inode).unwrap();
+    let n = cs("trusted.old");
+    // On a thread of its own: the fallback changes (its private) working directory.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let set = |tg: crate::oslib::xattr::XattrTarget<'_>| {
+                crate::oslib::xattr::setxattr(tg, &n, b"v", 0)
+            };
+            t.fs.with_proc_path(&data, set).unwrap();
+        });
+    });
+    let v = t.fs.getxattr(&ROOT, ln.inode, &n, 16).unwrap();
+    assert_eq!(v, XattrReply::Value(b"v".to_vec()));
+    assert_eq!(
+        errno_of(t.fs.getxattr(&ROOT, target.inode, &n, 16)),
+        libc::ENODATA
+    );
+}
