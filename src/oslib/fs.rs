@@ -391,3 +391,24 @@ pub fn statx_to_stat64(stx: &libc::statx) -> libc::stat64 {
     st.st_ctime_nsec = stx.stx_ctime.tv_nsec.into();
     st
 }
+
+/// `fcntl(2)` with an open-file-description lock command (`F_OFD_GETLK`, `F_OFD_SETLK`,
+/// `F_OFD_SETLKW`); `fl` is updated for `F_OFD_GETLK`.
+///
+/// # Errors
+/// The errno of `fcntl` (`EAGAIN` for a conflicting lock with `F_OFD_SETLK`).
+pub fn fcntl_lock(fd: BorrowedFd<'_>, cmd: i32, fl: &mut libc::flock64) -> io::Result<()> {
+    // SAFETY: `fl` is a valid, exclusively borrowed `flock64` for the whole call.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, fl as *mut libc::flock64) };
+    check_retval(ret).map(drop)
+}
+
+/// `flock(2)` with `LOCK_SH`/`LOCK_EX`/`LOCK_UN`, optionally `| LOCK_NB`.
+///
+/// # Errors
+/// The errno of `flock` (`EWOULDBLOCK` for a conflicting lock with `LOCK_NB`).
+pub fn flock(fd: BorrowedFd<'_>, op: i32) -> io::Result<()> {
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::flock(fd.as_raw_fd(), op) };
+    check_retval(ret).map(drop)
+}

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::handle_table::HandleTable;
 use super::inode_store::{InodeData, InodeKey, InodeStore};
+use super::locks::LockTable;
 use super::{CachePolicy, Config};
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::filesystem::{
@@ -37,6 +38,9 @@ pub struct PassthroughFs {
     pub(crate) proc_self_fd: File,
     pub(crate) inodes: InodeStore,
     pub(crate) handles: HandleTable,
+    pub(crate) locks: LockTable,
+    /// Ask for POSIX_LOCKS and FLOCK_LOCKS at INIT (see [`Self::with_locks`]).
+    locks_enabled: bool,
     /// The INIT flags agreed with the client.
     negotiated: AtomicU64,
 }
@@ -60,8 +64,20 @@ impl PassthroughFs {
             proc_self_fd,
             inodes,
             handles: HandleTable::default(),
+            locks: LockTable::default(),
+            locks_enabled: false,
             negotiated: AtomicU64::new(0),
         })
+    }
+
+    /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
+    /// INIT) instead of leaving them to the guest kernel. A blocking lock request blocks
+    /// its worker thread until granted, so enable this only when requests run on a thread
+    /// pool (see the `locks` module).
+    #[must_use]
+    pub fn with_locks(mut self, enabled: bool) -> Self {
+        self.locks_enabled = enabled;
+        self
     }
 
     /// Whether the client agreed on INIT flag `flag`.
@@ -244,6 +260,9 @@ impl PassthroughFs {
         if self.cfg.allow_mmap {
             want |= DIRECT_IO_ALLOW_MMAP;
         }
+        if self.locks_enabled {
+            want |= POSIX_LOCKS | FLOCK_LOCKS;
+        }
         let agreed = want & capable;
         self.negotiated.store(agreed, Ordering::Relaxed);
         agreed
@@ -289,6 +308,7 @@ impl FileSystem for PassthroughFs {
         Ok(self.do_init(capable))
     }
     fn destroy(&self) {
+        self.locks.clear();
         self.handles.clear();
         self.inodes.clear();
     }
@@ -412,8 +432,10 @@ impl FileSystem for PassthroughFs {
     ) -> io::Result<usize> {
         self.do_write(ctx, inode, fh, r, size, offset, write_flags)
     }
-    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, _lock_owner: u64) -> io::Result<()> {
-        self.do_flush(inode, fh)
+    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
+        self.do_flush(inode, fh)?;
+        self.release_posix_locks(inode, lock_owner);
+        Ok(())
     }
     fn release(
         &self,
@@ -421,10 +443,14 @@ impl FileSystem for PassthroughFs {
         inode: u64,
         fh: u64,
         _flags: u32,
-        _release_flags: u32,
-        _lock_owner: u64,
+        release_flags: u32,
+        lock_owner: u64,
     ) -> io::Result<()> {
-        self.handles.remove(inode, fh).map(drop)
+        self.handles.remove(inode, fh)?;
+        if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
+            self.release_flock(inode, lock_owner);
+        }
+        Ok(())
     }
     fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
@@ -533,6 +559,12 @@ impl FileSystem for PassthroughFs {
     }
     fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         self.do_removexattr(inode, name)
+    }
+    fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
+        self.do_getlk(inode, args)
+    }
+    fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+        self.do_setlk(inode, args, sleep)
     }
 }
 

@@ -11,15 +11,17 @@
 //! - [`handle_table`]: file handles ↔ open host fds.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
+//!   [`PassthroughFs::with_locks`]).
 //!
-//! Not implemented (answer `ENOSYS`, as virtiofsd does): POSIX and flock locks
-//! (GETLK/SETLK/SETLKW), DAX mappings.
+//! Not implemented (answer `ENOSYS`): DAX mappings (SETUPMAPPING/REMOVEMAPPING).
 
 pub mod config;
 pub mod credentials;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+pub mod locks;
 mod ops_dir;
 mod ops_entry;
 mod ops_file;
