@@ -412,3 +412,70 @@ pub fn flock(fd: BorrowedFd<'_>, op: i32) -> io::Result<()> {
     let ret = unsafe { libc::flock(fd.as_raw_fd(), op) };
     check_retval(ret).map(drop)
 }
+
+/// An opaque file handle, as `name_to_handle_at(2)` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileHandle {
+    /// `struct file_handle` (handle_bytes, handle_type) then `f_handle`, as 4-byte words:
+    /// the struct's alignment.
+    words: Vec<u32>,
+}
+
+/// Words of the largest `struct file_handle`.
+const HANDLE_WORDS: usize = 2 + libc::MAX_HANDLE_SZ as usize / 4;
+
+/// `name_to_handle_at(2)`: the file handle of `path` relative to `dir` (with
+/// `AT_EMPTY_PATH`, of `dir` itself, which may be an O_PATH fd) and its mount id.
+///
+/// # Errors
+/// The errno of `name_to_handle_at` (`EOPNOTSUPP` where the filesystem has no handles).
+pub fn name_to_handle_at(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+) -> io::Result<(FileHandle, u64)> {
+    let mut words = vec![0u32; HANDLE_WORDS];
+    words[0] = libc::MAX_HANDLE_SZ as u32;
+    let mut mount_id = 0;
+    // SAFETY: `words` is a 4-byte aligned buffer holding a `file_handle` header followed by
+    // MAX_HANDLE_SZ bytes, and its `handle_bytes` (words[0]) tells the kernel that capacity;
+    // `path` is NUL-terminated; `mount_id` is a valid int.
+    let ret = unsafe {
+        libc::name_to_handle_at(
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            words.as_mut_ptr().cast(),
+            &mut mount_id,
+            flags,
+        )
+    };
+    check_retval(ret)?;
+    let bytes = (words[0] as usize).min(libc::MAX_HANDLE_SZ as usize);
+    words.truncate(2 + bytes.div_ceil(4));
+    Ok((FileHandle { words }, mount_id as u64))
+}
+
+/// `open_by_handle_at(2)` (needs CAP_DAC_READ_SEARCH); `O_CLOEXEC` is always added.
+///
+/// # Errors
+/// The errno of `open_by_handle_at` (`ESTALE` when the inode is gone, `EPERM` without
+/// the capability).
+pub fn open_by_handle_at(
+    mount_fd: BorrowedFd<'_>,
+    handle: &FileHandle,
+    flags: i32,
+) -> io::Result<OwnedFd> {
+    let mut words = handle.words.clone();
+    // SAFETY: `words` holds a complete `file_handle` whose `handle_bytes` does not exceed
+    // the bytes that follow the header (see `name_to_handle_at`); the kernel only reads it.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            mount_fd.as_raw_fd(),
+            words.as_mut_ptr().cast(),
+            flags | libc::O_CLOEXEC,
+        )
+    };
+    let fd = check_retval(fd)?;
+    // SAFETY: the call succeeded, so `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -7,18 +7,22 @@
 //! through `/proc/self/fd/N` (which reaches exactly the inode, never a path) and never when
 //! it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::handle_table::HandleTable;
-use super::inode_store::{InodeData, InodeKey, InodeStore};
+use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
 use super::locks::LockTable;
-use super::{CachePolicy, Config};
+use super::{CachePolicy, Config, InodeFileHandles};
+use log::warn;
+
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
@@ -43,6 +47,10 @@ pub struct PassthroughFs {
     locks_enabled: bool,
     /// The INIT flags agreed with the client.
     negotiated: AtomicU64,
+    /// `cfg.inode_file_handles`, or `Never` when `Prefer` found handles unusable.
+    handles_mode: InodeFileHandles,
+    /// An fd on each mount seen, by mount id, to open file handles with.
+    mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
 }
 
 impl PassthroughFs {
@@ -50,7 +58,8 @@ impl PassthroughFs {
     /// directory (opened before any sandbox hid /proc), used to reopen O_PATH fds.
     ///
     /// # Errors
-    /// The root directory cannot be opened (the caller names it in its error).
+    /// The root directory cannot be opened (the caller names it in its error); with
+    /// `--inode-file-handles=mandatory`, file handles do not work there.
     pub fn new(cfg: Config, proc_self_fd: File) -> io::Result<Self> {
         let root: OwnedFd = OpenOptions::new()
             .read(true)
@@ -58,8 +67,27 @@ impl PassthroughFs {
             .open(&cfg.root_dir)?
             .into();
         let stx = stat_fd(root.as_fd())?;
+        let handles_mode = match (cfg.inode_file_handles, probe_file_handles(root.as_fd())) {
+            (InodeFileHandles::Never, _) | (_, Ok(())) => cfg.inode_file_handles,
+            (InodeFileHandles::Prefer, Err(e)) => {
+                warn!("not using file handles for inodes ({e}); holding O_PATH fds instead");
+                InodeFileHandles::Never
+            }
+            (InodeFileHandles::Mandatory, Err(e)) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "--inode-file-handles=mandatory: file handles do not work in the \
+                         shared directory ({e}); they need CAP_DAC_READ_SEARCH and a \
+                         filesystem that supports them"
+                    ),
+                ));
+            }
+        };
         let inodes = InodeStore::new(root, key_of(&stx));
         Ok(Self {
+            handles_mode,
+            mount_fds: Mutex::default(),
             cfg,
             proc_self_fd,
             inodes,
@@ -107,7 +135,7 @@ impl PassthroughFs {
         if inode.is_symlink() {
             return Err(errno(libc::ELOOP));
         }
-        self.reopen_fd(inode.fd(), flags)
+        self.reopen_fd(inode.fd()?.as_fd(), flags)
     }
 
     /// Opens whatever `fd` refers to again with `flags`, through `/proc/self/fd/N` (a
@@ -148,10 +176,51 @@ impl PassthroughFs {
         fd: OwnedFd,
     ) -> io::Result<Entry> {
         let stx = stat_fd(fd.as_fd())?;
+        let repr = self.make_repr(fd, u32::from(stx.stx_mode) & libc::S_IFMT)?;
         let data =
             self.inodes
-                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, fd);
+                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, repr);
         Ok(self.make_entry(parent, &data, &stx))
+    }
+
+    /// How to hold the inode `fd` (O_PATH) refers to: the fd itself, or its file handle.
+    ///
+    /// # Errors
+    /// With `--inode-file-handles=mandatory`, an inode without a file handle (e.g. on a
+    /// filesystem without export support).
+    fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
+        if self.handles_mode == InodeFileHandles::Never {
+            return Ok(Repr::Fd(fd));
+        }
+        let with_handle = || -> io::Result<Repr> {
+            let (handle, mnt_id) =
+                sys::name_to_handle_at(fd.as_fd(), sys::EMPTY, libc::AT_EMPTY_PATH)?;
+            let mut mounts = self.mount_fds.lock().unwrap_or_else(|e| e.into_inner());
+            let mount_fd = match mounts.get(&mnt_id) {
+                Some(m) => m.clone(),
+                None => {
+                    // The first inode seen on a mount is its root (a directory, or a file
+                    // bind-mounted alone): it stands for the mount. open_by_handle_at
+                    // wants a real open fd there, not O_PATH.
+                    let m = match file_type {
+                        libc::S_IFDIR => {
+                            sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
+                        }
+                        libc::S_IFREG => {
+                            self.reopen_fd(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)?
+                        }
+                        _ => return Err(errno(libc::EOPNOTSUPP)),
+                    };
+                    mounts.entry(mnt_id).or_insert(Arc::new(m)).clone()
+                }
+            };
+            Ok(Repr::Handle { handle, mount_fd })
+        };
+        match with_handle() {
+            Ok(repr) => Ok(repr),
+            Err(_) if self.handles_mode == InodeFileHandles::Prefer => Ok(Repr::Fd(fd)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Counts a lookup of `name` in `parent` and returns its entry.
@@ -162,7 +231,12 @@ impl PassthroughFs {
         } else {
             name
         };
-        let fd = sys::openat(parent.fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let fd = sys::openat(
+            parent.fd()?.as_fd(),
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )?;
         let parent = (name.to_bytes() != b"..").then_some(parent);
         self.entry_for_path_fd(parent, fd)
     }
@@ -269,6 +343,13 @@ impl PassthroughFs {
     }
 }
 
+/// Whether inodes under `root` can be held as file handles: it has one, and we may open it.
+fn probe_file_handles(root: BorrowedFd<'_>) -> io::Result<()> {
+    let (handle, _) = sys::name_to_handle_at(root, sys::EMPTY, libc::AT_EMPTY_PATH)?;
+    let dir = sys::openat(root, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    sys::open_by_handle_at(dir.as_fd(), &handle, libc::O_PATH).map(drop)
+}
+
 /// `statx` of the inode an fd (O_PATH or not) refers to, with its mount id.
 pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
     sys::statx(
@@ -311,6 +392,10 @@ impl FileSystem for PassthroughFs {
         self.locks.clear();
         self.handles.clear();
         self.inodes.clear();
+        self.mount_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.do_lookup(&*self.inodes.get(parent)?, name)
@@ -456,7 +541,7 @@ impl FileSystem for PassthroughFs {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
     }
     fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
-        sys::fstatvfs(self.inodes.get(inode)?.fd())
+        sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
     }
     fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
         self.do_opendir(inode)
@@ -649,3 +734,7 @@ mod tests {
         assert_eq!(etc.attr_flags & abi::ATTR_SUBMOUNT, 0);
     }
 }
+
+#[cfg(test)]
+#[path = "file_handles_tests.rs"]
+mod file_handles_tests;

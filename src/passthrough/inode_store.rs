@@ -1,8 +1,11 @@
 //! Guest node ids ↔ host inodes.
 //!
-//! Every inode the guest knows is held open as an O_PATH fd and keyed by its host identity
-//! (device, inode number, mount id), so looking up the same host inode twice (through two
-//! names, or "." and "..") yields the same node id. Each entry counts the lookups the guest
+//! Every inode the guest knows is held as an O_PATH fd, or (`--inode-file-handles`) as a
+//! file handle plus an fd of its mount, reopened for each use, so that a large tree does
+//! not pin one open fd per inode. Inodes are keyed by their host identity (device, inode
+//! number, mount id), so looking up the same host inode twice (through two names, or "."
+//! and "..") yields the same node id; with file handles, a different handle under the same
+//! key is a new inode that reused the number of a deleted one. Each entry counts the lookups the guest
 //! has not yet forgotten; it is dropped (and its fd closed) when that count reaches zero.
 //! Node ids come from a counter and are never reused, so the generation is always 0 and
 //! a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
@@ -14,6 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fuse::abi::ROOT_ID;
+use crate::oslib::fs::{self as sys, FileHandle};
 
 /// The host identity of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,14 +39,69 @@ pub struct InodeData {
     pub key: InodeKey,
     /// File type bits (`st_mode & S_IFMT`); the type of an inode never changes.
     pub file_type: u32,
-    /// O_PATH fd of the inode.
-    fd: OwnedFd,
+    /// How the inode is held.
+    repr: Repr,
+}
+
+/// How an inode is held.
+#[derive(Debug)]
+pub enum Repr {
+    /// An O_PATH fd.
+    Fd(OwnedFd),
+    /// A file handle, and an fd on its mount to open it with.
+    Handle {
+        /// The handle.
+        handle: FileHandle,
+        /// Any fd on the inode's mount.
+        mount_fd: Arc<OwnedFd>,
+    },
+}
+
+/// An O_PATH fd of an inode: the one held, or one just opened from its file handle.
+#[derive(Debug)]
+pub enum InodeFd<'a> {
+    /// The fd the store holds.
+    Held(BorrowedFd<'a>),
+    /// Opened from the file handle for this use.
+    Opened(OwnedFd),
+}
+
+impl AsFd for InodeFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            InodeFd::Held(fd) => *fd,
+            InodeFd::Opened(fd) => fd.as_fd(),
+        }
+    }
 }
 
 impl InodeData {
-    /// The O_PATH fd.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// An O_PATH fd of the inode, valid while the result lives.
+    ///
+    /// # Errors
+    /// With a file handle: `ESTALE` when the inode is gone, or another errno of
+    /// `open_by_handle_at`.
+    pub fn fd(&self) -> io::Result<InodeFd<'_>> {
+        match &self.repr {
+            Repr::Fd(fd) => Ok(InodeFd::Held(fd.as_fd())),
+            Repr::Handle { handle, mount_fd } => Ok(InodeFd::Opened(sys::open_by_handle_at(
+                mount_fd.as_fd(),
+                handle,
+                libc::O_PATH,
+            )?)),
+        }
+    }
+
+    /// Whether the inode is held as a file handle (not as an open fd).
+    pub fn is_handle(&self) -> bool {
+        self.handle().is_some()
+    }
+
+    fn handle(&self) -> Option<&FileHandle> {
+        match &self.repr {
+            Repr::Handle { handle, .. } => Some(handle),
+            Repr::Fd(_) => None,
+        }
     }
 
     /// Whether the inode is a symbolic link.
@@ -93,7 +152,7 @@ impl InodeStore {
             id: ROOT_ID,
             key: root_key,
             file_type: libc::S_IFDIR,
-            fd: root_fd,
+            repr: Repr::Fd(root_fd),
         });
         maps.by_id.insert(
             ROOT_ID,
@@ -126,13 +185,20 @@ impl InodeStore {
     }
 
     /// Counts one more lookup of the host inode `key`: the existing entry if there is one
-    /// (then `fd` is just closed), else a new entry holding `fd`.
-    pub fn insert_or_ref(&self, key: InodeKey, file_type: u32, fd: OwnedFd) -> Arc<InodeData> {
+    /// (then `repr` is just dropped), else a new entry holding `repr`.
+    pub fn insert_or_ref(&self, key: InodeKey, file_type: u32, repr: Repr) -> Arc<InodeData> {
         let mut maps = self.lock();
         if let Some(id) = maps.by_key.get(&key).copied() {
             let slot = maps.by_id.get_mut(&id).expect("by_key and by_id agree");
-            slot.refcount += 1;
-            return slot.data.clone();
+            let reused = match (&repr, slot.data.handle()) {
+                (Repr::Handle { handle, .. }, Some(old)) => handle != old,
+                _ => false,
+            };
+            if !reused {
+                slot.refcount += 1;
+                return slot.data.clone();
+            }
+            // The old node keeps its id until forgotten; the key now names the new inode.
         }
         let id = maps.next_id;
         maps.next_id += 1;
@@ -140,7 +206,7 @@ impl InodeStore {
             id,
             key,
             file_type,
-            fd,
+            repr,
         });
         maps.by_id.insert(
             id,
@@ -208,6 +274,10 @@ mod tests {
         File::open("/").unwrap().into()
     }
 
+    fn repr() -> Repr {
+        Repr::Fd(fd())
+    }
+
     fn key(ino: u64) -> InodeKey {
         InodeKey {
             dev: 1,
@@ -219,20 +289,53 @@ mod tests {
     #[test]
     fn same_key_same_id_and_counts() {
         let s = InodeStore::new(fd(), key(1));
-        let a = s.insert_or_ref(key(5), libc::S_IFREG, fd());
-        let b = s.insert_or_ref(key(5), libc::S_IFREG, fd());
+        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr());
+        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr());
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, ROOT_ID);
         assert_eq!(s.refcount(a.id), Some(2));
-        let c = s.insert_or_ref(key(6), libc::S_IFREG, fd());
+        let c = s.insert_or_ref(key(6), libc::S_IFREG, repr());
         assert_ne!(c.id, a.id);
         s.forget(a.id, 1);
         assert_eq!(s.refcount(a.id), Some(1));
         s.forget(a.id, 1);
         assert!(s.get(a.id).is_err());
         // A new lookup after the drop gets a fresh id: ids are never reused.
-        let d = s.insert_or_ref(key(5), libc::S_IFREG, fd());
+        let d = s.insert_or_ref(key(5), libc::S_IFREG, repr());
         assert!(d.id > c.id);
+    }
+
+    #[test]
+    fn a_new_handle_under_an_old_key_is_a_new_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"").unwrap();
+        std::fs::write(dir.path().join("b"), b"").unwrap();
+        let mount: OwnedFd = File::open(dir.path()).unwrap().into();
+        let mount = Arc::new(mount);
+        let handle_of = |name: &str| {
+            let f = File::open(dir.path().join(name)).unwrap();
+            sys::name_to_handle_at(f.as_fd(), sys::EMPTY, libc::AT_EMPTY_PATH)
+                .unwrap()
+                .0
+        };
+        let repr = |name| Repr::Handle {
+            handle: handle_of(name),
+            mount_fd: mount.clone(),
+        };
+        let s = InodeStore::new(fd(), key(1));
+        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr("a"));
+        assert!(a.is_handle());
+        assert_eq!(s.insert_or_ref(key(5), libc::S_IFREG, repr("a")).id, a.id);
+        // Same (dev, ino, mnt) but another handle: the number was reused by a new inode.
+        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr("b"));
+        assert_ne!(b.id, a.id);
+        assert_eq!(s.refcount(a.id), Some(2));
+        // Forgetting the old node leaves the new one reachable by its key.
+        s.forget(a.id, 2);
+        assert_eq!(s.insert_or_ref(key(5), libc::S_IFREG, repr("b")).id, b.id);
+        // The handle opens the file.
+        let f = b.fd().unwrap();
+        assert!(matches!(f, InodeFd::Opened(_)));
     }
 
     #[test]
@@ -244,8 +347,8 @@ mod tests {
         assert_eq!(s.get(999).unwrap_err().raw_os_error(), Some(libc::EBADF));
         s.forget(999, 1);
         // Looking up the root's key again refers to the root.
-        assert_eq!(s.insert_or_ref(key(1), libc::S_IFDIR, fd()).id, ROOT_ID);
-        let a = s.insert_or_ref(key(2), libc::S_IFDIR, fd());
+        assert_eq!(s.insert_or_ref(key(1), libc::S_IFDIR, repr()).id, ROOT_ID);
+        let a = s.insert_or_ref(key(2), libc::S_IFDIR, repr());
         s.clear();
         assert!(s.get(a.id).is_err());
         assert_eq!(s.len(), 1);

@@ -33,7 +33,7 @@ impl PassthroughFs {
         let data = self.inodes.get(inode)?;
         let stx = match fh {
             Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
-            None => stat_fd(data.fd())?,
+            None => stat_fd(data.fd()?.as_fd())?,
         };
         Ok((sys::statx_to_stat64(&stx), self.timeout()))
     }
@@ -51,7 +51,8 @@ impl PassthroughFs {
             None
         };
         let proc_fd = self.proc_self_fd.as_fd();
-        let name = proc_name(data.fd());
+        let dfd = data.fd()?;
+        let name = proc_name(dfd.as_fd());
         {
             if attr.valid & valid::MODE != 0 {
                 let mode = attr.mode & 0o7777;
@@ -74,7 +75,7 @@ impl PassthroughFs {
                     u32::MAX
                 };
                 sys::fchownat(
-                    data.fd(),
+                    dfd.as_fd(),
                     sys::EMPTY,
                     uid,
                     gid,
@@ -116,9 +117,9 @@ impl PassthroughFs {
             }
         }
         if attr.valid & valid::KILL_SUIDGID != 0 {
-            self.kill_suidgid(data.fd())?;
+            self.kill_suidgid(dfd.as_fd())?;
         }
-        Ok((sys::statx_to_stat64(&stat_fd(data.fd())?), self.timeout()))
+        Ok((sys::statx_to_stat64(&stat_fd(dfd.as_fd())?), self.timeout()))
     }
 
     pub(crate) fn do_readlink(&self, inode: u64) -> io::Result<Vec<u8>> {
@@ -126,7 +127,7 @@ impl PassthroughFs {
         if !data.is_symlink() {
             return Err(errno(libc::EINVAL));
         }
-        sys::readlinkat(data.fd(), sys::EMPTY)
+        sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
     }
 
     /// Creates `name` in `parent` with `make` as the caller (with `umask` if given), then
@@ -146,7 +147,7 @@ impl PassthroughFs {
         {
             let _umask = umask.map(ThreadUmask::set).transpose()?;
             let _creds = as_caller.then(|| CallerCreds::switch(ctx)).transpose()?;
-            make(p.fd())?;
+            make(p.fd()?.as_fd())?;
         }
         self.do_lookup(&p, name)
     }
@@ -194,7 +195,7 @@ impl PassthroughFs {
         self.check_writable()?;
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
-        sys::unlinkat(p.fd(), name, flags)
+        sys::unlinkat(p.fd()?.as_fd(), name, flags)
     }
 
     pub(crate) fn do_rename(
@@ -214,7 +215,7 @@ impl PassthroughFs {
         }
         let od = self.inodes.get(olddir)?;
         let nd = self.inodes.get(newdir)?;
-        sys::renameat2(od.fd(), oldname, nd.fd(), newname, flags)
+        sys::renameat2(od.fd()?.as_fd(), oldname, nd.fd()?.as_fd(), newname, flags)
     }
 
     pub(crate) fn do_link(
@@ -228,7 +229,8 @@ impl PassthroughFs {
         let proc_fd = self.proc_self_fd.as_fd();
         // Following /proc/self/fd/N reaches the inode itself (even a symlink, which is not
         // followed further), without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs.
-        let name = proc_name(data.fd());
+        let dfd = data.fd()?;
+        let name = proc_name(dfd.as_fd());
         self.create_entry(ctx, newparent, newname, false, None, |dir| {
             sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
         })
@@ -242,7 +244,7 @@ impl PassthroughFs {
         let _creds = CallerCreds::switch(ctx)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
-            &proc_name(data.fd()),
+            &proc_name(data.fd()?.as_fd()),
             mask as i32,
             libc::AT_EACCESS,
         )

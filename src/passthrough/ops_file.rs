@@ -65,7 +65,7 @@ impl PassthroughFs {
         let fd = {
             let _umask = ThreadUmask::set(args.umask)?;
             let _creds = CallerCreds::switch(ctx)?;
-            sys::openat(p.fd(), path, flags, args.mode & 0o7777)?
+            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)?
         };
         if args.open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags & libc::O_TRUNC != 0 {
             self.kill_suidgid(fd.as_fd())?;

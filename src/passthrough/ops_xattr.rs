@@ -54,7 +54,8 @@ impl PassthroughFs {
             return f(XattrTarget::Fd(fd.as_fd()));
         }
         // Not AT_EMPTY_PATH on the O_PATH fd: that form wants a real open file (EBADF).
-        let name = proc_name(data.fd());
+        let dfd = data.fd()?;
+        let name = proc_name(dfd.as_fd());
         let at = XattrTarget::At {
             dir: self.proc_self_fd.as_fd(),
             path: &name,
@@ -73,7 +74,7 @@ impl PassthroughFs {
         f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
     ) -> io::Result<T> {
         thread_chdir(self.proc_self_fd.as_fd())?;
-        f(XattrTarget::Path(&proc_name(data.fd())))
+        f(XattrTarget::Path(&proc_name(data.fd()?.as_fd())))
     }
 
     pub(crate) fn do_setxattr(
@@ -91,7 +92,7 @@ impl PassthroughFs {
         if setxattr_flags & abi::SETXATTR_ACL_KILL_SGID != 0
             && name.to_bytes() == b"system.posix_acl_access"
         {
-            self.kill_sgid(data.fd())?;
+            self.kill_sgid(data.fd()?.as_fd())?;
         }
         Ok(())
     }
