@@ -311,7 +311,7 @@ impl PassthroughFs {
 
     fn do_init(&self, capable: u64) -> u64 {
         use init_flags::*;
-        let mut want = CREATE_SUPP_GROUP;
+        let mut want = 0;
         if self.cfg.writeback {
             want |= WRITEBACK_CACHE;
         }
