@@ -38,9 +38,13 @@ impl CallerCreds {
     /// changes for root callers, or when the daemon is not root (it could not switch).
     ///
     /// # Errors
-    /// A `setgroups`/`setresgid`/`setresuid` failure (the thread is back to its own
-    /// credentials then).
+    /// `EINVAL` for uid or gid `u32::MAX` (to the kernel, "leave unchanged": the request
+    /// would run as the daemon); a `setgroups`/`setresgid`/`setresuid` failure (the thread
+    /// is back to its own credentials then).
     pub fn switch(ctx: &Context) -> io::Result<Self> {
+        if ctx.uid == UNCHANGED || ctx.gid == UNCHANGED {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let none = Self { switched: None };
         if (ctx.uid == 0 && ctx.gid == 0 && ctx.supp_gid.is_none()) || creds::geteuid() != 0 {
             return Ok(none);
@@ -204,5 +208,20 @@ mod tests {
         .unwrap();
         // Other threads were never affected.
         assert_eq!(creds::geteuid(), 0);
+    }
+
+    #[test]
+    fn the_unchanged_id_is_refused() {
+        let ctx = Context {
+            uid: u32::MAX,
+            ..Context::default()
+        };
+        let err = CallerCreds::switch(&ctx).err().unwrap();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        let ctx = Context {
+            gid: u32::MAX,
+            ..Context::default()
+        };
+        assert!(CallerCreds::switch(&ctx).is_err());
     }
 }
