@@ -10,7 +10,7 @@ byte; the read-only export left unchanged). Python 3.11 standard library only; m
     runner.py --compare [--rounds N] [--other-daemon PATH]        (used by compare.sh)
     runner.py --demo|--shell DIR                                  (used by demo.sh)
 
-Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace"), QEMUS ("10.0 7.2"),
+Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2"),
 ACCEL (tcg|kvm, default: kvm only if a probe boot works), GT_TMPDIR (work dirs), KEEP=1.
 """
 
@@ -164,6 +164,9 @@ class Daemon:
             cmd.append("--xattr")
         if readonly:
             cmd.append("--readonly")
+        self.allow_mmap = cache == "never" and info.supports("--allow-mmap")
+        if self.allow_mmap:
+            cmd.append("--allow-mmap")  # shared mmap with direct I/O, checked by the semantics workload
         if queues > 1 or info.supports("--num-request-queues"):
             cmd += ["--num-request-queues", str(queues)]
         self.cmd = cmd
@@ -433,8 +436,11 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     t0 = time.monotonic()
     if case.qemu not in qemus:
         return Outcome(case, "SKIP", 0, f"QEMU {case.qemu} not available")
+    note = ""
     if case.queues > 1 and not info.supports("--num-request-queues"):
-        return Outcome(case, "SKIP", 0, f"{info.name} has no --num-request-queues")
+        # virtiofsd offers one request queue: still run the case, with one.
+        case = dataclasses.replace(case, queues=1)
+        note = f"ran with 1 request queue: {info.name} has no --num-request-queues"
     if case.readonly and not info.supports("--readonly"):
         return Outcome(case, "SKIP", 0, f"{info.name} has no --readonly")
     wd = workroot / case.name
@@ -459,6 +465,8 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
                                f"daemon refused --sandbox {case.sandbox}: {text.strip().splitlines()[-1]}")
             problems.append(str(e))
         else:
+            if d.allow_mmap:
+                args["allow_mmap"] = "1"
             qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
                                  WORKLOAD_TIMEOUT.get(case.workload, 300))
             if qrc is None:
@@ -478,6 +486,8 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     if m and m.group(1) == "PASS":
         problems += host_checks(case, share, text, before)
     status = "FAIL" if problems else "PASS"
+    notes = [note] if note else []
+    notes += [f"guest skipped: {m}" for m in re.findall(r"checker: skip (.*)", text)]
     if status == "FAIL" or verbose:
         print(f"----- {case.name}: console tail ({console}) -----")
         print("\n".join(text.splitlines()[-60:]))
@@ -490,7 +500,7 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
         print("-----")
     if status == "PASS" and not os.environ.get("KEEP"):
         shutil.rmtree(wd, ignore_errors=True)
-    return Outcome(case, status, time.monotonic() - t0, "; ".join(problems), text)
+    return Outcome(case, status, time.monotonic() - t0, "; ".join(problems + notes), text)
 
 
 def fio_figures(text: str) -> dict[str, dict[str, float]]:
@@ -591,7 +601,7 @@ def main() -> int:
             sys.exit(f"runner: {f} missing: run guest-tests/build-assets.sh first")
     qemus = find_qemus()
     want_qemus = os.environ.get("QEMUS", "10.0 7.2").split()
-    sandboxes = os.environ.get("SANDBOXES", "none namespace").split()
+    sandboxes = os.environ.get("SANDBOXES", "none namespace chroot").split()
     args.qemu = args.qemu or want_qemus[0]
 
     # SIGTERM/SIGHUP (CI cancel) go through the same cleanup as Ctrl-C.
@@ -652,7 +662,7 @@ def run_matrix(args, qemus, want_qemus, sandboxes, workroot: Path) -> int:
         c = o.case
         print(f"{c.name:44} {c.workload:9} {c.qemu:5} {c.cache:6} {c.queues:>2} {c.sandbox:9} "
               f"{'yes' if c.xattr else 'no':5} {o.status:6} {o.seconds:5.0f}s")
-        if o.status != "PASS" and o.detail:
+        if o.detail:
             print(f"    {o.detail}")
     passed = sum(o.status == "PASS" for o in outcomes)
     failed = sum(o.status == "FAIL" for o in outcomes)

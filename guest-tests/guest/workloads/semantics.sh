@@ -2,6 +2,7 @@
 . /workloads/common.sh
 check_host_prepared
 step "checker semantics (xattr=${xattr:-0} cache=${cache:-auto})"
-checker semantics "$MNT" ${cache:+--cache "$cache"} $([ "${xattr:-0}" = 1 ] && echo --xattr) || fail "checker semantics"
+checker semantics "$MNT" ${cache:+--cache "$cache"} $([ "${xattr:-0}" = 1 ] && echo --xattr) \
+    $([ "${allow_mmap:-0}" = 1 ] && echo --allow-mmap) || fail "checker semantics"
 write_for_host
 exit $FAILED
