@@ -197,7 +197,7 @@ class Daemon:
             return None
         rc = None
         try:
-            rc = self.proc.wait(timeout=3)  # vhost-user daemons exit when the VMM disconnects
+            rc = self.proc.wait(timeout=1.5)  # virtiofsd exits when the VMM disconnects
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -383,6 +383,7 @@ class Case:
     xattr: bool = False
     size: str = "16M"
     extra: dict = dataclasses.field(default_factory=dict)
+    flags: tuple[str, ...] = ()  # more daemon flags; the case is skipped if the daemon lacks one
 
     @property
     def readonly(self) -> bool:
@@ -391,7 +392,8 @@ class Case:
     @property
     def name(self) -> str:
         n = f"{self.workload}-q{self.qemu}-{self.cache}-{self.queues}rq-{self.sandbox}"
-        return n + ("-xattr" if self.xattr else "")
+        n += "-xattr" if self.xattr else ""
+        return n + "".join("-" + f.lstrip("-") for f in self.flags)
 
 
 def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
@@ -416,6 +418,7 @@ def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
         Case("fio", old, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}),
         Case("readonly", new, "auto", 1, sb(0), True),
         Case("readonly", old, "never", 2, sb(1), False),
+        Case("fio", new, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}, flags=("--writeback",)),
     ]
     # A sandbox mode beyond the first two still gets a semantics run.
     for i in range(4, len(sandboxes)):
@@ -443,6 +446,9 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
         note = f"ran with 1 request queue: {info.name} has no --num-request-queues"
     if case.readonly and not info.supports("--readonly"):
         return Outcome(case, "SKIP", 0, f"{info.name} has no --readonly")
+    for f in case.flags:
+        if not info.supports(f):
+            return Outcome(case, "SKIP", 0, f"{info.name} has no {f}")
     wd = workroot / case.name
     share = wd / "share"
     share.mkdir(parents=True)
@@ -453,6 +459,7 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     before = snapshot(share) if case.readonly else None
     args = {"xattr": "1" if case.xattr else "0", "cache": case.cache, "size": case.size, **case.extra}
     d = Daemon(info, sock, share, "myfs", case.cache, case.sandbox, case.xattr, case.readonly, case.queues, dlog)
+    d.cmd += list(case.flags)
     problems: list[str] = []
     qrc = None
     try:
