@@ -41,7 +41,7 @@ RESULT_RE = re.compile(r"VHOSTFSD-GUEST-RESULT: (PASS|FAIL) (\S+) (.*)")
 MEM = "512M"
 
 # Seconds a workload may take under TCG before the VM is killed.
-WORKLOAD_TIMEOUT = {"semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
+WORKLOAD_TIMEOUT = {"smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
 
 
 def log(msg: str) -> None:
@@ -384,6 +384,7 @@ class Case:
     size: str = "16M"
     extra: dict = dataclasses.field(default_factory=dict)
     flags: tuple[str, ...] = ()  # more daemon flags; the case is skipped if the daemon lacks one
+    boots: int = 1  # >1: boot again against the same daemon (reconnect after the VMM went away)
 
     @property
     def readonly(self) -> bool:
@@ -393,7 +394,8 @@ class Case:
     def name(self) -> str:
         n = f"{self.workload}-q{self.qemu}-{self.cache}-{self.queues}rq-{self.sandbox}"
         n += "-xattr" if self.xattr else ""
-        return n + "".join("-" + f.lstrip("-") for f in self.flags)
+        n += "".join("-" + f.lstrip("-") for f in self.flags)
+        return n + (f"-{self.boots}boots" if self.boots > 1 else "")
 
 
 def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
@@ -419,6 +421,7 @@ def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
         Case("readonly", new, "auto", 1, sb(0), True),
         Case("readonly", old, "never", 2, sb(1), False),
         Case("fio", new, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}, flags=("--writeback",)),
+        Case("smoke", old, "auto", 1, sb(1), boots=2),
     ]
     # A sandbox mode beyond the first two still gets a semantics run.
     for i in range(4, len(sandboxes)):
@@ -474,17 +477,35 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
         else:
             if d.allow_mmap:
                 args["allow_mmap"] = "1"
-            qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
-                                 WORKLOAD_TIMEOUT.get(case.workload, 300))
-            if qrc is None:
-                problems.append(f"QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
-            elif qrc != 0:
-                problems.append(f"QEMU exited with status {qrc}")
+            for boot in range(1, case.boots + 1):
+                if boot > 1:
+                    if d.proc.poll() is not None:
+                        return Outcome(case, "SKIP", time.monotonic() - t0,
+                                       f"{info.name} exits when the frontend disconnects (status {d.proc.returncode})")
+                    # Each boot has to pass on its own; keep the earlier console next to this one.
+                    console.rename(wd / f"console-boot{boot - 1}.log")
+                    for sub in ("guest-written", "host-check"):
+                        shutil.rmtree(share / sub, ignore_errors=True)
+                qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
+                                     WORKLOAD_TIMEOUT.get(case.workload, 300))
+                if qrc is None:
+                    problems.append(f"boot {boot}: QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
+                elif qrc != 0:
+                    problems.append(f"boot {boot}: QEMU exited with status {qrc}")
+                if boot < case.boots:
+                    t = console.read_text(errors="replace") if console.exists() else ""
+                    if "VHOSTFSD-GUEST-RESULT: PASS" not in t:
+                        problems.append(f"boot {boot}: no PASS line")
+                        break
+                    time.sleep(0.5)
     finally:
         drc = d.stop()
     if drc is not None and drc < 0 and -drc not in (signal.SIGTERM, signal.SIGKILL):
         problems.append(f"daemon died of signal {-drc}")
     text = console.read_text(errors="replace") if console.exists() else ""
+    dtext = dlog.read_text(errors="replace") if dlog.exists() else ""
+    if "panicked at" in dtext:
+        problems.append("the daemon panicked (see its log)")
     m = RESULT_RE.search(text)
     if not m:
         problems.append("no VHOSTFSD-GUEST-RESULT line on the console")
