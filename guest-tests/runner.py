@@ -210,6 +210,39 @@ class Daemon:
         return rc
 
 
+class HostActor:
+    """Answers the guest's sync/request-N files during a boot (semantics workload): changes the
+    shared directory on the host while the guest watches."""
+
+    def __init__(self, share: Path):
+        import threading
+        self.share = share
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.errors: list[str] = []
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop_ev.set()
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        sync = self.share / "sync"
+        while not self.stop_ev.wait(0.1):
+            req = sync / "request-1"
+            if req.exists() and not (sync / "done-1").exists():
+                try:
+                    (sync / "coherent.txt").write_text("changed on the host, longer than before\n")
+                    (sync / "host-created").write_text("x\n")
+                    req.unlink()
+                    (sync / "done-1").touch()
+                except OSError as e:
+                    self.errors.append(f"host actor: {e}")
+
+
 def run_qemu(qemu: Qemu, sock: Path, tag: str, queues: int, workload: str, args: dict[str, str],
              console: Path, timeout: float, mountopts: str = "", interactive: bool = False,
              smp: int = 2) -> tuple[int | None, float]:
@@ -486,8 +519,10 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
                     console.rename(wd / f"console-boot{boot - 1}.log")
                     for sub in ("guest-written", "host-check"):
                         shutil.rmtree(share / sub, ignore_errors=True)
-                qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
-                                     WORKLOAD_TIMEOUT.get(case.workload, 300))
+                with HostActor(share) as actor:
+                    qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
+                                         WORKLOAD_TIMEOUT.get(case.workload, 300))
+                problems += actor.errors
                 if qrc is None:
                     problems.append(f"boot {boot}: QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
                 elif qrc != 0:
