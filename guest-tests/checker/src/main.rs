@@ -38,10 +38,13 @@ struct Report {
 
 impl Report {
     fn check(&mut self, name: &str, f: impl FnOnce() -> CheckResult) {
-        match f() {
+        let t0 = std::time::Instant::now();
+        let res = f();
+        let ms = t0.elapsed().as_millis();
+        match res {
             Ok(()) => {
                 self.passed += 1;
-                println!("checker: ok   {name}");
+                println!("checker: ok   {name} ({ms} ms)");
             }
             Err(e) if e.starts_with("skip:") => {
                 self.skipped += 1;
@@ -49,7 +52,7 @@ impl Report {
             }
             Err(e) => {
                 self.failed += 1;
-                println!("checker: FAIL {name}: {e}");
+                println!("checker: FAIL {name}: {e} ({ms} ms)");
             }
         }
     }
