@@ -128,6 +128,8 @@ class DaemonInfo:
     help: str
 
     def supports(self, flag: str) -> bool:
+        """Whether --help lists the flag (the part before any `=VALUE`)."""
+        flag = flag.split("=")[0]
         return re.search(rf"(^|\s){re.escape(flag)}\b", self.help) is not None
 
     @property
@@ -427,7 +429,7 @@ class Case:
     def name(self) -> str:
         n = f"{self.workload}-q{self.qemu}-{self.cache}-{self.queues}rq-{self.sandbox}"
         n += "-xattr" if self.xattr else ""
-        n += "".join("-" + f.lstrip("-") for f in self.flags)
+        n += "".join("-" + f.lstrip("-").replace("=", "-") for f in self.flags)
         return n + (f"-{self.boots}boots" if self.boots > 1 else "")
 
 
@@ -455,6 +457,7 @@ def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
         Case("readonly", old, "never", 2, sb(1), False),
         Case("fio", new, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}, flags=("--writeback",)),
         Case("smoke", old, "auto", 1, sb(1), boots=2),
+        Case("semantics", new, "auto", 2, sb(0), True, flags=("--inode-file-handles=prefer",)),
     ]
     # A sandbox mode beyond the first two still gets a semantics run.
     for i in range(4, len(sandboxes)):
