@@ -10,7 +10,7 @@ byte; the read-only export left unchanged). Python 3.11 standard library only; m
     runner.py --compare [--rounds N] [--other-daemon PATH]        (used by compare.sh)
     runner.py --demo|--shell DIR                                  (used by demo.sh)
 
-Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace"), QEMUS ("10.0 7.2"),
+Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2"),
 ACCEL (tcg|kvm, default: kvm only if a probe boot works), GT_TMPDIR (work dirs), KEEP=1.
 """
 
@@ -41,7 +41,7 @@ RESULT_RE = re.compile(r"VHOSTFSD-GUEST-RESULT: (PASS|FAIL) (\S+) (.*)")
 MEM = "512M"
 
 # Seconds a workload may take under TCG before the VM is killed.
-WORKLOAD_TIMEOUT = {"semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
+WORKLOAD_TIMEOUT = {"smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
 
 
 def log(msg: str) -> None:
@@ -128,6 +128,8 @@ class DaemonInfo:
     help: str
 
     def supports(self, flag: str) -> bool:
+        """Whether --help lists the flag (the part before any `=VALUE`)."""
+        flag = flag.split("=")[0]
         return re.search(rf"(^|\s){re.escape(flag)}\b", self.help) is not None
 
     @property
@@ -164,6 +166,9 @@ class Daemon:
             cmd.append("--xattr")
         if readonly:
             cmd.append("--readonly")
+        self.allow_mmap = cache == "never" and info.supports("--allow-mmap")
+        if self.allow_mmap:
+            cmd.append("--allow-mmap")  # shared mmap with direct I/O, checked by the semantics workload
         if queues > 1 or info.supports("--num-request-queues"):
             cmd += ["--num-request-queues", str(queues)]
         self.cmd = cmd
@@ -194,7 +199,7 @@ class Daemon:
             return None
         rc = None
         try:
-            rc = self.proc.wait(timeout=3)  # vhost-user daemons exit when the VMM disconnects
+            rc = self.proc.wait(timeout=1.5)  # virtiofsd exits when the VMM disconnects
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -205,6 +210,39 @@ class Daemon:
         self.logfh.close()
         self.proc = None
         return rc
+
+
+class HostActor:
+    """Answers the guest's sync/request-N files during a boot (semantics workload): changes the
+    shared directory on the host while the guest watches."""
+
+    def __init__(self, share: Path):
+        import threading
+        self.share = share
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.errors: list[str] = []
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop_ev.set()
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        sync = self.share / "sync"
+        while not self.stop_ev.wait(0.1):
+            req = sync / "request-1"
+            if req.exists() and not (sync / "done-1").exists():
+                try:
+                    (sync / "coherent.txt").write_text("changed on the host, longer than before\n")
+                    (sync / "host-created").write_text("x\n")
+                    req.unlink()
+                    (sync / "done-1").touch()
+                except OSError as e:
+                    self.errors.append(f"host actor: {e}")
 
 
 def run_qemu(qemu: Qemu, sock: Path, tag: str, queues: int, workload: str, args: dict[str, str],
@@ -380,6 +418,8 @@ class Case:
     xattr: bool = False
     size: str = "16M"
     extra: dict = dataclasses.field(default_factory=dict)
+    flags: tuple[str, ...] = ()  # more daemon flags; the case is skipped if the daemon lacks one
+    boots: int = 1  # >1: boot again against the same daemon (reconnect after the VMM went away)
 
     @property
     def readonly(self) -> bool:
@@ -388,7 +428,9 @@ class Case:
     @property
     def name(self) -> str:
         n = f"{self.workload}-q{self.qemu}-{self.cache}-{self.queues}rq-{self.sandbox}"
-        return n + ("-xattr" if self.xattr else "")
+        n += "-xattr" if self.xattr else ""
+        n += "".join("-" + f.lstrip("-").replace("=", "-") for f in self.flags)
+        return n + (f"-{self.boots}boots" if self.boots > 1 else "")
 
 
 def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
@@ -413,6 +455,9 @@ def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
         Case("fio", old, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}),
         Case("readonly", new, "auto", 1, sb(0), True),
         Case("readonly", old, "never", 2, sb(1), False),
+        Case("fio", new, "auto", 2, sb(2), size="8M", extra={"runtime": "3"}, flags=("--writeback",)),
+        Case("smoke", old, "auto", 1, sb(1), boots=2),
+        Case("semantics", new, "auto", 2, sb(0), True, flags=("--inode-file-handles=prefer",)),
     ]
     # A sandbox mode beyond the first two still gets a semantics run.
     for i in range(4, len(sandboxes)):
@@ -433,10 +478,16 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     t0 = time.monotonic()
     if case.qemu not in qemus:
         return Outcome(case, "SKIP", 0, f"QEMU {case.qemu} not available")
+    note = ""
     if case.queues > 1 and not info.supports("--num-request-queues"):
-        return Outcome(case, "SKIP", 0, f"{info.name} has no --num-request-queues")
+        # virtiofsd offers one request queue: still run the case, with one.
+        case = dataclasses.replace(case, queues=1)
+        note = f"ran with 1 request queue: {info.name} has no --num-request-queues"
     if case.readonly and not info.supports("--readonly"):
         return Outcome(case, "SKIP", 0, f"{info.name} has no --readonly")
+    for f in case.flags:
+        if not info.supports(f):
+            return Outcome(case, "SKIP", 0, f"{info.name} has no {f}")
     wd = workroot / case.name
     share = wd / "share"
     share.mkdir(parents=True)
@@ -447,6 +498,7 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     before = snapshot(share) if case.readonly else None
     args = {"xattr": "1" if case.xattr else "0", "cache": case.cache, "size": case.size, **case.extra}
     d = Daemon(info, sock, share, "myfs", case.cache, case.sandbox, case.xattr, case.readonly, case.queues, dlog)
+    d.cmd += list(case.flags)
     problems: list[str] = []
     qrc = None
     try:
@@ -459,17 +511,39 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
                                f"daemon refused --sandbox {case.sandbox}: {text.strip().splitlines()[-1]}")
             problems.append(str(e))
         else:
-            qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
-                                 WORKLOAD_TIMEOUT.get(case.workload, 300))
-            if qrc is None:
-                problems.append(f"QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
-            elif qrc != 0:
-                problems.append(f"QEMU exited with status {qrc}")
+            if d.allow_mmap:
+                args["allow_mmap"] = "1"
+            for boot in range(1, case.boots + 1):
+                if boot > 1:
+                    if d.proc.poll() is not None:
+                        return Outcome(case, "SKIP", time.monotonic() - t0,
+                                       f"{info.name} exits when the frontend disconnects (status {d.proc.returncode})")
+                    # Each boot has to pass on its own; keep the earlier console next to this one.
+                    console.rename(wd / f"console-boot{boot - 1}.log")
+                    for sub in ("guest-written", "host-check"):
+                        shutil.rmtree(share / sub, ignore_errors=True)
+                with HostActor(share) as actor:
+                    qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
+                                         WORKLOAD_TIMEOUT.get(case.workload, 300))
+                problems += actor.errors
+                if qrc is None:
+                    problems.append(f"boot {boot}: QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
+                elif qrc != 0:
+                    problems.append(f"boot {boot}: QEMU exited with status {qrc}")
+                if boot < case.boots:
+                    t = console.read_text(errors="replace") if console.exists() else ""
+                    if "VHOSTFSD-GUEST-RESULT: PASS" not in t:
+                        problems.append(f"boot {boot}: no PASS line")
+                        break
+                    time.sleep(0.5)
     finally:
         drc = d.stop()
     if drc is not None and drc < 0 and -drc not in (signal.SIGTERM, signal.SIGKILL):
         problems.append(f"daemon died of signal {-drc}")
     text = console.read_text(errors="replace") if console.exists() else ""
+    dtext = dlog.read_text(errors="replace") if dlog.exists() else ""
+    if "panicked at" in dtext:
+        problems.append("the daemon panicked (see its log)")
     m = RESULT_RE.search(text)
     if not m:
         problems.append("no VHOSTFSD-GUEST-RESULT line on the console")
@@ -478,6 +552,8 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     if m and m.group(1) == "PASS":
         problems += host_checks(case, share, text, before)
     status = "FAIL" if problems else "PASS"
+    notes = [note] if note else []
+    notes += [f"guest skipped: {m}" for m in re.findall(r"checker: skip (.*)", text)]
     if status == "FAIL" or verbose:
         print(f"----- {case.name}: console tail ({console}) -----")
         print("\n".join(text.splitlines()[-60:]))
@@ -490,7 +566,7 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
         print("-----")
     if status == "PASS" and not os.environ.get("KEEP"):
         shutil.rmtree(wd, ignore_errors=True)
-    return Outcome(case, status, time.monotonic() - t0, "; ".join(problems), text)
+    return Outcome(case, status, time.monotonic() - t0, "; ".join(problems + notes), text)
 
 
 def fio_figures(text: str) -> dict[str, dict[str, float]]:
@@ -591,7 +667,7 @@ def main() -> int:
             sys.exit(f"runner: {f} missing: run guest-tests/build-assets.sh first")
     qemus = find_qemus()
     want_qemus = os.environ.get("QEMUS", "10.0 7.2").split()
-    sandboxes = os.environ.get("SANDBOXES", "none namespace").split()
+    sandboxes = os.environ.get("SANDBOXES", "none namespace chroot").split()
     args.qemu = args.qemu or want_qemus[0]
 
     # SIGTERM/SIGHUP (CI cancel) go through the same cleanup as Ctrl-C.
@@ -652,7 +728,7 @@ def run_matrix(args, qemus, want_qemus, sandboxes, workroot: Path) -> int:
         c = o.case
         print(f"{c.name:44} {c.workload:9} {c.qemu:5} {c.cache:6} {c.queues:>2} {c.sandbox:9} "
               f"{'yes' if c.xattr else 'no':5} {o.status:6} {o.seconds:5.0f}s")
-        if o.status != "PASS" and o.detail:
+        if o.detail:
             print(f"    {o.detail}")
     passed = sum(o.status == "PASS" for o in outcomes)
     failed = sum(o.status == "FAIL" for o in outcomes)

@@ -136,6 +136,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             path: cfg.shared_dir.clone(),
             source,
         })?;
+    // A blocking lock request holds its worker until granted: serve locks on the host only
+    // when requests run on a pool, so the request that releases the lock can still run.
+    // Otherwise the guest kernel keeps locks local, as with virtiofsd.
+    let fs = fs.with_locks(cfg.thread_pool_size > 0);
     let server = Arc::new(Server::new(Arc::new(fs)));
     let device = DeviceConfig {
         num_request_queues: cfg.num_request_queues,

@@ -1,6 +1,8 @@
 //! Small documented wrappers around the system calls vhostfsd makes. The rest of the code
 //! calls these, never `libc::` directly, so every `unsafe` about syscalls lives here.
 
+pub mod creds;
+pub mod fs;
 pub mod io;
 pub mod namespace;
 pub mod proc;
@@ -8,6 +10,7 @@ pub mod process;
 pub mod signal;
 pub mod socket;
 pub mod syslog;
+pub mod xattr;
 
 pub use io::*;
 

@@ -1,15 +1,56 @@
-//! Placeholder for the passthrough filesystem (being written).
+//! The passthrough filesystem: its state, the helpers every operation shares, and the
+//! [`FileSystem`] impl, which hands each request to the `ops_*` module of its concern.
+//!
+//! Security model (the guest is untrusted): every host operation is relative to an O_PATH
+//! fd of an inode the guest already holds, with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`; names
+//! containing '/' are refused; ".." of the root is the root; an inode is only ever reopened
+//! through `/proc/self/fd/N` (which reaches exactly the inode, never a path) and never when
+//! it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
 
-use std::fs::File;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::Config;
-use crate::fuse::filesystem::FileSystem;
+use super::handle_table::HandleTable;
+use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
+use super::locks::LockTable;
+use super::{CachePolicy, Config, InodeFileHandles};
+use log::warn;
+
+use crate::fuse::abi::{self, init_flags, open_out_flags};
+use crate::fuse::filesystem::{
+    AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
+};
+use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::fs as sys;
+
+/// An `io::Error` from an errno.
+pub(crate) fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
 
 /// The passthrough filesystem.
 pub struct PassthroughFs {
-    _cfg: Config,
-    _proc_self_fd: File,
+    pub(crate) cfg: Config,
+    /// `/proc/self/fd`, to reopen O_PATH fds as real ones.
+    pub(crate) proc_self_fd: File,
+    pub(crate) inodes: InodeStore,
+    pub(crate) handles: HandleTable,
+    pub(crate) locks: LockTable,
+    /// Ask for POSIX_LOCKS and FLOCK_LOCKS at INIT (see [`Self::with_locks`]).
+    locks_enabled: bool,
+    /// The INIT flags agreed with the client.
+    negotiated: AtomicU64,
+    /// `cfg.inode_file_handles`, or `Never` when `Prefer` found handles unusable.
+    handles_mode: InodeFileHandles,
+    /// An fd on each mount seen, by mount id, to open file handles with.
+    mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
 }
 
 impl PassthroughFs {
@@ -17,13 +58,683 @@ impl PassthroughFs {
     /// directory (opened before any sandbox hid /proc), used to reopen O_PATH fds.
     ///
     /// # Errors
-    /// The root directory cannot be opened.
+    /// The root directory cannot be opened (the caller names it in its error); with
+    /// `--inode-file-handles=mandatory`, file handles do not work there.
     pub fn new(cfg: Config, proc_self_fd: File) -> io::Result<Self> {
+        let root: OwnedFd = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&cfg.root_dir)?
+            .into();
+        let stx = stat_fd(root.as_fd())?;
+        let handles_mode = match (cfg.inode_file_handles, probe_file_handles(root.as_fd())) {
+            (InodeFileHandles::Never, _) | (_, Ok(())) => cfg.inode_file_handles,
+            (InodeFileHandles::Prefer, Err(e)) => {
+                warn!("not using file handles for inodes ({e}); holding O_PATH fds instead");
+                InodeFileHandles::Never
+            }
+            (InodeFileHandles::Mandatory, Err(e)) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "--inode-file-handles=mandatory: file handles do not work in the \
+                         shared directory ({e}); they need CAP_DAC_READ_SEARCH and a \
+                         filesystem that supports them"
+                    ),
+                ));
+            }
+        };
+        let inodes = InodeStore::new(root, key_of(&stx));
         Ok(Self {
-            _cfg: cfg,
-            _proc_self_fd: proc_self_fd,
+            handles_mode,
+            mount_fds: Mutex::default(),
+            cfg,
+            proc_self_fd,
+            inodes,
+            handles: HandleTable::default(),
+            locks: LockTable::default(),
+            locks_enabled: false,
+            negotiated: AtomicU64::new(0),
         })
+    }
+
+    /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
+    /// INIT) instead of leaving them to the guest kernel. A blocking lock request blocks
+    /// its worker thread until granted, so enable this only when requests run on a thread
+    /// pool (see the `locks` module).
+    #[must_use]
+    pub fn with_locks(mut self, enabled: bool) -> Self {
+        self.locks_enabled = enabled;
+        self
+    }
+
+    /// Whether the client agreed on INIT flag `flag`.
+    pub(crate) fn negotiated(&self, flag: u64) -> bool {
+        self.negotiated.load(Ordering::Relaxed) & flag != 0
+    }
+
+    /// `EROFS` when the share is read-only.
+    pub(crate) fn check_writable(&self) -> io::Result<()> {
+        if self.cfg.readonly {
+            Err(errno(libc::EROFS))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The attribute and entry timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    /// Opens the inode again, as a real fd with `flags`, through `/proc/self/fd/N`.
+    ///
+    /// # Errors
+    /// `ELOOP` for a symlink (never followed); the errno of the open.
+    pub(crate) fn reopen(&self, inode: &InodeData, flags: i32) -> io::Result<OwnedFd> {
+        if inode.is_symlink() {
+            return Err(errno(libc::ELOOP));
+        }
+        self.reopen_fd(inode.fd()?.as_fd(), flags)
+    }
+
+    /// Opens whatever `fd` refers to again with `flags`, through `/proc/self/fd/N` (a
+    /// magic link: it reaches the very inode, not a path).
+    pub(crate) fn reopen_fd(&self, fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+        let flags = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL);
+        sys::openat(self.proc_self_fd.as_fd(), &proc_name(fd), flags, 0)
+    }
+
+    /// Builds the entry for `data` looked up in `parent`.
+    pub(crate) fn make_entry(
+        &self,
+        parent: Option<&InodeData>,
+        data: &InodeData,
+        stx: &libc::statx,
+    ) -> Entry {
+        let mut attr_flags = 0;
+        if self.negotiated(init_flags::SUBMOUNTS)
+            && data.is_dir()
+            && parent.is_some_and(|p| p.key.mnt_id != data.key.mnt_id)
+        {
+            attr_flags |= abi::ATTR_SUBMOUNT;
+        }
+        Entry {
+            inode: data.id,
+            generation: 0,
+            attr: sys::statx_to_stat64(stx),
+            attr_flags,
+            attr_timeout: self.timeout(),
+            entry_timeout: self.timeout(),
+        }
+    }
+
+    /// Counts a lookup of the inode `fd` (an O_PATH fd) refers to, and builds its entry.
+    pub(crate) fn entry_for_path_fd(
+        &self,
+        parent: Option<&InodeData>,
+        fd: OwnedFd,
+    ) -> io::Result<Entry> {
+        let stx = stat_fd(fd.as_fd())?;
+        let repr = self.make_repr(fd, u32::from(stx.stx_mode) & libc::S_IFMT)?;
+        let data =
+            self.inodes
+                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, repr);
+        Ok(self.make_entry(parent, &data, &stx))
+    }
+
+    /// How to hold the inode `fd` (O_PATH) refers to: the fd itself, or its file handle.
+    ///
+    /// # Errors
+    /// With `--inode-file-handles=mandatory`, an inode without a file handle (e.g. on a
+    /// filesystem without export support).
+    fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
+        if self.handles_mode == InodeFileHandles::Never {
+            return Ok(Repr::Fd(fd));
+        }
+        let with_handle = || -> io::Result<Repr> {
+            let (handle, mnt_id) =
+                sys::name_to_handle_at(fd.as_fd(), sys::EMPTY, libc::AT_EMPTY_PATH)?;
+            let mut mounts = self.mount_fds.lock().unwrap_or_else(|e| e.into_inner());
+            let mount_fd = match mounts.get(&mnt_id) {
+                Some(m) => m.clone(),
+                None => {
+                    // The first inode seen on a mount is its root (a directory, or a file
+                    // bind-mounted alone): it stands for the mount. open_by_handle_at
+                    // wants a real open fd there, not O_PATH.
+                    let m = match file_type {
+                        libc::S_IFDIR => {
+                            sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
+                        }
+                        libc::S_IFREG => {
+                            self.reopen_fd(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)?
+                        }
+                        _ => return Err(errno(libc::EOPNOTSUPP)),
+                    };
+                    mounts.entry(mnt_id).or_insert(Arc::new(m)).clone()
+                }
+            };
+            Ok(Repr::Handle { handle, mount_fd })
+        };
+        match with_handle() {
+            Ok(repr) => Ok(repr),
+            Err(_) if self.handles_mode == InodeFileHandles::Prefer => Ok(Repr::Fd(fd)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts a lookup of `name` in `parent` and returns its entry.
+    pub(crate) fn do_lookup(&self, parent: &InodeData, name: &CStr) -> io::Result<Entry> {
+        check_name(name, true)?;
+        let name = if parent.id == abi::ROOT_ID && name.to_bytes() == b".." {
+            c"."
+        } else {
+            name
+        };
+        let fd = sys::openat(
+            parent.fd()?.as_fd(),
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )?;
+        let parent = (name.to_bytes() != b"..").then_some(parent);
+        self.entry_for_path_fd(parent, fd)
+    }
+
+    /// The flags to reopen a file with, from the guest's OPEN/CREATE flags.
+    pub(crate) fn host_open_flags(&self, flags: u32) -> i32 {
+        let mut f = flags as i32;
+        f &= !(libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOCTTY
+            | libc::O_NOFOLLOW
+            | libc::O_PATH
+            | (libc::O_TMPFILE & !libc::O_DIRECTORY));
+        if !self.cfg.allow_direct_io {
+            f &= !libc::O_DIRECT;
+        }
+        if self.negotiated(init_flags::WRITEBACK_CACHE) {
+            // The kernel reads pages in to complete partial writes, and appends itself.
+            if f & libc::O_ACCMODE == libc::O_WRONLY {
+                f = (f & !libc::O_ACCMODE) | libc::O_RDWR;
+            }
+            f &= !libc::O_APPEND;
+        }
+        f
+    }
+
+    /// `fuse_open_out.open_flags` for a file (or directory) the cache policy implies.
+    pub(crate) fn open_reply_flags(&self, dir: bool) -> u32 {
+        match (self.cfg.cache, dir) {
+            (CachePolicy::Never | CachePolicy::Metadata, false) => open_out_flags::DIRECT_IO,
+            (CachePolicy::Always, false) => open_out_flags::KEEP_CACHE,
+            (CachePolicy::Always, true) => open_out_flags::CACHE_DIR,
+            _ => 0,
+        }
+    }
+
+    /// Clears setuid, and setgid when group-executable, as the kernel does on a write or
+    /// truncate by an unprivileged user. `fd` may be an O_PATH fd.
+    pub(crate) fn kill_suidgid(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let stx = stat_fd(fd)?;
+        let mode = u32::from(stx.stx_mode);
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(());
+        }
+        let mut kill = libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            kill |= libc::S_ISGID;
+        }
+        if mode & kill == 0 {
+            return Ok(());
+        }
+        sys::fchmodat(
+            self.proc_self_fd.as_fd(),
+            &proc_name(fd),
+            mode & 0o7777 & !kill,
+        )
+    }
+
+    /// Clears setgid (an ACL change by a caller outside the file's group). `fd` may be an
+    /// O_PATH fd.
+    pub(crate) fn kill_sgid(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let mode = u32::from(stat_fd(fd)?.stx_mode);
+        if mode & libc::S_ISGID == 0 {
+            return Ok(());
+        }
+        sys::fchmodat(
+            self.proc_self_fd.as_fd(),
+            &proc_name(fd),
+            mode & 0o7777 & !libc::S_ISGID,
+        )
+    }
+
+    fn do_init(&self, capable: u64) -> u64 {
+        use init_flags::*;
+        let mut want = 0;
+        if self.cfg.writeback {
+            want |= WRITEBACK_CACHE;
+        }
+        if self.cfg.readdirplus {
+            want |= DO_READDIRPLUS | READDIRPLUS_AUTO;
+        }
+        if self.cfg.posix_acl {
+            // With default ACLs the umask must not be applied by the guest kernel.
+            want |= POSIX_ACL | DONT_MASK;
+        }
+        if self.cfg.killpriv_v2 {
+            want |= HANDLE_KILLPRIV_V2;
+        }
+        if self.cfg.announce_submounts {
+            want |= SUBMOUNTS;
+        }
+        if self.cfg.cache != CachePolicy::Never {
+            want |= CACHE_SYMLINKS;
+        }
+        if self.cfg.allow_mmap {
+            want |= DIRECT_IO_ALLOW_MMAP;
+        }
+        if self.locks_enabled {
+            want |= POSIX_LOCKS | FLOCK_LOCKS;
+        }
+        let agreed = want & capable;
+        self.negotiated.store(agreed, Ordering::Relaxed);
+        agreed
     }
 }
 
-impl FileSystem for PassthroughFs {}
+/// Whether inodes under `root` can be held as file handles: it has one, and we may open it.
+fn probe_file_handles(root: BorrowedFd<'_>) -> io::Result<()> {
+    let (handle, _) = sys::name_to_handle_at(root, sys::EMPTY, libc::AT_EMPTY_PATH)?;
+    let dir = sys::openat(root, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    sys::open_by_handle_at(dir.as_fd(), &handle, libc::O_PATH).map(drop)
+}
+
+/// `statx` of the inode an fd (O_PATH or not) refers to, with its mount id.
+pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+    sys::statx(
+        fd,
+        sys::EMPTY,
+        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+        libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+    )
+}
+
+/// The store key of a `statx` result.
+pub(crate) fn key_of(stx: &libc::statx) -> InodeKey {
+    InodeKey {
+        dev: sys::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        mnt_id: stx.stx_mnt_id,
+    }
+}
+
+/// The name of `fd` in `/proc/self/fd`.
+pub(crate) fn proc_name(fd: BorrowedFd<'_>) -> CString {
+    CString::new(fd.as_raw_fd().to_string()).expect("digits contain no NUL")
+}
+
+/// Refuses names that are not a single path component: empty, containing '/', and (unless
+/// `dots_ok`, for LOOKUP) "." and "..".
+pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
+    let b = name.to_bytes();
+    if b.is_empty() || b.contains(&b'/') || (!dots_ok && (b == b"." || b == b"..")) {
+        return Err(errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+impl FileSystem for PassthroughFs {
+    fn init(&self, capable: u64) -> io::Result<u64> {
+        Ok(self.do_init(capable))
+    }
+    fn destroy(&self) {
+        self.locks.clear();
+        self.handles.clear();
+        self.inodes.clear();
+        self.mount_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_lookup(&*self.inodes.get(parent)?, name)
+    }
+    fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
+        self.inodes.forget(inode, count);
+    }
+    fn getattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: Option<u64>,
+    ) -> io::Result<(libc::stat64, Duration)> {
+        self.do_getattr(inode, fh)
+    }
+    fn setattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        attr: &abi::SetattrIn,
+    ) -> io::Result<(libc::stat64, Duration)> {
+        self.do_setattr(inode, attr)
+    }
+    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
+        self.do_readlink(inode)
+    }
+    fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_symlink(ctx, target, parent, name)
+    }
+    fn mknod(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        rdev: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mknod(ctx, parent, name, mode, rdev, umask)
+    }
+    fn mkdir(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mkdir(ctx, parent, name, mode, umask)
+    }
+    fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, 0)
+    }
+    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, libc::AT_REMOVEDIR)
+    }
+    fn rename(
+        &self,
+        _ctx: &Context,
+        olddir: u64,
+        oldname: &CStr,
+        newdir: u64,
+        newname: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        self.do_rename(olddir, oldname, newdir, newname, flags)
+    }
+    fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
+        self.do_link(ctx, inode, newparent, newname)
+    }
+    fn open(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        flags: u32,
+        open_flags: u32,
+    ) -> io::Result<(u64, u32)> {
+        self.do_open(inode, flags, open_flags)
+    }
+    fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, Some(name), args)
+    }
+    fn tmpfile(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, None, args)
+    }
+    fn read(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        self.do_read(inode, fh, w, size, offset)
+    }
+    fn write(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        offset: u64,
+        write_flags: u32,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        self.do_write(ctx, inode, fh, r, size, offset, write_flags)
+    }
+    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
+        self.do_flush(inode, fh)?;
+        self.release_posix_locks(inode, lock_owner);
+        Ok(())
+    }
+    fn release(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        _flags: u32,
+        release_flags: u32,
+        lock_owner: u64,
+    ) -> io::Result<()> {
+        self.handles.remove(inode, fh)?;
+        if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
+            self.release_flock(inode, lock_owner);
+        }
+        Ok(())
+    }
+    fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
+    }
+    fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
+        sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
+    }
+    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
+        self.do_opendir(inode)
+    }
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntry<'_>,
+    ) -> io::Result<()> {
+        self.do_readdir(inode, fh, size, offset, add)
+    }
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntryPlus<'_>,
+    ) -> io::Result<()> {
+        self.do_readdirplus(inode, fh, size, offset, add)
+    }
+    fn releasedir(&self, _ctx: &Context, inode: u64, _flags: u32, fh: u64) -> io::Result<()> {
+        self.handles.remove(inode, fh).map(drop)
+    }
+    fn fsyncdir(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
+    }
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        self.do_access(ctx, inode, mask)
+    }
+    fn fallocate(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        mode: u32,
+        offset: u64,
+        length: u64,
+    ) -> io::Result<()> {
+        self.check_writable()?;
+        sys::fallocate(
+            self.handles.get(inode, fh)?.fd(),
+            mode as i32,
+            offset,
+            length,
+        )
+    }
+    fn lseek(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        whence: u32,
+    ) -> io::Result<u64> {
+        sys::lseek(
+            self.handles.get(inode, fh)?.fd(),
+            offset as i64,
+            whence as i32,
+        )
+    }
+    fn copy_file_range(
+        &self,
+        _ctx: &Context,
+        inode_in: u64,
+        args: &abi::CopyFileRangeIn,
+    ) -> io::Result<usize> {
+        self.do_copy_file_range(inode_in, args)
+    }
+    fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
+        self.do_syncfs(inode)
+    }
+    fn setxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: u32,
+        setxattr_flags: u32,
+    ) -> io::Result<()> {
+        self.do_setxattr(inode, name, value, flags, setxattr_flags)
+    }
+    fn getxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        size: u32,
+    ) -> io::Result<XattrReply> {
+        self.do_getxattr(inode, name, size)
+    }
+    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
+        self.do_listxattr(inode, size)
+    }
+    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+        self.do_removexattr(inode, name)
+    }
+    fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
+        self.do_getlk(inode, args)
+    }
+    fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+        self.do_setlk(inode, args, sleep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+
+    #[test]
+    fn init_asks_for_what_the_config_enables() {
+        use init_flags::*;
+        let t = Fixture::with(|c| {
+            c.readdirplus = false;
+            c.killpriv_v2 = false;
+            c.cache = CachePolicy::Never;
+        });
+        let got = t.fs.init(u64::MAX).unwrap();
+        assert_eq!(
+            got & (DO_READDIRPLUS | HANDLE_KILLPRIV_V2 | CACHE_SYMLINKS | WRITEBACK_CACHE),
+            0
+        );
+        let t = Fixture::with(|c| {
+            c.writeback = true;
+            c.posix_acl = true;
+            c.announce_submounts = true;
+            c.allow_mmap = true;
+        });
+        let want = WRITEBACK_CACHE
+            | DO_READDIRPLUS
+            | READDIRPLUS_AUTO
+            | POSIX_ACL
+            | HANDLE_KILLPRIV_V2
+            | SUBMOUNTS
+            | CACHE_SYMLINKS
+            | DIRECT_IO_ALLOW_MMAP;
+        assert_eq!(t.fs.init(u64::MAX).unwrap() & want, want);
+        // Never more than the client offers.
+        assert_eq!(t.fs.init(WRITEBACK_CACHE).unwrap(), WRITEBACK_CACHE);
+        assert!(!t.fs.negotiated(SUBMOUNTS));
+    }
+
+    #[test]
+    fn new_fails_on_a_missing_root() {
+        let cfg = Config {
+            root_dir: "/nonexistent/vhostfsd-test".into(),
+            ..Config::default()
+        };
+        let err = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn destroy_drops_everything_but_the_root() {
+        let t = Fixture::new();
+        std::fs::write(t.path("f"), b"").unwrap();
+        let f = t.lookup("f").unwrap();
+        t.fs.open(&ROOT, f.inode, 0, 0).unwrap();
+        t.fs.destroy();
+        assert!(t.fs.handles.is_empty());
+        assert_eq!(t.fs.inodes.len(), 1);
+        assert!(t.lookup("f").is_ok());
+    }
+
+    #[test]
+    fn submounts_are_marked() {
+        // /proc is its own mount under /: announce it as a submount of a share of "/".
+        let cfg = Config {
+            root_dir: "/".into(),
+            announce_submounts: true,
+            ..Config::default()
+        };
+        let fs = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap()).unwrap();
+        fs.init(u64::MAX).unwrap();
+        let proc_entry = fs.lookup(&ROOT, abi::ROOT_ID, c"proc").unwrap();
+        assert_eq!(
+            proc_entry.attr_flags & abi::ATTR_SUBMOUNT,
+            abi::ATTR_SUBMOUNT
+        );
+        let etc = fs.lookup(&ROOT, abi::ROOT_ID, c"etc").unwrap();
+        assert_eq!(etc.attr_flags & abi::ATTR_SUBMOUNT, 0);
+    }
+}
+
+#[cfg(test)]
+#[path = "file_handles_tests.rs"]
+mod file_handles_tests;

@@ -1,8 +1,33 @@
 //! The passthrough filesystem: guest inodes and handles map to host file descriptors under
 //! the shared directory.
+//!
+//! - [`config`]: what the filesystem is told at start.
+//! - [`fs`]: [`PassthroughFs`], the helpers all operations share, and the `FileSystem`
+//!   impl, which hands each request to the module of its concern:
+//!   `ops_entry` (names and attributes), `ops_file` (open files), `ops_dir` (listing),
+//!   `ops_xattr` (extended attributes).
+//! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
+//!   lookup counts.
+//! - [`handle_table`]: file handles ↔ open host fds.
+//! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
+//!   umask).
+//! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
+//!   [`PassthroughFs::with_locks`]).
+//!
+//! Not implemented (answer `ENOSYS`): DAX mappings (SETUPMAPPING/REMOVEMAPPING).
 
 pub mod config;
+pub mod credentials;
 pub mod fs;
+pub mod handle_table;
+pub mod inode_store;
+pub mod locks;
+mod ops_dir;
+mod ops_entry;
+mod ops_file;
+mod ops_xattr;
+#[cfg(test)]
+mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use fs::PassthroughFs;

@@ -7,7 +7,7 @@
 //! any check failed.
 //!
 //! ```text
-//! checker semantics DIR [--xattr] [--cache auto|never|always]
+//! checker semantics DIR [--xattr] [--cache auto|never|always] [--allow-mmap]
 //! checker erofs DIR [--xattr]
 //! checker pattern write|verify PATH SIZE SEED
 //! ```
@@ -38,10 +38,13 @@ struct Report {
 
 impl Report {
     fn check(&mut self, name: &str, f: impl FnOnce() -> CheckResult) {
-        match f() {
+        let t0 = std::time::Instant::now();
+        let res = f();
+        let ms = t0.elapsed().as_millis();
+        match res {
             Ok(()) => {
                 self.passed += 1;
-                println!("checker: ok   {name}");
+                println!("checker: ok   {name} ({ms} ms)");
             }
             Err(e) if e.starts_with("skip:") => {
                 self.skipped += 1;
@@ -49,7 +52,7 @@ impl Report {
             }
             Err(e) => {
                 self.failed += 1;
-                println!("checker: FAIL {name}: {e}");
+                println!("checker: FAIL {name}: {e} ({ms} ms)");
             }
         }
     }
@@ -178,6 +181,8 @@ fn statx_times(p: &Path) -> Result<libc::stat, String> {
 struct Opts {
     xattr: bool,
     cache: String,
+    /// The daemon runs with --allow-mmap: shared mmap must work even with --cache=never.
+    allow_mmap: bool,
 }
 
 fn semantics(dir: &Path, o: &Opts) -> ExitCode {
@@ -318,7 +323,7 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         expect_err("exchange with missing", renameat2(&a, &b.join("ex-missing"), libc::RENAME_EXCHANGE), &[libc::ENOENT])
     });
 
-    r.check("mmap MAP_SHARED write, msync, read back", || mmap_check(b, &o.cache));
+    r.check("mmap MAP_SHARED write, msync, read back", || mmap_check(b, &o.cache, o.allow_mmap));
 
     r.check("utimensat with nanoseconds, UTIME_OMIT", || {
         let p = b.join("times");
@@ -453,7 +458,7 @@ fn set_times(p: &Path, atime: (i64, i64), mtime: (i64, i64)) -> CheckResult {
     Ok(())
 }
 
-fn mmap_check(b: &Path, cache: &str) -> CheckResult {
+fn mmap_check(b: &Path, cache: &str, allow_mmap: bool) -> CheckResult {
     const LEN: usize = 64 * 1024;
     let p = b.join("mmap");
     let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).or_else(io_err("open"))?;
@@ -464,7 +469,7 @@ fn mmap_check(b: &Path, cache: &str) -> CheckResult {
     };
     if m == libc::MAP_FAILED {
         let e = errno();
-        if e == libc::ENODEV && cache == "never" {
+        if e == libc::ENODEV && cache == "never" && !allow_mmap {
             return Err("skip:shared writable mmap refused with ENODEV (cache=never, direct I/O without FUSE_DIRECT_IO_ALLOW_MMAP)".into());
         }
         return Err(format!("mmap: {}", errname(e)));
@@ -684,7 +689,11 @@ fn main() -> ExitCode {
     let val = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
     match args.first().map(String::as_str) {
         Some("semantics") if args.len() >= 2 => {
-            let o = Opts { xattr: flag("--xattr"), cache: val("--cache").unwrap_or_else(|| "auto".into()) };
+            let o = Opts {
+                xattr: flag("--xattr"),
+                cache: val("--cache").unwrap_or_else(|| "auto".into()),
+                allow_mmap: flag("--allow-mmap"),
+            };
             semantics(&PathBuf::from(&args[1]), &o)
         }
         Some("erofs") if args.len() >= 2 => erofs(&PathBuf::from(&args[1]), flag("--xattr")),

@@ -36,6 +36,12 @@ if [ "${verify:-1}" = 1 ]; then
         run_fio "randwrite-verify-$e" --filename="rand-$e" --ioengine=$e --iodepth=$depth --direct=1 \
             --rw=randwrite --bs=4k --size=$SIZE --verify=crc32c --do_verify=1 --verify_fatal=1
     done
+    # Two jobs on two vCPUs, so that both request queues carry traffic when there are two.
+    step "fio verify, 2 jobs on 2 vCPUs"
+    run_fio "randwrite-verify-2jobs" --ioengine=libaio --iodepth=4 --direct=1 --numjobs=2 \
+        --cpus_allowed=0-1 --cpus_allowed_policy=split --group_reporting \
+        --rw=randwrite --bs=4k --size=$SIZE --verify=crc32c --do_verify=1 --verify_fatal=1
+    rm -f "$D"/randwrite-verify-2jobs.*
     step "fio verify buffered psync"
     run_fio "randwrite-verify-buffered" --filename=rand-buffered --ioengine=psync --direct=0 \
         --rw=randwrite --bs=4k --size=$SIZE --verify=crc32c --do_verify=1 --verify_fatal=1 --fsync_on_close=1

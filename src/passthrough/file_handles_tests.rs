@@ -1,0 +1,106 @@
+//! The operations again, with inodes held as file handles (`--inode-file-handles`).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, symlink};
+
+use super::super::InodeFileHandles;
+use super::super::test_util::*;
+use crate::fuse::abi::ROOT_ID;
+use crate::fuse::filesystem::{FileSystem, XattrReply};
+
+fn fixture() -> Option<Fixture> {
+    if !need_root("file handles (open_by_handle_at needs CAP_DAC_READ_SEARCH)") {
+        return None;
+    }
+    Some(Fixture::with(|c| {
+        c.inode_file_handles = InodeFileHandles::Mandatory;
+        c.xattr = true;
+    }))
+}
+
+#[test]
+fn lookups_hold_handles_and_keep_their_identity() {
+    let Some(t) = fixture() else { return };
+    fs::create_dir(t.path("d")).unwrap();
+    fs::write(t.path("d/a"), b"x").unwrap();
+    fs::hard_link(t.path("d/a"), t.path("b")).unwrap();
+    let d = t.lookup("d").unwrap();
+    let a = t.fs.lookup(&ROOT, d.inode, &cs("a")).unwrap();
+    assert!(t.fs.inodes.get(a.inode).unwrap().is_handle());
+    assert_eq!(t.lookup("b").unwrap().inode, a.inode);
+    assert_eq!(
+        t.fs.lookup(&ROOT, d.inode, &cs("..")).unwrap().inode,
+        ROOT_ID
+    );
+    let (st, _) = t.fs.getattr(&ROOT, a.inode, None).unwrap();
+    assert_eq!(st.st_ino, fs::metadata(t.path("b")).unwrap().ino());
+    t.fs.forget(&ROOT, a.inode, 2);
+    assert!(t.fs.getattr(&ROOT, a.inode, None).is_err());
+}
+
+#[test]
+fn files_directories_links_and_xattrs_work_through_handles() {
+    let Some(t) = fixture() else { return };
+    let d = t.fs.mkdir(&ROOT, ROOT_ID, &cs("d"), 0o755, 0).unwrap();
+    let (f, fh) = t.create(&ROOT, d.inode, "f", 0o644).unwrap();
+    t.write(f.inode, fh, b"through a handle", 0, 0).unwrap();
+    assert_eq!(fs::read(t.path("d/f")).unwrap(), b"through a handle");
+    let (fh2, _) = t.fs.open(&ROOT, f.inode, libc::O_RDONLY as u32, 0).unwrap();
+    assert_eq!(t.read(f.inode, fh2, 7, 0).unwrap(), b"through");
+    let mut a = setattr(setattr_valid::SIZE);
+    a.size = 3;
+    t.fs.setattr(&ROOT, f.inode, &a).unwrap();
+    assert_eq!(fs::metadata(t.path("d/f")).unwrap().len(), 3);
+    t.fs.link(&ROOT, f.inode, ROOT_ID, &cs("hard")).unwrap();
+    t.fs.rename(&ROOT, d.inode, &cs("f"), d.inode, &cs("g"), 0)
+        .unwrap();
+    assert!(t.path("d/g").exists());
+    symlink("/etc/passwd", t.path("s")).unwrap();
+    let s = t.lookup("s").unwrap();
+    assert_eq!(t.fs.readlink(&ROOT, s.inode).unwrap(), b"/etc/passwd");
+    assert_eq!(errno_of(t.fs.open(&ROOT, s.inode, 0, 0)), libc::ELOOP);
+    let n = cs("trusted.h");
+    t.fs.setxattr(&ROOT, s.inode, &n, b"1", 0, 0).unwrap();
+    assert_eq!(
+        t.fs.getxattr(&ROOT, s.inode, &n, 0).unwrap(),
+        XattrReply::Count(1)
+    );
+    let (dh, _) = t.fs.opendir(&ROOT, d.inode, 0).unwrap();
+    let mut names = Vec::new();
+    t.fs.readdirplus(&ROOT, d.inode, dh, 4096, 0, &mut |e, _| {
+        names.push(e.name.to_vec());
+        Ok(1)
+    })
+    .unwrap();
+    assert!(names.contains(&b"g".to_vec()));
+    t.fs.unlink(&ROOT, d.inode, &cs("g")).unwrap();
+    // Still reachable while the host keeps the inode (the hard link).
+    assert!(t.fs.getattr(&ROOT, f.inode, None).is_ok());
+}
+
+#[test]
+fn mandatory_refuses_a_filesystem_without_handles() {
+    if !need_root("file handles") {
+        return;
+    }
+    let cfg = super::super::Config {
+        root_dir: "/proc/self".into(),
+        inode_file_handles: InodeFileHandles::Mandatory,
+        ..Default::default()
+    };
+    let proc_fd = fs::File::open("/proc/self/fd").unwrap();
+    let err = super::super::PassthroughFs::new(cfg.clone(), proc_fd)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("--inode-file-handles=mandatory"),
+        "{err}"
+    );
+    // Prefer falls back to fds there.
+    let cfg = super::super::Config {
+        inode_file_handles: InodeFileHandles::Prefer,
+        ..cfg
+    };
+    let proc_fd = fs::File::open("/proc/self/fd").unwrap();
+    super::super::PassthroughFs::new(cfg, proc_fd).unwrap();
+}

@@ -1,0 +1,160 @@
+//! Open files: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, COPY_FILE_RANGE, SYNCFS (RELEASE,
+//! FSYNC, FALLOCATE and LSEEK are one call each, in `fs.rs`).
+//!
+//! READ and WRITE hand the handle's fd to the transport (zero copy) and need no credential
+//! switch: the permission check happened when the file was opened, as the caller.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::AsFd;
+
+use super::credentials::{CallerCreds, ThreadUmask};
+use super::fs::{PassthroughFs, check_name, errno};
+use crate::fuse::abi::{self, init_flags};
+use crate::fuse::filesystem::{Context, Entry};
+use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::fs as sys;
+
+/// Whether the open flags can modify the file.
+fn writes(flags: u32) -> bool {
+    let f = flags as i32;
+    f & libc::O_ACCMODE != libc::O_RDONLY || f & libc::O_TRUNC != 0
+}
+
+impl PassthroughFs {
+    pub(crate) fn do_open(
+        &self,
+        inode: u64,
+        flags: u32,
+        open_flags: u32,
+    ) -> io::Result<(u64, u32)> {
+        if self.cfg.readonly && writes(flags) {
+            return Err(errno(libc::EROFS));
+        }
+        let data = self.inodes.get(inode)?;
+        // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
+        let fd = self.reopen(&data, self.host_open_flags(flags))?;
+        if open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags as i32 & libc::O_TRUNC != 0 {
+            self.kill_suidgid(fd.as_fd())?;
+        }
+        let fh = self.handles.insert(inode, fd);
+        Ok((fh, self.open_reply_flags(false)))
+    }
+
+    /// CREATE (`name` given) or TMPFILE (`name` is `None`).
+    pub(crate) fn do_create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: Option<&CStr>,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.check_writable()?;
+        if let Some(name) = name {
+            check_name(name, false)?;
+        }
+        let p = self.inodes.get(parent)?;
+        let mut flags = self.host_open_flags(args.flags) | libc::O_NOFOLLOW;
+        let (path, flags) = match name {
+            Some(name) => {
+                flags |= libc::O_CREAT | (args.flags as i32 & libc::O_EXCL);
+                (name, flags)
+            }
+            None => (c".", (flags & !libc::O_DIRECTORY) | libc::O_TMPFILE),
+        };
+        let fd = {
+            let _umask = ThreadUmask::set(args.umask)?;
+            let _creds = CallerCreds::switch(ctx)?;
+            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)?
+        };
+        if args.open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags & libc::O_TRUNC != 0 {
+            self.kill_suidgid(fd.as_fd())?;
+        }
+        let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
+        let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
+        let fh = self.handles.insert(entry.inode, fd);
+        Ok((entry, fh, self.open_reply_flags(false)))
+    }
+
+    pub(crate) fn do_read(
+        &self,
+        inode: u64,
+        fh: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+    ) -> io::Result<usize> {
+        let h = self.handles.get(inode, fh)?;
+        w.write_from(h.fd(), size as usize, offset)
+    }
+
+    #[allow(clippy::too_many_arguments)] // the WRITE request's own fields
+    pub(crate) fn do_write(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        offset: u64,
+        write_flags: u32,
+    ) -> io::Result<usize> {
+        self.check_writable()?;
+        let h = self.handles.get(inode, fh)?;
+        // The daemon keeps CAP_FSETID, so the host kernel would not drop setuid/setgid on
+        // this write: do it as it would have done for the caller.
+        let kill = if self.negotiated(init_flags::HANDLE_KILLPRIV_V2) {
+            write_flags & abi::WRITE_KILL_SUIDGID != 0
+        } else {
+            ctx.uid != 0
+        };
+        if kill {
+            self.kill_suidgid(h.fd())?;
+        }
+        let size = size as usize;
+        let mut done = 0;
+        while done < size {
+            let n = r.read_to(h.fd(), size - done, offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// FLUSH: closing a duplicate releases the POSIX locks the process holds on the file,
+    /// as `close(2)` does in the guest.
+    pub(crate) fn do_flush(&self, inode: u64, fh: u64) -> io::Result<()> {
+        let h = self.handles.get(inode, fh)?;
+        drop(sys::dup(h.fd())?);
+        Ok(())
+    }
+
+    pub(crate) fn do_copy_file_range(
+        &self,
+        inode_in: u64,
+        args: &abi::CopyFileRangeIn,
+    ) -> io::Result<usize> {
+        self.check_writable()?;
+        let hin = self.handles.get(inode_in, args.fh_in)?;
+        let hout = self.handles.get(args.nodeid_out, args.fh_out)?;
+        let len = usize::try_from(args.len).unwrap_or(usize::MAX);
+        let flags = u32::try_from(args.flags).map_err(|_| errno(libc::EINVAL))?;
+        sys::copy_file_range(hin.fd(), args.off_in, hout.fd(), args.off_out, len, flags)
+    }
+
+    pub(crate) fn do_syncfs(&self, inode: u64) -> io::Result<()> {
+        let mut data = self.inodes.get(inode)?;
+        // Never open a symlink, a device or a FIFO just to find its filesystem.
+        if !(data.is_reg() || data.is_dir()) {
+            data = self.inodes.get(abi::ROOT_ID)?;
+        }
+        let f = self.reopen(&data, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        sys::syncfs(f.as_fd())
+    }
+}
+
+#[cfg(test)]
+#[path = "ops_file_tests.rs"]
+mod tests;

@@ -1,0 +1,161 @@
+//! Extended attributes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
+//!
+//! Off unless `--xattr` (or `--posix-acl`): then every xattr request answers `ENOSYS`, which
+//! makes the guest kernel stop asking (it would otherwise send a GETXATTR of
+//! "security.capability" before every write). `system.posix_acl_*` names are served only
+//! with `--posix-acl` (`EOPNOTSUPP` otherwise, and left out of listings).
+//!
+//! How the inode is reached: regular files and directories are reopened read-only through
+//! `/proc/self/fd/N` and use the `f*xattr` calls (as virtiofsd does). Other inodes
+//! (symlinks, devices, FIFOs, sockets) must not be opened: on Linux >= 6.13 the `*xattrat`
+//! calls follow "N" relative to our `/proc/self/fd` fd (their `AT_EMPTY_PATH` form refuses
+//! O_PATH fds); on older kernels the thread (with its own fs_struct, see `credentials`) changes into the `/proc/self/fd`
+//! directory we hold and uses the path-based `*xattr` calls (not `l*xattr`) on the magic
+//! link "N", which resolves to the inode itself and is not followed further (virtiofsd's
+//! method). Neither needs `/proc` at its usual path, so both work inside the sandbox. Everything runs as the daemon: the guest kernel has checked the
+//! caller's permission (see `ops_entry`). With `SETXATTR_ACL_KILL_SGID` (the guest's caller
+//! may not keep setgid when changing the access ACL), setgid is cleared after the change,
+//! as the host kernel would have done for that caller.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::AsFd;
+
+use super::credentials::thread_chdir;
+use super::fs::{PassthroughFs, errno, proc_name};
+use super::inode_store::InodeData;
+use crate::fuse::abi;
+use crate::fuse::filesystem::XattrReply;
+use crate::oslib::xattr::{self as sys, XattrTarget};
+
+const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
+
+impl PassthroughFs {
+    fn check_xattr(&self, name: Option<&CStr>) -> io::Result<()> {
+        if !(self.cfg.xattr || self.cfg.posix_acl) {
+            return Err(errno(libc::ENOSYS));
+        }
+        if let Some(name) = name {
+            if !self.cfg.posix_acl && name.to_bytes().starts_with(POSIX_ACL_PREFIX) {
+                return Err(errno(libc::EOPNOTSUPP));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the xattr target of `data` (see the module docs).
+    fn with_target<T>(
+        &self,
+        data: &InodeData,
+        f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if data.is_reg() || data.is_dir() {
+            let fd = self.reopen(data, libc::O_RDONLY | libc::O_NONBLOCK)?;
+            return f(XattrTarget::Fd(fd.as_fd()));
+        }
+        // Not AT_EMPTY_PATH on the O_PATH fd: that form wants a real open file (EBADF).
+        let dfd = data.fd()?;
+        let name = proc_name(dfd.as_fd());
+        let at = XattrTarget::At {
+            dir: self.proc_self_fd.as_fd(),
+            path: &name,
+            flags: 0,
+        };
+        match f(at) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.with_proc_path(data, f),
+            res => res,
+        }
+    }
+
+    /// Before Linux 6.13: `f` on the path "N" relative to `/proc/self/fd` as the cwd.
+    fn with_proc_path<T>(
+        &self,
+        data: &InodeData,
+        f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        thread_chdir(self.proc_self_fd.as_fd())?;
+        f(XattrTarget::Path(&proc_name(data.fd()?.as_fd())))
+    }
+
+    pub(crate) fn do_setxattr(
+        &self,
+        inode: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: u32,
+        setxattr_flags: u32,
+    ) -> io::Result<()> {
+        self.check_xattr(Some(name))?;
+        self.check_writable()?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| sys::setxattr(t, name, value, flags as i32))?;
+        if setxattr_flags & abi::SETXATTR_ACL_KILL_SGID != 0
+            && name.to_bytes() == b"system.posix_acl_access"
+        {
+            self.kill_sgid(data.fd()?.as_fd())?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn do_getxattr(&self, inode: u64, name: &CStr, size: u32) -> io::Result<XattrReply> {
+        self.check_xattr(Some(name))?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| {
+            if size == 0 {
+                let n = sys::getxattr(t, name, &mut [])?;
+                return Ok(XattrReply::Count(n as u32));
+            }
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::getxattr(t, name, &mut buf)?;
+            buf.truncate(n);
+            Ok(XattrReply::Value(buf))
+        })
+    }
+
+    pub(crate) fn do_listxattr(&self, inode: u64, size: u32) -> io::Result<XattrReply> {
+        self.check_xattr(None)?;
+        let data = self.inodes.get(inode)?;
+        let list = self.with_target(&data, |t| {
+            loop {
+                let n = sys::listxattr(t, &mut [])?;
+                let mut buf = vec![0u8; n];
+                match sys::listxattr(t, &mut buf) {
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                    // The list grew in between: ask again.
+                    Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })?;
+        let list: Vec<u8> = if self.cfg.posix_acl {
+            list
+        } else {
+            list.split_inclusive(|b| *b == 0)
+                .filter(|n| !n.starts_with(POSIX_ACL_PREFIX))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if size == 0 {
+            Ok(XattrReply::Count(list.len() as u32))
+        } else if list.len() > size as usize {
+            Err(errno(libc::ERANGE))
+        } else {
+            Ok(XattrReply::Value(list))
+        }
+    }
+
+    pub(crate) fn do_removexattr(&self, inode: u64, name: &CStr) -> io::Result<()> {
+        self.check_xattr(Some(name))?;
+        self.check_writable()?;
+        let data = self.inodes.get(inode)?;
+        self.with_target(&data, |t| sys::removexattr(t, name))
+    }
+}
+
+#[cfg(test)]
+#[path = "ops_xattr_tests.rs"]
+mod tests;
