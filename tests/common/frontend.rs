@@ -31,7 +31,20 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects a bare frontend (no message sent yet). Replies that do not come within
 /// [`MESSAGE_TIMEOUT`] fail the call instead of hanging the test.
 pub fn connect_raw(socket: &Path, max_queues: u64) -> Frontend {
-    let sock = UnixStream::connect(socket).expect("connect to the vhost-user socket");
+    // The socket file exists from bind(); connections are refused until listen().
+    let deadline = std::time::Instant::now() + MESSAGE_TIMEOUT;
+    let sock = loop {
+        match UnixStream::connect(socket) {
+            Ok(s) => break s,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("connect to the vhost-user socket {}: {e}", socket.display()),
+        }
+    };
     sock.set_read_timeout(Some(MESSAGE_TIMEOUT))
         .expect("set the socket read timeout");
     Frontend::from_stream(sock, max_queues)
