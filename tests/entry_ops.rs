@@ -558,3 +558,28 @@ fn statfs_matches_the_host() {
     assert_eq!(st.files, sv.f_files);
     assert_eq!(st.frsize, sv.f_frsize as u32);
 }
+
+#[test]
+fn entries_in_a_setgid_directory_inherit_its_group() {
+    require_root!();
+    let (d, mut f) = start(&[]);
+    fs::create_dir(d.path("sg")).unwrap();
+    std::os::unix::fs::chown(d.path("sg"), Some(0), Some(4242)).unwrap();
+    fs::set_permissions(d.path("sg"), fs::Permissions::from_mode(0o2777)).unwrap();
+    let sg = f.lookup(ROOT, "sg").unwrap().nodeid;
+    f.uid = 1000;
+    f.gid = 1000;
+    f.mkdir(sg, "sub", 0o755).unwrap();
+    f.create(
+        sg,
+        "file",
+        libc::O_CREAT | libc::O_RDWR,
+        libc::S_IFREG | 0o644,
+    )
+    .unwrap();
+    let sub = lstat(&d.path("sg/sub"));
+    assert_eq!((sub.uid(), sub.gid()), (1000, 4242));
+    assert_ne!(sub.mode() & libc::S_ISGID, 0, "subdirectory keeps setgid");
+    let file = lstat(&d.path("sg/file"));
+    assert_eq!((file.uid(), file.gid()), (1000, 4242));
+}

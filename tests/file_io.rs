@@ -414,3 +414,50 @@ fn write_larger_than_max_write_is_refused() {
     common::assert_alive(&mut f);
     let _ = d;
 }
+
+#[test]
+fn a_write_with_kill_suidgid_clears_setuid_and_setgid() {
+    require_root!();
+    let (d, mut f) = start(&[]);
+    assert_ne!(
+        f.init_flags() & abi::init_flags::HANDLE_KILLPRIV_V2,
+        0,
+        "HANDLE_KILLPRIV_V2 is on by default"
+    );
+    fs::write(d.path("x"), b"").unwrap();
+    fs::set_permissions(d.path("x"), fs::Permissions::from_mode(0o6755)).unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fh = f.open(e, libc::O_WRONLY).unwrap().fh;
+    let arg = abi::WriteIn {
+        fh,
+        offset: 0,
+        size: 3,
+        write_flags: abi::WRITE_KILL_SUIDGID,
+        ..Default::default()
+    };
+    let r = f.call(opcode::WRITE, e, &[arg.as_slice(), b"abc"], 8);
+    assert_eq!(r.hdr.error, 0);
+    assert_eq!(lstat(&d.path("x")).mode() & 0o7777, 0o755);
+    // A plain write by root keeps the bits.
+    fs::set_permissions(d.path("x"), fs::Permissions::from_mode(0o6755)).unwrap();
+    f.write(e, fh, 0, b"def").unwrap();
+    assert_eq!(lstat(&d.path("x")).mode() & 0o7777, 0o6755);
+}
+
+#[test]
+fn a_truncating_setattr_with_kill_suidgid_clears_setuid() {
+    require_root!();
+    let (d, mut f) = start(&[]);
+    fs::write(d.path("x"), b"abc").unwrap();
+    fs::set_permissions(d.path("x"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let s = abi::SetattrIn {
+        valid: abi::setattr_valid::SIZE | abi::setattr_valid::KILL_SUIDGID,
+        size: 0,
+        ..Default::default()
+    };
+    f.setattr(e, &s).unwrap();
+    let m = lstat(&d.path("x"));
+    assert_eq!(m.len(), 0);
+    assert_eq!(m.mode() & 0o7777, 0o755);
+}

@@ -147,3 +147,15 @@ fn call_eventfd_is_signalled_for_a_reply() {
     let c = f.q.wait(head);
     assert_eq!(c.len, 16 + 104);
 }
+
+#[test]
+fn print_capabilities_describes_a_fs_backend() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vhostfsd"))
+        .arg("--print-capabilities")
+        .output()
+        .expect("run vhostfsd --print-capabilities");
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    let compact: String = s.split_whitespace().collect();
+    assert!(compact.contains(r#""type":"fs""#), "{s}");
+}

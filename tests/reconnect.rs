@@ -156,3 +156,37 @@ fn sigterm_exits_zero_after_a_frontend_left() {
         .expect("the daemon did not exit within 10 s of SIGTERM");
     assert!(st.success(), "SIGTERM exit status {st:?}");
 }
+
+#[test]
+fn a_queue_stopped_and_restarted_as_on_guest_reboot() {
+    require_root!();
+    use vhost::vhost_user::VhostUserFrontend;
+    let d = Daemon::start(&[]);
+    let mut f = Fuse::start(&d);
+    for _ in 0..5 {
+        f.getattr(ROOT).unwrap();
+    }
+    // GET_VRING_BASE stops the ring and reports where it stopped: INIT + 5 requests.
+    let stopped = f.dev.fe.get_vring_base(1).unwrap();
+    assert_eq!(stopped, 6);
+    f.dev.fe.get_vring_base(0).unwrap();
+    // The guest reboots: fresh rings at the same place, indexes from 0, INIT again.
+    let mem = f.dev.mem.clone();
+    for i in [0, 1] {
+        let q = common::virtqueue::Virtqueue::new(mem.clone(), i);
+        common::frontend::setup_vring(&mut f.dev.fe, &mem, &q, true);
+        let c = f.on(i);
+        c.q = q;
+    }
+    f.dev.fe.get_features().unwrap();
+    let init = f
+        .init_with(
+            7,
+            vhostfsd::fuse::abi::KERNEL_MINOR_VERSION,
+            common::fuse::INIT_FLAGS,
+        )
+        .unwrap();
+    assert_eq!(init.major, 7);
+    assert!(f.getattr(ROOT).is_ok());
+    f.dev.fe.set_vring_enable(1, true).unwrap();
+}

@@ -36,6 +36,7 @@ pub const INIT_FLAGS: u64 = abi::init_flags::ASYNC_READ
     | abi::init_flags::CACHE_SYMLINKS
     | abi::init_flags::EXPLICIT_INVAL_DATA
     | abi::init_flags::SUBMOUNTS
+    | abi::init_flags::HANDLE_KILLPRIV_V2
     | abi::init_flags::SETXATTR_EXT
     | abi::init_flags::INIT_EXT;
 

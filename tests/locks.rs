@@ -1,0 +1,131 @@
+//! POSIX record locks (GETLK, SETLK) and flock between lock owners. The daemon serves
+//! locks only with a thread pool (a blocking SETLKW must not stall a queue).
+
+mod common;
+
+use std::fs;
+
+use common::fuse::{Fuse, ROOT};
+use common::start;
+use vhostfsd::fuse::abi::{self, opcode};
+use vm_memory::ByteValued;
+
+fn lk(
+    f: &mut Fuse,
+    op: u32,
+    node: u64,
+    fh: u64,
+    owner: u64,
+    typ: i32,
+    start: u64,
+    end: u64,
+    flock: bool,
+) -> Result<abi::FileLock, i32> {
+    let arg = abi::LkIn {
+        fh,
+        owner,
+        lk: abi::FileLock {
+            start,
+            end,
+            typ: typ as u32,
+            pid: 100 + owner as u32,
+        },
+        lk_flags: if flock { abi::LK_FLOCK } else { 0 },
+        padding: 0,
+    };
+    let b = f.call_ok(op, node, &[arg.as_slice()], 24)?;
+    if op == opcode::GETLK {
+        Ok(common::fuse::parse::<abi::LkOut>(&b).lk)
+    } else {
+        Ok(abi::FileLock::default())
+    }
+}
+
+#[test]
+fn posix_locks_conflict_between_owners() {
+    require_root!();
+    let (d, mut f) = start(&["--thread-pool-size", "2"]);
+    if f.init_flags() & abi::init_flags::POSIX_LOCKS == 0 {
+        panic!("POSIX_LOCKS not negotiated");
+    }
+    fs::write(d.path("x"), vec![0u8; 1000]).unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fa = f.open(e, libc::O_RDWR).unwrap().fh;
+    let fb = f.open(e, libc::O_RDWR).unwrap().fh;
+    let wr = libc::F_WRLCK;
+    lk(&mut f, opcode::SETLK, e, fa, 1, wr, 0, 99, false).unwrap();
+    // Owner 2 sees owner 1's lock.
+    let l = lk(&mut f, opcode::GETLK, e, fb, 2, wr, 50, 60, false).unwrap();
+    assert_eq!(l.typ, wr as u32);
+    assert_eq!((l.start, l.end), (0, 99));
+    // And cannot take it.
+    assert_eq!(
+        lk(&mut f, opcode::SETLK, e, fb, 2, wr, 50, 60, false).unwrap_err(),
+        libc::EAGAIN
+    );
+    // A range outside is free.
+    let l = lk(&mut f, opcode::GETLK, e, fb, 2, wr, 200, 300, false).unwrap();
+    assert_eq!(l.typ, libc::F_UNLCK as u32);
+    lk(&mut f, opcode::SETLK, e, fb, 2, wr, 200, 300, false).unwrap();
+    // Unlock, then owner 2 can lock.
+    lk(&mut f, opcode::SETLK, e, fa, 1, libc::F_UNLCK, 0, 99, false).unwrap();
+    lk(&mut f, opcode::SETLK, e, fb, 2, wr, 50, 60, false).unwrap();
+}
+
+#[test]
+fn flock_conflicts_between_open_files() {
+    require_root!();
+    let (d, mut f) = start(&["--thread-pool-size", "2"]);
+    fs::write(d.path("x"), b"").unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fa = f.open(e, libc::O_RDONLY).unwrap().fh;
+    let fb = f.open(e, libc::O_RDONLY).unwrap().fh;
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        fa,
+        1,
+        libc::F_WRLCK,
+        0,
+        u64::MAX,
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        lk(
+            &mut f,
+            opcode::SETLK,
+            e,
+            fb,
+            2,
+            libc::F_WRLCK,
+            0,
+            u64::MAX,
+            true
+        )
+        .unwrap_err(),
+        libc::EAGAIN
+    );
+    // Closing the file drops its flock: the kernel's RELEASE says so with
+    // RELEASE_FLOCK_UNLOCK and the lock owner.
+    let rel = abi::ReleaseIn {
+        fh: fa,
+        flags: libc::O_RDONLY as u32,
+        release_flags: abi::RELEASE_FLOCK_UNLOCK,
+        lock_owner: 1,
+    };
+    f.call_ok(opcode::RELEASE, e, &[rel.as_slice()], 0).unwrap();
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        fb,
+        2,
+        libc::F_WRLCK,
+        0,
+        u64::MAX,
+        true,
+    )
+    .unwrap();
+}
