@@ -10,27 +10,26 @@ use common::start;
 use vhostfsd::fuse::abi::{self, opcode};
 use vm_memory::ByteValued;
 
-fn lk(
-    f: &mut Fuse,
-    op: u32,
-    node: u64,
+/// One lock request: handle, lock owner, type and byte range (inclusive), flock or POSIX.
+struct Req {
     fh: u64,
     owner: u64,
     typ: i32,
-    start: u64,
-    end: u64,
+    range: (u64, u64),
     flock: bool,
-) -> Result<abi::FileLock, i32> {
+}
+
+fn lk(f: &mut Fuse, op: u32, node: u64, r: Req) -> Result<abi::FileLock, i32> {
     let arg = abi::LkIn {
-        fh,
-        owner,
+        fh: r.fh,
+        owner: r.owner,
         lk: abi::FileLock {
-            start,
-            end,
-            typ: typ as u32,
-            pid: 100 + owner as u32,
+            start: r.range.0,
+            end: r.range.1,
+            typ: r.typ as u32,
+            pid: 100 + r.owner as u32,
         },
-        lk_flags: if flock { abi::LK_FLOCK } else { 0 },
+        lk_flags: if r.flock { abi::LK_FLOCK } else { 0 },
         padding: 0,
     };
     let b = f.call_ok(op, node, &[arg.as_slice()], 24)?;
@@ -53,23 +52,107 @@ fn posix_locks_conflict_between_owners() {
     let fa = f.open(e, libc::O_RDWR).unwrap().fh;
     let fb = f.open(e, libc::O_RDWR).unwrap().fh;
     let wr = libc::F_WRLCK;
-    lk(&mut f, opcode::SETLK, e, fa, 1, wr, 0, 99, false).unwrap();
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req {
+            fh: fa,
+            owner: 1,
+            typ: wr,
+            range: (0, 99),
+            flock: false,
+        },
+    )
+    .unwrap();
     // Owner 2 sees owner 1's lock.
-    let l = lk(&mut f, opcode::GETLK, e, fb, 2, wr, 50, 60, false).unwrap();
+    let l = lk(
+        &mut f,
+        opcode::GETLK,
+        e,
+        Req {
+            fh: fb,
+            owner: 2,
+            typ: wr,
+            range: (50, 60),
+            flock: false,
+        },
+    )
+    .unwrap();
     assert_eq!(l.typ, wr as u32);
     assert_eq!((l.start, l.end), (0, 99));
     // And cannot take it.
     assert_eq!(
-        lk(&mut f, opcode::SETLK, e, fb, 2, wr, 50, 60, false).unwrap_err(),
+        lk(
+            &mut f,
+            opcode::SETLK,
+            e,
+            Req {
+                fh: fb,
+                owner: 2,
+                typ: wr,
+                range: (50, 60),
+                flock: false
+            }
+        )
+        .unwrap_err(),
         libc::EAGAIN
     );
     // A range outside is free.
-    let l = lk(&mut f, opcode::GETLK, e, fb, 2, wr, 200, 300, false).unwrap();
+    let l = lk(
+        &mut f,
+        opcode::GETLK,
+        e,
+        Req {
+            fh: fb,
+            owner: 2,
+            typ: wr,
+            range: (200, 300),
+            flock: false,
+        },
+    )
+    .unwrap();
     assert_eq!(l.typ, libc::F_UNLCK as u32);
-    lk(&mut f, opcode::SETLK, e, fb, 2, wr, 200, 300, false).unwrap();
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req {
+            fh: fb,
+            owner: 2,
+            typ: wr,
+            range: (200, 300),
+            flock: false,
+        },
+    )
+    .unwrap();
     // Unlock, then owner 2 can lock.
-    lk(&mut f, opcode::SETLK, e, fa, 1, libc::F_UNLCK, 0, 99, false).unwrap();
-    lk(&mut f, opcode::SETLK, e, fb, 2, wr, 50, 60, false).unwrap();
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req {
+            fh: fa,
+            owner: 1,
+            typ: libc::F_UNLCK,
+            range: (0, 99),
+            flock: false,
+        },
+    )
+    .unwrap();
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req {
+            fh: fb,
+            owner: 2,
+            typ: wr,
+            range: (50, 60),
+            flock: false,
+        },
+    )
+    .unwrap();
 }
 
 #[test]
@@ -84,12 +167,13 @@ fn flock_conflicts_between_open_files() {
         &mut f,
         opcode::SETLK,
         e,
-        fa,
-        1,
-        libc::F_WRLCK,
-        0,
-        u64::MAX,
-        true,
+        Req {
+            fh: fa,
+            owner: 1,
+            typ: libc::F_WRLCK,
+            range: (0, u64::MAX),
+            flock: true,
+        },
     )
     .unwrap();
     assert_eq!(
@@ -97,12 +181,13 @@ fn flock_conflicts_between_open_files() {
             &mut f,
             opcode::SETLK,
             e,
-            fb,
-            2,
-            libc::F_WRLCK,
-            0,
-            u64::MAX,
-            true
+            Req {
+                fh: fb,
+                owner: 2,
+                typ: libc::F_WRLCK,
+                range: (0, u64::MAX),
+                flock: true
+            }
         )
         .unwrap_err(),
         libc::EAGAIN
@@ -120,12 +205,13 @@ fn flock_conflicts_between_open_files() {
         &mut f,
         opcode::SETLK,
         e,
-        fb,
-        2,
-        libc::F_WRLCK,
-        0,
-        u64::MAX,
-        true,
+        Req {
+            fh: fb,
+            owner: 2,
+            typ: libc::F_WRLCK,
+            range: (0, u64::MAX),
+            flock: true,
+        },
     )
     .unwrap();
 }
