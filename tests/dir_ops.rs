@@ -160,3 +160,28 @@ fn fsyncdir_and_syncfs_succeed() {
     f.releasedir(ROOT, fh).unwrap();
     f.syncfs(ROOT).unwrap();
 }
+
+#[test]
+fn readdirplus_entries_count_as_lookups() {
+    require_root!();
+    let (d, mut f) = start(&[]);
+    fs::write(d.path("file"), b"").unwrap();
+    let fh = f.opendir(ROOT).unwrap().fh;
+    let v = f.readdirplus(ROOT, fh, 0, 64 << 10).unwrap();
+    f.releasedir(ROOT, fh).unwrap();
+    let node = v
+        .iter()
+        .find(|e| e.name == b"file")
+        .and_then(|e| e.entry)
+        .expect("file in readdirplus")
+        .nodeid;
+    // One lookup from READDIRPLUS, one from LOOKUP: forgetting one keeps the node.
+    assert_eq!(f.lookup(ROOT, "file").unwrap().nodeid, node);
+    f.on(0).forget(node, 1);
+    assert!(
+        f.getattr(node).is_ok(),
+        "the READDIRPLUS entry's lookup was not counted"
+    );
+    f.on(0).forget(node, 1);
+    assert!(f.getattr(node).is_err(), "node survived its last FORGET");
+}

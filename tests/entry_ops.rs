@@ -480,7 +480,11 @@ fn rename2_whiteout_leaves_a_whiteout_device() {
         .unwrap();
     assert_eq!(fs::read(d.path("y")).unwrap(), b"x");
     let m = lstat(&d.path("x"));
-    assert_eq!(m.mode() & libc::S_IFMT, libc::S_IFCHR, "whiteout is a char device");
+    assert_eq!(
+        m.mode() & libc::S_IFMT,
+        libc::S_IFCHR,
+        "whiteout is a char device"
+    );
     assert_eq!(m.rdev(), 0, "whiteout is device 0:0");
 }
 

@@ -461,3 +461,22 @@ fn a_truncating_setattr_with_kill_suidgid_clears_setuid() {
     assert_eq!(m.len(), 0);
     assert_eq!(m.mode() & 0o7777, 0o755);
 }
+
+#[test]
+fn create_without_write_permission_on_the_parent_is_eacces() {
+    require_root!();
+    let (d, mut f) = start(&[]);
+    fs::create_dir(d.path("ro")).unwrap();
+    fs::set_permissions(d.path("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+    let ro = f.lookup(ROOT, "ro").unwrap().nodeid;
+    f.uid = 1000;
+    f.gid = 1000;
+    let r = f.create(ro, "x", libc::O_CREAT | libc::O_RDWR, libc::S_IFREG | 0o644);
+    assert_eq!(r.unwrap_err(), libc::EACCES);
+    assert_eq!(
+        f.mknod(ro, "p", libc::S_IFIFO | 0o644, 0).unwrap_err(),
+        libc::EACCES
+    );
+    assert_eq!(f.symlink(ro, "l", "x").unwrap_err(), libc::EACCES);
+    assert!(fs::read_dir(d.path("ro")).unwrap().next().is_none());
+}
