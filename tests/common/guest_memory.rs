@@ -20,20 +20,32 @@ pub struct GuestMemory {
 impl GuestMemory {
     /// Creates `size` bytes of zeroed shared guest memory.
     pub fn new(size: usize) -> Self {
-        let name: &CStr = c"vhostfsd-itest-guest";
-        // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other
-        // preconditions and returns a new fd or -1.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-        // SAFETY: `fd` was just returned by memfd_create, is valid and owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
-        file.set_len(size as u64).expect("size the memfd");
+        let file = new_memfd(size);
         let mem = GuestMemoryMmap::from_ranges_with_files([(
             GuestAddress(0),
             size,
             Some(FileOffset::new(file, 0)),
         )])
         .expect("map the guest memory");
+        Self { mem }
+    }
+
+    /// A second view of this memory (the same memfd, mapped again at another address) with
+    /// a new `extra`-byte memfd region right after it: what a VMM sends after hotplug.
+    pub fn grown(&self, extra: usize) -> Self {
+        let first = self.mem.iter().next().expect("one region");
+        let file_offset = first.file_offset().expect("memfd-backed").clone();
+        let size = first.len() as usize;
+        let fresh = new_memfd(extra);
+        let mem = GuestMemoryMmap::from_ranges_with_files([
+            (GuestAddress(0), size, Some(file_offset)),
+            (
+                GuestAddress(size as u64),
+                extra,
+                Some(FileOffset::new(fresh, 0)),
+            ),
+        ])
+        .expect("map the grown guest memory");
         Self { mem }
     }
 
@@ -77,4 +89,17 @@ impl GuestMemory {
             .expect("read guest memory");
         buf
     }
+}
+
+/// A new memfd of `size` zero bytes.
+fn new_memfd(size: usize) -> File {
+    let name: &CStr = c"vhostfsd-itest-guest";
+    // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other
+    // preconditions and returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by memfd_create, is valid and owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(size as u64).expect("size the memfd");
+    file
 }
