@@ -9,6 +9,7 @@
 //! ```text
 //! checker semantics DIR [--xattr] [--cache auto|never|always] [--allow-mmap]
 //! checker erofs DIR [--xattr]
+//! checker locks DIR [--expect]
 //! checker pattern write|verify PATH SIZE SEED
 //! ```
 //!
@@ -99,6 +100,7 @@ fn errname(e: i32) -> String {
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::E2BIG => "E2BIG",
         libc::ERANGE => "ERANGE",
+        libc::EAGAIN => "EAGAIN",
         0 => "success",
         _ => return format!("errno {e}"),
     };
@@ -594,6 +596,65 @@ fn xattr_check(b: &Path, enabled: bool) -> CheckResult {
 }
 
 // ----------------------------------------------------------------------------------------------
+// locks
+
+/// Locks the host holds during the boot (runner.py HostActor): a POSIX write lock on
+/// `DIR/posix` and a flock on `DIR/flock`. A daemon that serves locks on the host makes the guest
+/// see them; without that, the guest kernel locks locally and never sees the host's.
+fn locks(dir: &Path, expect: bool) -> ExitCode {
+    let mut r = Report::default();
+    let missing = |what: &str| -> CheckResult {
+        if expect {
+            Err(format!("{what} succeeded although the host holds a conflicting lock"))
+        } else {
+            Err(format!("skip:{what} succeeded: the daemon does not serve host locks (guest-local locking)"))
+        }
+    };
+    r.check("host POSIX lock conflicts in the guest (F_SETLK, F_GETLK)", || {
+        let f = OpenOptions::new().read(true).write(true).open(dir.join("posix")).or_else(io_err("open"))?;
+        // SAFETY: flock is plain old data; zeroed is valid.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        // SAFETY: f is open and fl a valid flock.
+        let ret = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+        if ret == 0 {
+            return missing("F_SETLK");
+        }
+        expect_err("F_SETLK", ret as _, &[libc::EAGAIN, libc::EACCES])?;
+        // SAFETY: as above.
+        sys("F_GETLK", unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } as _)?;
+        ensure(fl.l_type == libc::F_WRLCK as _, || format!("F_GETLK l_type {}", fl.l_type))
+    });
+    r.check("host flock conflicts in the guest (LOCK_EX|LOCK_NB)", || {
+        let f = File::open(dir.join("flock")).or_else(io_err("open"))?;
+        // SAFETY: f is open.
+        let ret = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if ret == 0 {
+            return missing("flock");
+        }
+        expect_err("flock", ret as _, &[libc::EWOULDBLOCK])
+    });
+    r.check("lock, unlock, relock a free file", || {
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("free")).or_else(io_err("open"))?;
+        // SAFETY: flock is plain old data; zeroed is valid.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_whence = libc::SEEK_SET as _;
+        for t in [libc::F_WRLCK, libc::F_UNLCK, libc::F_RDLCK, libc::F_UNLCK] {
+            fl.l_type = t as _;
+            // SAFETY: f is open and fl a valid flock.
+            sys("F_SETLK", unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } as _)?;
+        }
+        for op in [libc::LOCK_EX | libc::LOCK_NB, libc::LOCK_UN, libc::LOCK_SH | libc::LOCK_NB, libc::LOCK_UN] {
+            // SAFETY: f is open.
+            sys("flock", unsafe { libc::flock(f.as_raw_fd(), op) } as _)?;
+        }
+        Ok(())
+    });
+    r.finish("locks")
+}
+
+// ----------------------------------------------------------------------------------------------
 // erofs
 
 fn erofs(dir: &Path, xattr: bool) -> ExitCode {
@@ -697,6 +758,7 @@ fn main() -> ExitCode {
             semantics(&PathBuf::from(&args[1]), &o)
         }
         Some("erofs") if args.len() >= 2 => erofs(&PathBuf::from(&args[1]), flag("--xattr")),
+        Some("locks") if args.len() >= 2 => locks(&PathBuf::from(&args[1]), flag("--expect")),
         Some("pattern") if args.len() == 5 => {
             let (Ok(size), Ok(seed)) = (args[3].parse::<usize>(), args[4].parse::<u64>()) else {
                 return usage();

@@ -5,6 +5,10 @@ step "checker semantics (xattr=${xattr:-0} cache=${cache:-auto})"
 checker semantics "$MNT" ${cache:+--cache "$cache"} $([ "${xattr:-0}" = 1 ] && echo --xattr) \
     $([ "${allow_mmap:-0}" = 1 ] && echo --allow-mmap) || fail "checker semantics"
 
+# Locks the host holds during the boot (runner.py); required to conflict when locks=1.
+step "host locks (expected: ${locks:-0})"
+checker locks "$MNT/locks" $([ "${locks:-0}" = 1 ] && echo --expect) || fail "checker locks"
+
 # Host changes seen by the guest: the guest asks (sync/request-N), the runner changes the file on
 # the host and answers (sync/done-N). With cache=auto the guest may keep attributes for 1 s.
 step "host changes are visible in the guest"
