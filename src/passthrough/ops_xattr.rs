@@ -28,6 +28,16 @@ use crate::fuse::abi;
 use crate::fuse::filesystem::XattrReply;
 use crate::oslib::xattr::{self as sys, XattrTarget};
 
+/// Largest xattr value Linux stores (`XATTR_SIZE_MAX`).
+const XATTR_SIZE_MAX: usize = 1 << 16;
+
+/// The buffer GETXATTR reads a value into: what the guest asked for, but never more than
+/// a value can be (the guest's `size` is any u32; allocating it would let a guest make the
+/// daemon allocate 4 GiB per request).
+pub(crate) fn value_buffer_len(size: u32) -> usize {
+    (size as usize).min(XATTR_SIZE_MAX)
+}
+
 const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
 
 impl PassthroughFs {
@@ -105,7 +115,7 @@ impl PassthroughFs {
                 let n = sys::getxattr(t, name, &mut [])?;
                 return Ok(XattrReply::Count(n as u32));
             }
-            let mut buf = vec![0u8; size as usize];
+            let mut buf = vec![0u8; value_buffer_len(size)];
             let n = sys::getxattr(t, name, &mut buf)?;
             buf.truncate(n);
             Ok(XattrReply::Value(buf))

@@ -184,3 +184,19 @@ fn pre_6_13_fallback_reaches_the_link_itself() {
         libc::ENODATA
     );
 }
+
+/// Found by fuzzing (fuzz/fuse_request): a GETXATTR of size u32::MAX allocated 4 GiB.
+#[test]
+fn getxattr_buffer_is_bounded_by_the_largest_value() {
+    assert_eq!(super::value_buffer_len(u32::MAX), 1 << 16);
+    assert_eq!(super::value_buffer_len(100), 100);
+    let t = Fixture::with(|c| c.xattr = true);
+    fs::write(t.path("f"), b"").unwrap();
+    let f = t.lookup("f").unwrap();
+    let n = cs("user.big");
+    t.fs.setxattr(&ROOT, f.inode, &n, b"value", 0, 0).unwrap();
+    assert!(matches!(
+        t.fs.getxattr(&ROOT, f.inode, &n, u32::MAX).unwrap(),
+        XattrReply::Value(v) if v == b"value"
+    ));
+}
