@@ -127,13 +127,28 @@ impl PassthroughFs {
         self.cfg.timeout
     }
 
+    /// ENOSYS unless locks are served (see [`Self::with_locks`]).
+    fn check_locks_served(&self) -> io::Result<()> {
+        if self.locks_enabled {
+            Ok(())
+        } else {
+            Err(errno(libc::ENOSYS))
+        }
+    }
+
     /// Opens the inode again, as a real fd with `flags`, through `/proc/self/fd/N`.
     ///
     /// # Errors
-    /// `ELOOP` for a symlink (never followed); the errno of the open.
+    /// `ELOOP` for a symlink (never followed); `ENXIO` for a FIFO, socket or device; the errno of the open.
     pub(crate) fn reopen(&self, inode: &InodeData, flags: i32) -> io::Result<OwnedFd> {
         if inode.is_symlink() {
             return Err(errno(libc::ELOOP));
+        }
+        // Only regular files and directories are ever opened on the host: a guest kernel
+        // handles FIFOs, sockets and device nodes itself, and opening one here could block a
+        // worker (FIFO) or reach a host device through a node the guest created.
+        if !inode.is_reg() && !inode.is_dir() {
+            return Err(errno(libc::ENXIO));
         }
         self.reopen_fd(inode.fd()?.as_fd(), flags)
     }
@@ -646,9 +661,13 @@ impl FileSystem for PassthroughFs {
         self.do_removexattr(inode, name)
     }
     fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
+        self.check_locks_served()?;
         self.do_getlk(inode, args)
     }
     fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+        // Without locks served (no thread pool), a SETLKW could block its queue's only
+        // worker: a guest that sends lock requests anyway gets ENOSYS.
+        self.check_locks_served()?;
         self.do_setlk(inode, args, sleep)
     }
 }

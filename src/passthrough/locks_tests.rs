@@ -30,7 +30,7 @@ fn lk(fh: u64, owner: u64, typ: i32, start: u64, end: u64) -> LkIn {
 
 /// A file "f" of 1000 bytes, opened read-write twice (two guest files).
 fn setup() -> (Fixture, u64, u64, u64) {
-    let t = Fixture::new();
+    let t = Fixture::locking();
     fs::write(t.path("f"), vec![0u8; 1000]).unwrap();
     let f = t.lookup("f").unwrap().inode;
     let rw = libc::O_RDWR as u32;
@@ -216,4 +216,15 @@ fn locks_are_asked_for_only_when_enabled() {
         .unwrap()
         .with_locks(true);
     assert_eq!(fs.init(u64::MAX).unwrap() & both, both);
+}
+
+#[test]
+fn lock_requests_answer_enosys_when_locks_are_not_served() {
+    let t = Fixture::new();
+    fs::write(t.path("f"), vec![0u8; 10]).unwrap();
+    let f = t.lookup("f").unwrap().inode;
+    let (a, _) = t.fs.open(&ROOT, f, libc::O_RDWR as u32, 0).unwrap();
+    let req = lk(a, 1, libc::F_WRLCK, 0, EOF);
+    assert_eq!(errno_of(t.fs.setlk(&ROOT, f, &req, true)), libc::ENOSYS);
+    assert_eq!(errno_of(t.fs.getlk(&ROOT, f, &req)), libc::ENOSYS);
 }

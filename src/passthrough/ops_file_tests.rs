@@ -227,3 +227,17 @@ fn open_o_trunc_with_kill_suidgid_clears_setuid() {
     let m = fs::metadata(t.path("f")).unwrap();
     assert_eq!((m.len(), m.mode() & 0o7777), (0, 0o755));
 }
+
+#[test]
+fn special_files_are_never_opened_on_the_host() {
+    let t = Fixture::new();
+    let fifo =
+        t.fs.mknod(&ROOT, ROOT_ID, &cs("fifo"), libc::S_IFIFO | 0o644, 0, 0)
+            .unwrap();
+    // A FIFO opened for reading would block the worker until a writer came.
+    assert_eq!(
+        errno_of(t.fs.open(&ROOT, fifo.inode, libc::O_RDONLY as u32, 0)),
+        libc::ENXIO
+    );
+    assert!(t.path("fifo").exists(), "the FIFO itself stays");
+}

@@ -63,15 +63,26 @@ impl Fixture {
         Self::with(|_| {})
     }
 
+    /// Default config with locks served, INIT with every flag offered.
+    pub fn locking() -> Self {
+        Self::build(|_| {}, true)
+    }
+
     /// Config changed by `f`, INIT with every flag offered.
     pub fn with(f: impl FnOnce(&mut Config)) -> Self {
+        Self::build(f, false)
+    }
+
+    fn build(f: impl FnOnce(&mut Config), locks: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config {
             root_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
         f(&mut cfg);
-        let fs = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap()).unwrap();
+        let fs = PassthroughFs::new(cfg, File::open("/proc/self/fd").unwrap())
+            .unwrap()
+            .with_locks(locks);
         fs.init(u64::MAX).unwrap();
         Self { dir, fs }
     }
