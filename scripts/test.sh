@@ -25,6 +25,9 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
+
 step "cargo test (unit and vhost-user integration tests)"
 cargo test --locked --all-targets
 
