@@ -25,6 +25,15 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "one version each of the rust-vmm crates"
+dups=$(cargo tree -d --locked -e normal,dev --prefix none |
+       grep -E '^(vm-memory|virtio-queue|vhost|vhost-user-backend|vmm-sys-util|virtio-bindings) ' || true)
+if [ -n "$dups" ]; then
+    echo "duplicate rust-vmm crate versions (they must agree on one vm-memory/virtio-queue):" >&2
+    echo "$dups" >&2
+    exit 1
+fi
+
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
 
