@@ -26,7 +26,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "one version each of the rust-vmm crates"
-dups=$(cargo tree -d --locked -e normal,dev --prefix none |
+dups=$(cargo tree -d --locked -e normal,dev --depth 0 --prefix none |
        grep -E '^(vm-memory|virtio-queue|vhost|vhost-user-backend|vmm-sys-util|virtio-bindings) ' || true)
 if [ -n "$dups" ]; then
     echo "duplicate rust-vmm crate versions (they must agree on one vm-memory/virtio-queue):" >&2
