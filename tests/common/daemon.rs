@@ -23,6 +23,7 @@ fn binary() -> PathBuf {
 /// Builds the command line of one daemon.
 pub struct DaemonBuilder {
     args: Vec<String>,
+    sandbox: String,
 }
 
 impl Default for DaemonBuilder {
@@ -34,7 +35,16 @@ impl Default for DaemonBuilder {
 impl DaemonBuilder {
     /// A daemon with no sandbox, no seccomp and debug logs.
     pub fn new() -> Self {
-        Self { args: Vec::new() }
+        Self {
+            args: Vec::new(),
+            sandbox: "none".to_owned(),
+        }
+    }
+
+    /// Runs the daemon with `--sandbox mode` instead of `none`.
+    pub fn sandbox(mut self, mode: &str) -> Self {
+        mode.clone_into(&mut self.sandbox);
+        self
     }
 
     /// Adds one command-line argument.
@@ -101,7 +111,7 @@ impl DaemonBuilder {
         let log = File::create(&log_path).expect("create the daemon log");
         let child = Command::new(binary())
             .arg("--sandbox")
-            .arg("none")
+            .arg(&self.sandbox)
             .arg("--seccomp")
             .arg("none")
             .arg("--log-level")
