@@ -73,11 +73,17 @@ fn serves_an_inherited_listening_socket() {
     cmd.args(["--sandbox", "none", "--fd", "3", "--shared-dir"])
         .arg(&shared)
         .stdin(Stdio::null());
-    // SAFETY: between fork and exec only dup2 runs, which is async-signal-safe; it puts
-    // the listening socket on fd 3 without close-on-exec, as a parent process would.
+    // SAFETY: between fork and exec only dup2 and fcntl run, both async-signal-safe; they
+    // put the listening socket on fd 3 without close-on-exec, as a parent process would
+    // (dup2 onto itself keeps the flag, so an fd that already is 3 gets it cleared).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            let ret = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if ret < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
