@@ -4,7 +4,8 @@
 # QEMU mounting the share and running fio and filesystem workloads).
 #
 # Needs root (credentials, namespaces, QEMU's vhost-user socket); installs what it needs
-# with apt-get on Debian bookworm. Set SKIP_GUEST_TESTS=1 to stop after the cargo tests.
+# with apt-get on Debian bookworm. SKIP_FUZZ=1 skips the short fuzz runs (FUZZ_SECONDS per
+# target, default 15); SKIP_GUEST_TESTS=1 stops before the guest tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
 
 step "cargo test (unit and vhost-user integration tests)"
 cargo test --locked --all-targets
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    step "fuzz targets, ${FUZZ_SECONDS:-15} s each (cargo-fuzz; SKIP_FUZZ=1 skips)"
+    fuzz/run.sh "${FUZZ_SECONDS:-15}"
+fi
 
 if [ "${SKIP_GUEST_TESTS:-0}" = 1 ]; then
     echo "SKIP_GUEST_TESTS=1: guest tests skipped"
