@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::fuse::ROOT;
+use common::fuse::{Channel, ROOT};
 use common::{lstat, start};
 use vhostfsd::fuse::abi::{self, opcode};
 use vm_memory::ByteValued;
@@ -16,6 +16,17 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
+}
+
+/// Creates `name` in the root, open read-write, mode 0644.
+fn create_rw(c: &mut Channel, name: &str) -> (abi::EntryOut, abi::OpenOut) {
+    c.create(
+        ROOT,
+        name,
+        libc::O_RDWR | libc::O_CREAT,
+        libc::S_IFREG | 0o644,
+    )
+    .unwrap_or_else(|e| panic!("CREATE {name}: errno {e}"))
 }
 
 #[test]
@@ -134,14 +145,7 @@ fn a_one_mib_write_and_read_round_trip() {
     require_root!();
     let (d, mut f) = start(&[]);
     assert_eq!(f.init.max_write, abi::MAX_WRITE);
-    let (e, o) = f
-        .create(
-            ROOT,
-            "big",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "big");
     let data = pattern(abi::MAX_WRITE as usize, 3);
     assert_eq!(
         f.write(e.nodeid, o.fh, 4096, &data).unwrap(),
@@ -186,14 +190,7 @@ fn read_into_several_writable_descriptors() {
 fn write_from_several_readable_descriptors() {
     require_root!();
     let (d, mut f) = start(&[]);
-    let (e, o) = f
-        .create(
-            ROOT,
-            "x",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "x");
     let data = pattern(9000, 1);
     let arg = abi::WriteIn {
         fh: o.fh,
@@ -222,14 +219,7 @@ fn indirect_descriptors_carry_reads_and_writes() {
     require_root!();
     let (d, mut f) = start(&[]);
     f.indirect = true;
-    let (e, o) = f
-        .create(
-            ROOT,
-            "x",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "x");
     let data = pattern(70000, 5);
     assert_eq!(f.write(e.nodeid, o.fh, 0, &data).unwrap(), 70000);
     assert!(fs::read(d.path("x")).unwrap() == data);
@@ -241,14 +231,7 @@ fn indirect_descriptors_carry_reads_and_writes() {
 fn flush_fsync_and_fdatasync_succeed_on_open_files() {
     require_root!();
     let (d, mut f) = start(&[]);
-    let (e, o) = f
-        .create(
-            ROOT,
-            "x",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "x");
     f.write(e.nodeid, o.fh, 0, b"abc").unwrap();
     f.flush(e.nodeid, o.fh).unwrap();
     f.fsync(e.nodeid, o.fh, false).unwrap();
@@ -294,14 +277,7 @@ fn tmpfile_is_unnamed_and_usable() {
 fn fallocate_allocates_and_punches_holes() {
     require_root!();
     let (d, mut f) = start(&[]);
-    let (e, o) = f
-        .create(
-            ROOT,
-            "x",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "x");
     f.fallocate(e.nodeid, o.fh, 0, 1 << 20, 0).unwrap();
     let m = lstat(&d.path("x"));
     assert_eq!(m.len(), 1 << 20);
@@ -373,14 +349,7 @@ fn copy_file_range_copies_between_files() {
     fs::write(d.path("src"), &data).unwrap();
     let s = f.lookup(ROOT, "src").unwrap();
     let sfh = f.open(s.nodeid, libc::O_RDONLY).unwrap().fh;
-    let (t, to) = f
-        .create(
-            ROOT,
-            "dst",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (t, to) = create_rw(&mut f, "dst");
     let n = f
         .copy_file_range(s.nodeid, sfh, 1000, t.nodeid, to.fh, 10, 50_000)
         .unwrap();
@@ -400,14 +369,7 @@ fn copy_file_range_copies_between_files() {
 fn write_larger_than_max_write_is_refused() {
     require_root!();
     let (d, mut f) = start(&[]);
-    let (e, o) = f
-        .create(
-            ROOT,
-            "x",
-            libc::O_RDWR | libc::O_CREAT,
-            libc::S_IFREG | 0o644,
-        )
-        .unwrap();
+    let (e, o) = create_rw(&mut f, "x");
     let data = vec![1u8; abi::MAX_WRITE as usize + 4096];
     let r = f.write(e.nodeid, o.fh, 0, &data);
     assert!(r.is_err(), "a write of MAX_WRITE + 4 KiB succeeded: {r:?}");
