@@ -20,8 +20,9 @@ DIR=${1:-$(mktemp -d /tmp/vhostfsd-demo-share.XXXXXX)}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
-"$HERE/install-deps.sh" | grep -v '^install-deps.sh: ok$' || true
-"$HERE/build-assets.sh" 2>&1 | grep -v ' ok$' | grep -v 'cargo build$' || true
+# A failure here stops the demo with the step's own message.
+"$HERE/install-deps.sh"
+"$HERE/build-assets.sh"
 if [ -z "${VHOSTFSD:-}" ]; then
     echo "demo.sh: cargo build --release" >&2
     cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
