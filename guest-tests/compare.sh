@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "compare.sh: must run as root" >&2
     exit 1
 fi
-"$HERE/build-assets.sh" 2>&1 | grep -v ' ok$' | grep -v 'cargo build$' || true
+"$HERE/build-assets.sh"
 if [ -z "${VIRTIOFSD:-}" ]; then
     VIRTIOFSD="$HERE/.cache/cargo-root/bin/virtiofsd"
     if [ ! -x "$VIRTIOFSD" ]; then
