@@ -4,7 +4,7 @@
 //! server (inline, or through a per-queue thread pool), and completes it on the used ring.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vhost::vhost_user::message::VhostUserProtocolFeatures;
@@ -196,7 +196,9 @@ fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
     let (reader, writer) = match split_chain(mem, chain.clone()) {
         Ok(rw) => rw,
         Err(e) => {
-            log::warn!("request {head} dropped: {e}");
+            if guest_fault_is_logged() {
+                log::warn!("malformed request {head} completed with no reply: {e}");
+            }
             return 0;
         }
     };
@@ -207,6 +209,14 @@ fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
             0
         }
     }
+}
+
+/// Whether to log one more guest-caused fault: the first 16, then one in 1024, so a hostile
+/// guest cannot flood the host's log.
+fn guest_fault_is_logged() -> bool {
+    static FAULTS: AtomicU64 = AtomicU64::new(0);
+    let n = FAULTS.fetch_add(1, Ordering::Relaxed);
+    n < 16 || n % 1024 == 0
 }
 
 /// Signals the guest if it asked to be (always without EVENT_IDX).
