@@ -11,14 +11,15 @@
 //! ```
 //!
 //! - [`cli`]: the virtiofsd-compatible command line; [`config`]: it, checked once.
-//! - [`daemon`]: starts everything from a [`config::Config`]: logging, limits, sandbox,
-//!   filesystem, vhost-user listener; serves one frontend after another until SIGTERM.
+//! - [`daemon`]: starts everything from a [`config::Config`]: logging, signals, the
+//!   vhost-user listener, rlimits, sandbox, filesystem; serves one frontend after another
+//!   until SIGTERM.
 //! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs, [`fuse::io`] transport
 //!   traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`], [`fuse::server`].
 //! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds.
 //! - [`vhost_user`]: the virtio-fs device: features, config space, queues and their workers,
 //!   descriptor-chain readers and writers.
-//! - [`sandbox`]: namespaces, pivot_root/chroot, rlimits.
+//! - [`sandbox`]: namespaces with pivot_root, or chroot.
 //! - [`oslib`]: the only place that calls `libc` for syscalls.
 
 pub mod cli;
