@@ -19,6 +19,18 @@ struct Req {
     flock: bool,
 }
 
+impl Req {
+    fn new(fh: u64, owner: u64, typ: i32, range: (u64, u64), flock: bool) -> Self {
+        Self {
+            fh,
+            owner,
+            typ,
+            range,
+            flock,
+        }
+    }
+}
+
 fn lk(f: &mut Fuse, op: u32, node: u64, r: Req) -> Result<abi::FileLock, i32> {
     let arg = abi::LkIn {
         fh: r.fh,
@@ -56,13 +68,7 @@ fn posix_locks_conflict_between_owners() {
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fa,
-            owner: 1,
-            typ: wr,
-            range: (0, 99),
-            flock: false,
-        },
+        Req::new(fa, 1, wr, (0, 99), false),
     )
     .unwrap();
     // Owner 2 sees owner 1's lock.
@@ -70,13 +76,7 @@ fn posix_locks_conflict_between_owners() {
         &mut f,
         opcode::GETLK,
         e,
-        Req {
-            fh: fb,
-            owner: 2,
-            typ: wr,
-            range: (50, 60),
-            flock: false,
-        },
+        Req::new(fb, 2, wr, (50, 60), false),
     )
     .unwrap();
     assert_eq!(l.typ, wr as u32);
@@ -103,13 +103,7 @@ fn posix_locks_conflict_between_owners() {
         &mut f,
         opcode::GETLK,
         e,
-        Req {
-            fh: fb,
-            owner: 2,
-            typ: wr,
-            range: (200, 300),
-            flock: false,
-        },
+        Req::new(fb, 2, wr, (200, 300), false),
     )
     .unwrap();
     assert_eq!(l.typ, libc::F_UNLCK as u32);
@@ -117,13 +111,7 @@ fn posix_locks_conflict_between_owners() {
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fb,
-            owner: 2,
-            typ: wr,
-            range: (200, 300),
-            flock: false,
-        },
+        Req::new(fb, 2, wr, (200, 300), false),
     )
     .unwrap();
     // Unlock, then owner 2 can lock.
@@ -131,26 +119,14 @@ fn posix_locks_conflict_between_owners() {
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fa,
-            owner: 1,
-            typ: libc::F_UNLCK,
-            range: (0, 99),
-            flock: false,
-        },
+        Req::new(fa, 1, libc::F_UNLCK, (0, 99), false),
     )
     .unwrap();
     lk(
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fb,
-            owner: 2,
-            typ: wr,
-            range: (50, 60),
-            flock: false,
-        },
+        Req::new(fb, 2, wr, (50, 60), false),
     )
     .unwrap();
 }
@@ -167,13 +143,7 @@ fn flock_conflicts_between_open_files() {
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fa,
-            owner: 1,
-            typ: libc::F_WRLCK,
-            range: (0, u64::MAX),
-            flock: true,
-        },
+        Req::new(fa, 1, libc::F_WRLCK, (0, u64::MAX), true),
     )
     .unwrap();
     assert_eq!(
@@ -205,13 +175,7 @@ fn flock_conflicts_between_open_files() {
         &mut f,
         opcode::SETLK,
         e,
-        Req {
-            fh: fb,
-            owner: 2,
-            typ: libc::F_WRLCK,
-            range: (0, u64::MAX),
-            flock: true,
-        },
+        Req::new(fb, 2, libc::F_WRLCK, (0, u64::MAX), true),
     )
     .unwrap();
 }
