@@ -461,12 +461,16 @@ impl Channel {
     }
 
     pub fn release(&mut self, nodeid: u64, fh: u64) -> FResult<()> {
+        self.release_op(opcode::RELEASE, nodeid, fh)
+    }
+
+    /// RELEASE or RELEASEDIR of `fh`.
+    fn release_op(&mut self, op: u32, nodeid: u64, fh: u64) -> FResult<()> {
         let arg = abi::ReleaseIn {
             fh,
             ..Default::default()
         };
-        self.call_ok(opcode::RELEASE, nodeid, &[arg.as_slice()], 0)
-            .map(drop)
+        self.call_ok(op, nodeid, &[arg.as_slice()], 0).map(drop)
     }
 
     pub fn fsync(&mut self, nodeid: u64, fh: u64, datasync: bool) -> FResult<()> {
@@ -551,12 +555,7 @@ impl Channel {
     }
 
     pub fn releasedir(&mut self, nodeid: u64, fh: u64) -> FResult<()> {
-        let arg = abi::ReleaseIn {
-            fh,
-            ..Default::default()
-        };
-        self.call_ok(opcode::RELEASEDIR, nodeid, &[arg.as_slice()], 0)
-            .map(drop)
+        self.release_op(opcode::RELEASEDIR, nodeid, fh)
     }
 
     pub fn fsyncdir(&mut self, nodeid: u64, fh: u64) -> FResult<()> {

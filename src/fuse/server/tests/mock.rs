@@ -28,6 +28,13 @@ pub struct Mock {
 }
 
 impl Mock {
+    /// The backing file of READ/WRITE, or EBADF when the test set none.
+    fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or(io::Error::from_raw_os_error(libc::EBADF))
+    }
+
     fn record(&self, call: String) {
         self.calls.lock().unwrap().push(call);
     }
@@ -148,10 +155,7 @@ impl FileSystem for Mock {
         _: u32,
     ) -> io::Result<usize> {
         self.record(format!("read {size} {offset}"));
-        let file = self
-            .file
-            .as_ref()
-            .ok_or(io::Error::from_raw_os_error(libc::EBADF))?;
+        let file = self.file()?;
         // Asks for more than `size`: the server must hold the filesystem to it.
         w.write_from(file.as_fd(), size as usize + 100, offset)
     }
@@ -167,10 +171,7 @@ impl FileSystem for Mock {
         _: u32,
     ) -> io::Result<usize> {
         self.record(format!("write {size} {offset}"));
-        let file = self
-            .file
-            .as_ref()
-            .ok_or(io::Error::from_raw_os_error(libc::EBADF))?;
+        let file = self.file()?;
         r.read_to(file.as_fd(), size as usize + 100, offset)
     }
     fn readdir(
