@@ -30,6 +30,7 @@ use crate::fuse::server::Server;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError};
+use crate::vhost_user::backend::DirtyLog;
 use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
 
 /// Errors that stop the daemon.
@@ -227,7 +228,7 @@ fn serve_one(
     device: &DeviceConfig,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
-    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::<DirtyLog>::new());
     let backend = Arc::new(VhostUserFsBackend::new(
         server.clone(),
         device,

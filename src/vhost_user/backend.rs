@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vhost::vhost_user::message::VhostUserProtocolFeatures;
+use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
@@ -25,11 +26,15 @@ use super::pool::ThreadPool;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
 
-/// Guest memory as the vhost-user daemon maps it (no dirty-page log).
-pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap>;
+/// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
+/// with SET_LOG_BASE (live migration); from then on every write the daemon makes through
+/// guest memory (replies, READ payloads, used rings) sets the bit of each page it touched.
+pub type DirtyLog = BitmapMmapRegion;
+/// Guest memory as the vhost-user daemon maps it, with its dirty-page log.
+pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap<DirtyLog>>;
 /// A vring of this device.
 pub type Vring = VringRwLock<GuestMemory>;
-type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap>>;
+type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap<DirtyLog>>>;
 
 /// The queues a backend serves and how.
 #[derive(Debug, Clone)]
@@ -228,7 +233,7 @@ fn notify(vring: &Vring, event_idx: bool) {
 }
 
 impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
-    type Bitmap = ();
+    type Bitmap = DirtyLog;
     type Vring = Vring;
 
     fn num_queues(&self) -> usize {
@@ -325,7 +330,7 @@ mod tests {
         let fs = PassthroughFs::new(cfg, proc_self_fd).unwrap();
         let server = Arc::new(Server::new(Arc::new(fs)));
         let mem = GuestMemoryAtomic::new(
-            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap(),
+            GuestMemoryMmap::<DirtyLog>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap(),
         );
         let dev = DeviceConfig {
             num_request_queues: queues,

@@ -25,6 +25,11 @@ pub const F_VERSION_1: u64 = 1 << 32;
 /// Size of the virtio-fs config space: tag[36] + le32 num_request_queues.
 pub const CONFIG_SIZE: u32 = 40;
 
+/// The protocol features [`Device::connect`] acks when offered.
+pub const PROTOCOL_WANTED: VhostUserProtocolFeatures = VhostUserProtocolFeatures::MQ
+    .union(VhostUserProtocolFeatures::REPLY_ACK)
+    .union(VhostUserProtocolFeatures::CONFIG);
+
 /// How long a vhost-user message may wait for the daemon's answer.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,6 +87,17 @@ impl Device {
     /// Like [`Self::connect`], acking only `wanted` (plus PROTOCOL_FEATURES) of the
     /// offered virtio features.
     pub fn connect_with(socket: &Path, request_queues: usize, wanted: u64) -> Self {
+        Self::connect_acking(socket, request_queues, wanted, PROTOCOL_WANTED)
+    }
+
+    /// Like [`Self::connect_with`], acking `protocol_wanted` of the offered protocol
+    /// features (REPLY_ACK makes every message wait for the daemon's ack).
+    pub fn connect_acking(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        protocol_wanted: VhostUserProtocolFeatures,
+    ) -> Self {
         let nqueues = 1 + request_queues;
         let mut fe = connect_raw(socket, nqueues as u64);
         fe.set_owner().expect("SET_OWNER");
@@ -90,10 +106,7 @@ impl Device {
         let mut protocol_acked = VhostUserProtocolFeatures::empty();
         if offered & F_PROTOCOL_FEATURES != 0 {
             protocol_offered = fe.get_protocol_features().expect("GET_PROTOCOL_FEATURES");
-            protocol_acked = protocol_offered
-                & (VhostUserProtocolFeatures::MQ
-                    | VhostUserProtocolFeatures::REPLY_ACK
-                    | VhostUserProtocolFeatures::CONFIG);
+            protocol_acked = protocol_offered & protocol_wanted;
             fe.set_protocol_features(protocol_acked)
                 .expect("SET_PROTOCOL_FEATURES");
             if protocol_acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {

@@ -6,6 +6,7 @@
 //! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
+//! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
@@ -14,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod dirty_log;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
