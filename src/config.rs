@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
-use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::passthrough::{self, CachePolicy, InodeFileHandles, MigrationConfig, MigrationMode};
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,11 @@ pub enum ConfigError {
     BadOptionValue(String),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
+    #[error(
+        "--migration-verify-handles and --migration-confirm-paths are for \
+         --migration-mode=find-paths; file handles need no such check"
+    )]
+    MigrationCheckWithFileHandles,
 }
 
 /// Where the vhost-user socket comes from.
@@ -198,6 +203,17 @@ impl TryFrom<Args> for Config {
         if args.writeback && cache == CachePolicy::Never {
             return Err(ConfigError::WritebackWithoutCache);
         }
+        if args.migration_mode == MigrationMode::FileHandles
+            && (args.migration_verify_handles || args.migration_confirm_paths)
+        {
+            return Err(ConfigError::MigrationCheckWithFileHandles);
+        }
+        let migration = MigrationConfig {
+            mode: args.migration_mode,
+            on_error: args.migration_on_error,
+            verify_handles: args.migration_verify_handles,
+            confirm_paths: args.migration_confirm_paths,
+        };
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
@@ -252,6 +268,7 @@ impl TryFrom<Args> for Config {
                 },
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
+                migration,
             },
         })
     }

@@ -1,8 +1,10 @@
 //! The FUSE protocol: wire format ([`abi`]), the transport traits ([`io`]), the
 //! [`FileSystem`](filesystem::FileSystem) trait, and the [`Server`](server::Server) that
-//! decodes a request, calls the filesystem and encodes the reply.
+//! decodes a request, calls the filesystem and encodes the reply; [`state`] is the byte
+//! codec of the live-migration state.
 
 pub mod abi;
 pub mod filesystem;
 pub mod io;
 pub mod server;
+pub mod state;

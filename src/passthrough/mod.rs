@@ -11,6 +11,7 @@
 //! - [`handle_table`]: file handles ↔ open host fds.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`migration`]: the state carried to another daemon in a live migration.
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
@@ -22,6 +23,7 @@ pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
 pub mod locks;
+pub mod migration;
 mod ops_dir;
 mod ops_entry;
 mod ops_file;
@@ -30,4 +32,5 @@ mod ops_xattr;
 mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
+pub use migration::{MigrationConfig, MigrationMode, OnError};
 pub use fs::PassthroughFs;

@@ -3,11 +3,14 @@
 //! concurrently); on a kick the worker pops every available chain, hands it to the FUSE
 //! server (inline, or through a per-queue thread pool), and completes it on the used ring.
 
+use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use vhost::vhost_user::message::VhostUserProtocolFeatures;
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserProtocolFeatures,
+};
 use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{DescriptorChain, QueueOwnedT};
@@ -20,6 +23,7 @@ use vmm_sys_util::event::{
 use super::VhostUserError;
 use super::chain::split_chain;
 use super::config_space::ConfigSpace;
+use super::device_state::{DeviceState, error_chain};
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
@@ -59,6 +63,7 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     mem: RwLock<GuestMemory>,
     pools: Vec<ThreadPool>,
     inflight: Arc<InFlight>,
+    state: DeviceState,
 }
 
 impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
@@ -101,6 +106,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             mem: RwLock::new(mem),
             pools,
             inflight: Arc::new(InFlight::default()),
+            state: DeviceState::default(),
         })
     }
 
@@ -267,6 +273,28 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
             .as_ref()
             .map(|c| c.read(offset, size))
             .unwrap_or_default()
+    }
+
+    fn set_device_state_fd(
+        &self,
+        direction: VhostTransferStateDirection,
+        phase: VhostTransferStatePhase,
+        file: File,
+    ) -> io::Result<Option<File>> {
+        self.state
+            .start(&self.server, direction, phase, file)
+            .map(|()| None)
+            .map_err(|e| {
+                log::error!("migration: {}", error_chain(&e));
+                io::Error::other(e)
+            })
+    }
+
+    fn check_device_state(&self) -> io::Result<()> {
+        self.state.check(&self.server).map_err(|e| {
+            log::error!("migration: {}", error_chain(&e));
+            io::Error::other(e)
+        })
     }
 
     fn update_memory(&self, mem: GuestMemory) -> io::Result<()> {

@@ -20,14 +20,16 @@ pub fn virtio_features() -> u64 {
 /// vhost-user protocol features. CONFIG (the frontend reads the tag from us) is offered only
 /// when the operator gave a tag: QEMU takes the tag from its own command line, and QEMU
 /// 7.1-8.0 crash when a backend offers CONFIG. LOG_SHMFD: the frontend shares its dirty-page
-/// log with SET_LOG_BASE, which QEMU requires before it migrates a VM.
+/// log with SET_LOG_BASE, which QEMU requires before it migrates a VM. DEVICE_STATE: the
+/// FUSE session and what the guest holds travel in the migration stream.
 pub fn protocol_features(with_config: bool) -> VhostUserProtocolFeatures {
     let mut f = VhostUserProtocolFeatures::MQ
         | VhostUserProtocolFeatures::REPLY_ACK
         | VhostUserProtocolFeatures::BACKEND_REQ
         | VhostUserProtocolFeatures::BACKEND_SEND_FD
         | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
-        | VhostUserProtocolFeatures::LOG_SHMFD;
+        | VhostUserProtocolFeatures::LOG_SHMFD
+        | VhostUserProtocolFeatures::DEVICE_STATE;
     if with_config {
         f |= VhostUserProtocolFeatures::CONFIG;
     }
@@ -51,6 +53,7 @@ mod tests {
                     | VhostUserProtocolFeatures::BACKEND_SEND_FD
                     | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
                     | VhostUserProtocolFeatures::LOG_SHMFD
+                    | VhostUserProtocolFeatures::DEVICE_STATE
             ));
         }
     }
