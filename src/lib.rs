@@ -30,3 +30,6 @@ pub mod oslib;
 pub mod passthrough;
 pub mod sandbox;
 pub mod vhost_user;
+
+#[cfg(test)]
+mod test_support;
