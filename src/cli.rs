@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
 use crate::passthrough::{MigrationMode, OnError};
+use clap::{Parser, ValueEnum};
 
 /// Cache policy (`--cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -121,7 +121,9 @@ impl<'a> Decoder<'a> {
     /// # Errors
     /// [`StateError::Truncated`].
     pub fn u32(&mut self) -> Result<u32, StateError> {
-        Ok(u32::from_le_bytes(self.raw(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.raw(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     /// A little-endian `u64`.
@@ -129,7 +131,9 @@ impl<'a> Decoder<'a> {
     /// # Errors
     /// [`StateError::Truncated`].
     pub fn u64(&mut self) -> Result<u64, StateError> {
-        Ok(u64::from_le_bytes(self.raw(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.raw(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     /// A byte string with a `u32` length prefix.
@@ -199,7 +203,10 @@ mod tests {
         let mut d = Decoder::new(&blob[..10]);
         d.u8().unwrap();
         d.u32().unwrap();
-        assert!(matches!(d.u64(), Err(StateError::Truncated { at: 5, wanted: 8 })));
+        assert!(matches!(
+            d.u64(),
+            Err(StateError::Truncated { at: 5, wanted: 8 })
+        ));
     }
 
     #[test]

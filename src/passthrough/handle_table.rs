@@ -82,7 +82,14 @@ impl HandleTable {
     ///
     /// # Errors
     /// `EEXIST` when `fh` is already in use (a corrupt state).
-    pub fn restore(&self, fh: u64, last: u64, inode: u64, fd: OwnedFd, flags: i32) -> io::Result<()> {
+    pub fn restore(
+        &self,
+        fh: u64,
+        last: u64,
+        inode: u64,
+        fd: OwnedFd,
+        flags: i32,
+    ) -> io::Result<()> {
         let mut t = self.lock();
         if fh == 0 || t.map.contains_key(&fh) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
@@ -167,7 +174,10 @@ mod tests {
         assert!(t.restore(0, 9, 5, fd(), 0).is_err(), "handle 0");
         assert_eq!(t.insert(5, fd(), 0), 10);
         let (all, last) = t.snapshot();
-        assert_eq!(all.iter().map(|(fh, _)| *fh).collect::<Vec<_>>(), vec![7, 10]);
+        assert_eq!(
+            all.iter().map(|(fh, _)| *fh).collect::<Vec<_>>(),
+            vec![7, 10]
+        );
         assert_eq!(last, 10);
     }
 }

@@ -421,14 +421,20 @@ mod tests {
         assert_eq!(a.id, 40);
         assert_eq!(s.refcount(40), Some(3));
         assert!(s.restore(40, 1, 50, key(8), libc::S_IFREG, repr()).is_err());
-        assert!(s.restore(ROOT_ID, 1, 50, key(8), libc::S_IFDIR, repr()).is_err());
+        assert!(
+            s.restore(ROOT_ID, 1, 50, key(8), libc::S_IFDIR, repr())
+                .is_err()
+        );
         assert!(s.restore(41, 0, 50, key(8), libc::S_IFREG, repr()).is_err());
         // A lookup of the same host inode finds the restored node.
         assert_eq!(s.insert_or_ref(key(7), libc::S_IFREG, repr()).id, 40);
         assert_eq!(s.refcount(40), Some(4));
         assert_eq!(s.insert_or_ref(key(9), libc::S_IFREG, repr()).id, 50);
         let (all, next) = s.snapshot();
-        assert_eq!(all.iter().map(|(d, _)| d.id).collect::<Vec<_>>(), vec![1, 40, 50]);
+        assert_eq!(
+            all.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
+            vec![1, 40, 50]
+        );
         assert_eq!(next, 51);
     }
 }

@@ -32,5 +32,5 @@ mod ops_xattr;
 mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
-pub use migration::{MigrationConfig, MigrationMode, OnError};
 pub use fs::PassthroughFs;
+pub use migration::{MigrationConfig, MigrationMode, OnError};

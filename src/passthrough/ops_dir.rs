@@ -40,7 +40,10 @@ impl PassthroughFs {
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY;
         let fd = self.reopen(&data, flags)?;
-        Ok((self.handles.insert(inode, fd, flags), self.open_reply_flags(true)))
+        Ok((
+            self.handles.insert(inode, fd, flags),
+            self.open_reply_flags(true),
+        ))
     }
 
     /// Calls `each` per entry from `offset` on until it returns `Ok(false)` (reply full)

@@ -133,7 +133,9 @@ impl PassthroughFs {
                     Ok((attr, _)) => Entry { attr, ..entry },
                     Err(_) => entry,
                 };
-                let fh = self.handles.insert(entry.inode, fd);
+                let fh = self
+                    .handles
+                    .insert(entry.inode, fd, self.host_open_flags(args.flags));
                 Ok((entry, fh, self.open_reply_flags(false)))
             }
             Err(e) => {

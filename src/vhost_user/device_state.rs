@@ -114,7 +114,11 @@ impl DeviceState {
     /// # Errors
     /// The transfer failed, or the loaded state was refused.
     pub fn check<F: FileSystem>(&self, server: &Server<F>) -> Result<(), DeviceStateError> {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match pending.ok_or(DeviceStateError::NoTransfer)? {
             Pending::Save(t) => t.join().map_err(|_| DeviceStateError::Panicked)?,
             Pending::Load(t) => {

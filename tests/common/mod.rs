@@ -7,6 +7,7 @@
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
 //! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
+//! - [`migration`]: device state SAVE/LOAD through a pipe.
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
@@ -19,6 +20,7 @@ pub mod dirty_log;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod migration;
 pub mod virtqueue;
 
 /// Whether the tests run as root: they need it to create files as other users, chown and

@@ -107,7 +107,9 @@ impl<F: FileSystem> Server<F> {
         }
         self.session.flags.store(flags, Ordering::Relaxed);
         self.session.minor.store(minor, Ordering::Relaxed);
-        self.session.initialized.store(initialized, Ordering::Release);
+        self.session
+            .initialized
+            .store(initialized, Ordering::Release);
         Ok(())
     }
 }

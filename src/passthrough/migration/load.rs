@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use super::save::walk;
 use super::state::{FsState, InodeState, Locator};
-use super::{MigrationConfig, MigrationError, OnError};
+use super::{MigrationConfig, MigrationError, ONE_SHOT_FLAGS, OnError};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::fs as sys;
 use crate::passthrough::fs::{PassthroughFs, key_of, stat_fd};
@@ -38,16 +38,19 @@ impl PassthroughFs {
             }
         }
         for h in &state.handles {
-            let result = if restored.contains(&h.inode) {
+            let flags = h.flags & !ONE_SHOT_FLAGS;
+            let result = if !restored.contains(&h.inode) {
+                Err(io::Error::from_raw_os_error(libc::EBADF))
+            } else if flags & libc::O_ACCMODE != libc::O_RDONLY && self.cfg.readonly {
+                Err(io::Error::from_raw_os_error(libc::EROFS))
+            } else {
                 self.inodes
                     .get(h.inode)
-                    .and_then(|d| self.reopen(&d, h.flags))
+                    .and_then(|d| self.reopen(&d, flags))
                     .and_then(|fd| {
                         self.handles
-                            .restore(h.fh, state.last_handle, h.inode, fd, h.flags)
+                            .restore(h.fh, state.last_handle, h.inode, fd, flags)
                     })
-            } else {
-                Err(io::Error::from_raw_os_error(libc::EBADF))
             };
             match result {
                 Ok(()) => {}

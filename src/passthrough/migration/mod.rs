@@ -19,6 +19,10 @@ mod load;
 mod save;
 pub mod state;
 
+/// Open flags that made or changed the file when it was opened: never applied again (the
+/// source leaves them out, the destination drops them from whatever it is sent).
+const ONE_SHOT_FLAGS: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_TMPFILE;
+
 /// How inodes are described to the destination (`--migration-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MigrationMode {

@@ -3,14 +3,11 @@
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::state::{FsState, HandleState, InodeState, Locator};
-use super::{MigrationConfig, MigrationError, MigrationMode};
+use super::{MigrationConfig, MigrationError, MigrationMode, ONE_SHOT_FLAGS};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::fs as sys;
 use crate::passthrough::fs::{PassthroughFs, key_of, proc_name, stat_fd};
 use crate::passthrough::inode_store::{InodeData, InodeKey};
-
-/// Flags that made or changed the file when it was opened, not to be applied again.
-const ONE_SHOT_FLAGS: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_TMPFILE;
 
 /// What `/proc/self/fd` appends to the path of a deleted file.
 const DELETED: &[u8] = b" (deleted)";

@@ -234,7 +234,16 @@ mod tests {
 
     #[test]
     fn paths_that_could_leave_the_shared_directory_are_refused() {
-        for p in [&b""[..], b"/etc", b"..", b"a/../b", b"a//b", b"a/", b"./a", b"a\0b"] {
+        for p in [
+            &b""[..],
+            b"/etc",
+            b"..",
+            b"a/../b",
+            b"a//b",
+            b"a/",
+            b"./a",
+            b"a\0b",
+        ] {
             assert!(!valid_path(p), "{p:?}");
             let mut s = sample();
             s.inodes[0].locator = Locator::Path(p.to_vec());
