@@ -94,8 +94,9 @@ pub struct Args {
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
 
-    /// vhost-user socket path to listen on.
-    #[arg(long, alias = "socket", value_name = "PATH", required_unless_present_any = ["fd", "print_capabilities"])]
+    /// vhost-user socket path to listen on. Without it and without --fd, the daemon serves
+    /// the socket systemd passes (socket activation, LISTEN_FDS).
+    #[arg(long, alias = "socket", value_name = "PATH")]
     pub socket_path: Option<PathBuf>,
 
     /// Name of the group that owns the socket (libvirt uses this).

@@ -178,7 +178,7 @@ fn extra_sections(roff: &mut Roff) {
     ]);
 
     roff.control("SH", ["FILES"]);
-    let files: [(&str, String); 4] = [
+    let files: [(&str, String); 5] = [
         (
             "/usr/share/qemu/vhost-user/50-vhostfsd.json",
             format!(
@@ -196,7 +196,13 @@ fn extra_sections(roff: &mut Roff) {
         ),
         (
             "/usr/lib/systemd/system/vhostfsd@.service",
-            "One daemon per shared directory.".to_string(),
+            "One daemon per shared directory, started by its socket (Type=notify).".to_string(),
+        ),
+        (
+            "/usr/lib/systemd/system/vhostfsd@.socket",
+            "The listening socket /run/vhostfsd/INSTANCE.sock, passed to the daemon by \
+             systemd (LISTEN_FDS)."
+                .to_string(),
         ),
         (
             "/usr/share/doc/vhostfsd/",
@@ -208,6 +214,20 @@ fn extra_sections(roff: &mut Roff) {
         roff.text([bold(path)]);
         roff.text([roman(what)]);
     }
+
+    roff.control("SH", ["ENVIRONMENT"]);
+    roff.control("TP", []);
+    roff.text([bold("LISTEN_FDS"), roman(", "), bold("LISTEN_PID")]);
+    roff.text([roman(
+        "Socket activation: with neither --socket-path nor --fd, the daemon serves the one \
+         listening socket that systemd passes as fd 3.",
+    )]);
+    roff.control("TP", []);
+    roff.text([bold("NOTIFY_SOCKET")]);
+    roff.text([roman(
+        "When set (systemd Type=notify), the daemon sends READY=1 once it accepts \
+         connections.",
+    )]);
 
     roff.control("SH", ["EXIT STATUS"]);
     roff.text([roman(
