@@ -32,3 +32,6 @@ pub mod passthrough;
 pub mod sandbox;
 pub mod systemd;
 pub mod vhost_user;
+
+#[cfg(test)]
+mod test_support;

@@ -12,6 +12,7 @@
 mod limits;
 mod listener;
 mod logger;
+mod panic;
 
 use std::fs::File;
 use std::io;
@@ -115,6 +116,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         return Ok(());
     }
     logger::init(cfg.log_level, cfg.syslog);
+    panic::abort_on_panic();
     match cfg.seccomp {
         SeccompAction::None => {}
         SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
