@@ -25,7 +25,7 @@ pub(super) fn run(cfg: &Config, hm: &HostMount, signals: File) -> Result<(), Dae
         readers: hm.threads,
     })?;
     let fs = match open_filesystem(cfg) {
-        Ok(Opened::Serve(fs)) => fs,
+        Ok(Opened::Serve(fs)) => *fs,
         Ok(Opened::ChildExited(code)) => {
             mount.unmount()?;
             return match code {

@@ -130,7 +130,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 fn run_vhost_user(cfg: &Config, listen: &Listen, signals: File) -> Result<(), DaemonError> {
     let (listener, _socket_file) = listener::open(listen, cfg.socket_group.as_deref())?;
     let fs = match open_filesystem(cfg)? {
-        Opened::Serve(fs) => fs,
+        Opened::Serve(fs) => *fs,
         Opened::ChildExited(0) => return Ok(()),
         Opened::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
     };
@@ -153,7 +153,7 @@ fn run_vhost_user(cfg: &Config, listen: &Listen, signals: File) -> Result<(), Da
 /// What [`open_filesystem`] leaves this process to do.
 enum Opened {
     /// Serve this filesystem.
-    Serve(PassthroughFs),
+    Serve(Box<PassthroughFs>),
     /// This is the parent outside the sandbox; the serving child exited with this code.
     ChildExited(i32),
 }
@@ -174,7 +174,7 @@ fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
         ..cfg.fs.clone()
     };
     PassthroughFs::new(fs_cfg, proc_self_fd)
-        .map(Opened::Serve)
+        .map(|fs| Opened::Serve(Box::new(fs)))
         .map_err(|source| DaemonError::Filesystem {
             path: cfg.shared_dir.clone(),
             source,

@@ -136,19 +136,9 @@ fn reader_loop<F: FileSystem>(
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Ended::Unmounted),
             Err(e) => return Err(e),
         };
-        let written = match server.handle_message(
-            VecReader::new(&request[..n]),
-            VecWriter::over(reply.clone()),
-        ) {
-            Ok(len) => len,
-            Err(e) => {
-                log::warn!("/dev/fuse request dropped without a reply: {e}");
-                continue;
-            }
-        };
-        if written == 0 {
+        let Some(written) = answer(server, &request[..n], &reply) else {
             continue;
-        }
+        };
         match dev::write(fd, &reply.borrow()[..written]) {
             Ok(_) => {}
             // The request was interrupted and the kernel no longer waits for it.

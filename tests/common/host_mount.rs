@@ -170,11 +170,8 @@ impl Mounted {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: kill() with the pid of our own unreaped child (the pid cannot have been
         // reused) has no memory-safety preconditions.
-        assert_eq!(
-            unsafe { libc::kill(pid, signal) },
-            0,
-            "kill({pid}, {signal})"
-        );
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
     }
 
     /// Waits up to `timeout` for the daemon to exit and returns its status.
