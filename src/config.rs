@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
 use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::systemd::{self, SystemdError};
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no socket: pass --socket-path PATH or --fd FD (or --mount MNT for a host mount)")]
+    #[error(
+        "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
+         socket unit (or pass --mount MNT for a host mount)"
+    )]
     NoSocket,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     #[error("--num-request-queues must be between 1 and {max}, got {got}")]
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
@@ -195,6 +201,9 @@ impl TryFrom<Args> for Config {
             }),
             (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
             (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
+            (None, None, None) => systemd::listen_fd_from_env()?
+                .map(|fd| Transport::VhostUser(Listen::Fd(fd)))
+                .ok_or(ConfigError::NoSocket)?,
             _ => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;

@@ -15,9 +15,15 @@ use crate::config::{Config, HostMount, SandboxMode};
 use crate::fuse::server::Server;
 use crate::fusedev::{self, Ended, Mount, MountOptions, Stop};
 use crate::oslib;
+use crate::systemd::Notifier;
 
 /// Runs the host mount until a signal or an unmount.
-pub(super) fn run(cfg: &Config, hm: &HostMount, signals: File) -> Result<(), DaemonError> {
+pub(super) fn run(
+    cfg: &Config,
+    hm: &HostMount,
+    signals: File,
+    notifier: &Notifier,
+) -> Result<(), DaemonError> {
     let mut mount = Mount::new(&MountOptions {
         mountpoint: &hm.mountpoint,
         shared_dir: &cfg.shared_dir,
@@ -45,7 +51,9 @@ pub(super) fn run(cfg: &Config, hm: &HostMount, signals: File) -> Result<(), Dae
     // host only when another thread is left to serve the request that releases it.
     let fs = fs.with_locks(hm.threads > 1);
     let server = Arc::new(Server::new(Arc::new(fs)));
+    notifier.ready();
     let result = serve(server, &mut mount, signals);
+    notifier.stopping();
     // Inside the namespace sandbox the mount is the parent's to undo.
     if cfg.sandbox != SandboxMode::Namespace {
         mount.unmount()?;
