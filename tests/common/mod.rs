@@ -20,6 +20,7 @@ pub mod dirty_log;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod host_mount;
 pub mod migration;
 pub mod virtqueue;
 
