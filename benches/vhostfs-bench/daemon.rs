@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a daemon may take to create its socket.
@@ -63,7 +64,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cmd` serving `dir` on a socket in `work`, and waits for the socket.
     pub fn start(cmd: &DaemonCmd, dir: &Path, work: &Path) -> Self {
-        let socket = work.join("bench.sock");
+        // A fresh socket name each time: a daemon's pid file (virtiofsd keeps one next to
+        // the socket) must not collide with the previous run's.
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let socket = work.join(format!("bench-{n}.sock"));
         let _ = std::fs::remove_file(&socket);
         let log = work.join(format!("{}.log", cmd.label()));
         let out = File::create(&log).expect("create the daemon log");
@@ -166,6 +171,22 @@ fn stat_fields(pid: i32) -> Option<Stat> {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let tree = self.pids();
+        self.stop();
+        // The sandboxed children too: the next daemon must not find them still running.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tree[1..]
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Daemon {
+    fn stop(&mut self) {
         // SIGTERM first, so the daemon and its sandboxed child exit cleanly.
         // SAFETY: kill() with the pid of our own unreaped child has no memory-safety
         // preconditions.

@@ -17,12 +17,16 @@ pub const READDIR_SIZE: u32 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
     /// 4 KiB READs of the data file (64 MiB).
+    #[value(name = "read-4k")]
     Read4k,
     /// 128 KiB READs.
+    #[value(name = "read-128k")]
     Read128k,
     /// 1 MiB READs.
+    #[value(name = "read-1m")]
     Read1m,
     /// 4 KiB WRITEs into the write file (16 MiB), checked on the host afterwards.
+    #[value(name = "write-4k")]
     Write4k,
     /// GETATTR of one file.
     Getattr,
