@@ -87,7 +87,19 @@ impl Device {
     /// Like [`Self::connect`], acking only `wanted` (plus PROTOCOL_FEATURES) of the
     /// offered virtio features.
     pub fn connect_with(socket: &Path, request_queues: usize, wanted: u64) -> Self {
-        Self::connect_acking(socket, request_queues, wanted, PROTOCOL_WANTED)
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        Self::connect_in(socket, request_queues, wanted, mem)
+    }
+
+    /// Like [`Self::connect_with`], in guest memory `mem`: queue `i` is laid out at
+    /// `i * QUEUE_AREA`, and whatever `mem` holds beyond the queues is the caller's.
+    pub fn connect_in(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        mem: Arc<GuestMemory>,
+    ) -> Self {
+        Self::negotiate(socket, request_queues, wanted, PROTOCOL_WANTED, mem)
     }
 
     /// Like [`Self::connect_with`], acking `protocol_wanted` of the offered protocol
@@ -97,6 +109,17 @@ impl Device {
         request_queues: usize,
         wanted: u64,
         protocol_wanted: VhostUserProtocolFeatures,
+    ) -> Self {
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        Self::negotiate(socket, request_queues, wanted, protocol_wanted, mem)
+    }
+
+    fn negotiate(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        protocol_wanted: VhostUserProtocolFeatures,
+        mem: Arc<GuestMemory>,
     ) -> Self {
         let nqueues = 1 + request_queues;
         let mut fe = connect_raw(socket, nqueues as u64);
@@ -125,7 +148,6 @@ impl Device {
         let acked = offered & (wanted | F_PROTOCOL_FEATURES);
         fe.set_features(acked).expect("SET_FEATURES");
 
-        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
         fe.set_mem_table(&mem.regions()).expect("SET_MEM_TABLE");
         let mut queues = Vec::new();
         for i in 0..nqueues {
