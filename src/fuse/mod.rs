@@ -4,6 +4,7 @@
 //! codec of the live-migration state.
 
 pub mod abi;
+pub mod backing;
 pub mod filesystem;
 pub mod io;
 pub mod server;
