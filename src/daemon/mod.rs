@@ -1,7 +1,8 @@
 //! Starts the daemon from a checked configuration and serves one vhost-user frontend after
 //! another until SIGTERM or SIGINT.
 //!
-//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
+//! Order of start-up: logging; SIGTERM/SIGINT (shut down) and SIGUSR1 (log the requests
+//! served per opcode, also logged at exit) blocked and read from a signalfd (before any
 //! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
 //! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
 //! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
@@ -30,7 +31,9 @@ use crate::fuse::server::Server;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError};
-use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
+use crate::vhost_user::{
+    BackendChannel, DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities,
+};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +117,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
         SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
     }
-    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
+    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1])
         .map_err(DaemonError::Signals)?;
     let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
@@ -139,7 +142,18 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // A blocking lock request holds its worker until granted: serve locks on the host only
     // when requests run on a pool, so the request that releases the lock can still run.
     // Otherwise the guest kernel keeps locks local, as with virtiofsd.
-    let fs = fs.with_locks(cfg.thread_pool_size > 0);
+    let mut fs = fs.with_locks(cfg.thread_pool_size > 0);
+    // One channel slot for the daemon's life: each connection attaches its backend request
+    // channel; the filesystem maps DAX ranges through it.
+    let channel = Arc::new(BackendChannel::new(cfg.dax_window));
+    if cfg.dax_window > 0 {
+        fs = fs.with_dax(channel.clone(), cfg.dax_policy);
+        log::info!(
+            "DAX window of {} MiB, --dax-policy {:?}",
+            cfg.dax_window >> 20,
+            cfg.dax_policy
+        );
+    }
     let server = Arc::new(Server::new(Arc::new(fs)));
     let device = DeviceConfig {
         num_request_queues: cfg.num_request_queues,
@@ -147,7 +161,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tag: cfg.tag.clone(),
         thread_pool_size: cfg.thread_pool_size,
     };
-    let result = serve(listener, server, &device, signals);
+    let result = serve(listener, &server, &device, &channel, signals);
+    log::info!("requests served: {}", server.counters().summary());
     log::info!("exiting");
     result
 }
@@ -184,8 +199,9 @@ impl Shutdown {
 
 fn serve(
     mut listener: Listener,
-    server: Arc<Server<PassthroughFs>>,
+    server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
+    channel: &Arc<BackendChannel>,
     mut signals: File,
 ) -> Result<(), DaemonError> {
     let shutdown = Arc::new(Shutdown {
@@ -195,12 +211,25 @@ fn serve(
         listener_fd: listener.as_raw_fd(),
     });
     let signal_shutdown = shutdown.clone();
+    let signal_server = server.clone();
     thread::Builder::new()
         .name("vhostfsd-signals".into())
         .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, shutting down"),
-                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
+            loop {
+                match oslib::signal::read_signal(&mut signals) {
+                    Ok(libc::SIGUSR1) => log::info!(
+                        "requests served: {}",
+                        signal_server.counters().summary()
+                    ),
+                    Ok(sig) => {
+                        log::info!("got signal {sig}, shutting down");
+                        break;
+                    }
+                    Err(e) => {
+                        log::error!("cannot read signals ({e}), shutting down");
+                        break;
+                    }
+                }
             }
             signal_shutdown.request();
         })
@@ -213,7 +242,7 @@ fn serve(
         if shutdown.requested() {
             return Ok(());
         }
-        serve_one(&mut listener, &server, device, &shutdown)?;
+        serve_one(&mut listener, server, device, channel, &shutdown)?;
         if shutdown.requested() {
             return Ok(());
         }
@@ -225,6 +254,7 @@ fn serve_one(
     listener: &mut Listener,
     server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
+    channel: &Arc<BackendChannel>,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
     let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
@@ -232,6 +262,7 @@ fn serve_one(
         server.clone(),
         device,
         mem.clone(),
+        channel.clone(),
     )?);
     let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
         .map_err(|e| DaemonError::VhostUser(e.to_string()))?;
