@@ -44,9 +44,12 @@ mod tests {
     fn access_mode_of_read_only_and_read_write_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let rw = std::fs::File::create_new(&path).unwrap();
-        // File::create opens write-only.
-        assert_eq!(access_mode(rw.as_fd()).unwrap(), libc::O_WRONLY);
+        let wo = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(access_mode(wo.as_fd()).unwrap(), libc::O_WRONLY);
         let ro = std::fs::File::open(&path).unwrap();
         assert_eq!(access_mode(ro.as_fd()).unwrap(), libc::O_RDONLY);
         let both = std::fs::OpenOptions::new()
