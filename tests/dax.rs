@@ -20,8 +20,7 @@ use vhostfsd::fuse::abi::{self, SETUPMAPPING_FLAG_READ as R, SETUPMAPPING_FLAG_W
 const MB2: u64 = 2 << 20;
 const WINDOW: u64 = 64 << 20;
 /// What a Linux guest with `-o dax=...` offers.
-const DAX_INIT: u64 =
-    INIT_FLAGS | abi::init_flags::MAP_ALIGNMENT | abi::init_flags::HAS_INODE_DAX;
+const DAX_INIT: u64 = INIT_FLAGS | abi::init_flags::MAP_ALIGNMENT | abi::init_flags::HAS_INODE_DAX;
 /// `fh` when the guest names no handle (the Linux guest always does this).
 const NO_FH: u64 = u64::MAX;
 
@@ -65,7 +64,10 @@ fn mapped_bytes_are_the_host_file_both_ways() {
     // Read-only mapping of the second chunk at window offset 4 MiB.
     f.setupmapping(node, NO_FH, MB2, MB2, R, 2 * MB2).unwrap();
     let w = vmm.window.lock().unwrap();
-    assert_eq!(w.read(2 * MB2, 8192), &data[MB2 as usize..MB2 as usize + 8192]);
+    assert_eq!(
+        w.read(2 * MB2, 8192),
+        &data[MB2 as usize..MB2 as usize + 8192]
+    );
     assert_eq!(w.maps[0].fd_offset, MB2);
     assert!(!w.maps[0].writable);
     drop(w);
@@ -83,12 +85,17 @@ fn mapped_bytes_are_the_host_file_both_ways() {
     );
 
     // Upgrade to writable: the daemon unmaps first (QEMU refuses overlaps), then maps.
-    f.setupmapping(node, NO_FH, MB2, MB2, R | W, 2 * MB2).unwrap();
+    f.setupmapping(node, NO_FH, MB2, MB2, R | W, 2 * MB2)
+        .unwrap();
     let w = vmm.window.lock().unwrap();
     assert!(w.maps[0].writable);
     assert_eq!(
         w.log,
-        ["map 0x400000+0x200000", "unmap 0x400000+0x200000", "map 0x400000+0x200000"]
+        [
+            "map 0x400000+0x200000",
+            "unmap 0x400000+0x200000",
+            "map 0x400000+0x200000"
+        ]
     );
     w.write(2 * MB2 + 4096, b"guest wrote this");
     drop(w);
@@ -135,21 +142,94 @@ fn hostile_mappings_get_an_errno_and_the_daemon_keeps_serving() {
     f.setupmapping(node, NO_FH, 0, MB2, R, MB2).unwrap();
     let ro = f.open(node, libc::O_RDONLY).unwrap().fh;
 
-    let cases: [(&str, u64, u64, u64, u64, u64, u64, i32); 13] = [
-        // name, node, fh, foffset, len, flags, moffset, errno
-        ("past the window", node, NO_FH, 0, MB2, R, WINDOW, libc::EINVAL),
-        ("straddling the end", node, NO_FH, 0, MB2, R, WINDOW - 4096, libc::EINVAL),
-        ("wrapping", node, NO_FH, 0, 8192, R, u64::MAX - 4095, libc::EINVAL),
-        ("misaligned window offset", node, NO_FH, 0, MB2, R, 100, libc::EINVAL),
+    // name, node, fh, foffset, len, flags, moffset, errno
+    type Case = (&'static str, u64, u64, u64, u64, u64, u64, i32);
+    let cases: [Case; 13] = [
+        (
+            "past the window",
+            node,
+            NO_FH,
+            0,
+            MB2,
+            R,
+            WINDOW,
+            libc::EINVAL,
+        ),
+        (
+            "straddling the end",
+            node,
+            NO_FH,
+            0,
+            MB2,
+            R,
+            WINDOW - 4096,
+            libc::EINVAL,
+        ),
+        (
+            "wrapping",
+            node,
+            NO_FH,
+            0,
+            8192,
+            R,
+            u64::MAX - 4095,
+            libc::EINVAL,
+        ),
+        (
+            "misaligned window offset",
+            node,
+            NO_FH,
+            0,
+            MB2,
+            R,
+            100,
+            libc::EINVAL,
+        ),
         ("misaligned length", node, NO_FH, 0, 100, R, 0, libc::EINVAL),
-        ("misaligned file offset", node, NO_FH, 7, MB2, R, 0, libc::EINVAL),
+        (
+            "misaligned file offset",
+            node,
+            NO_FH,
+            7,
+            MB2,
+            R,
+            0,
+            libc::EINVAL,
+        ),
         ("zero length", node, NO_FH, 0, 0, R, 0, libc::EINVAL),
         ("no access flag", node, NO_FH, 0, MB2, 0, 0, libc::EINVAL),
-        ("partial overlap", node, NO_FH, 0, MB2, R, MB2 / 2, libc::EINVAL),
+        (
+            "partial overlap",
+            node,
+            NO_FH,
+            0,
+            MB2,
+            R,
+            MB2 / 2,
+            libc::EINVAL,
+        ),
         ("forged fh", node, 0xdead, 0, MB2, R, 0, libc::EBADF),
-        ("write on a read-only fh", node, ro, 0, MB2, R | W, 0, libc::EACCES),
+        (
+            "write on a read-only fh",
+            node,
+            ro,
+            0,
+            MB2,
+            R | W,
+            0,
+            libc::EACCES,
+        ),
         ("a directory", dir, NO_FH, 0, MB2, R, 0, libc::EINVAL),
-        ("an unknown node", 0x7777_7777, NO_FH, 0, MB2, R, 0, libc::EBADF),
+        (
+            "an unknown node",
+            0x7777_7777,
+            NO_FH,
+            0,
+            MB2,
+            R,
+            0,
+            libc::EBADF,
+        ),
     ];
     for (name, n, fh, foff, len, flags, moff, errno) in cases {
         assert_eq!(
@@ -215,7 +295,10 @@ fn the_backend_channel_lives_as_long_as_the_connection() {
     let (d, vmm, mut f) = start(&[]);
     common::assert_alive(&mut f);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!vmm.channel_closed(), "the daemon closed the backend channel");
+    assert!(
+        !vmm.channel_closed(),
+        "the daemon closed the backend channel"
+    );
     patterned(&d, "file", MB2);
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
     f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
@@ -259,7 +342,10 @@ fn dax_inode_policy_marks_files_with_attr_dax() {
         .unwrap()
         .set_len(MB2)
         .unwrap();
-    assert_eq!(f.lookup(ROOT, "large").unwrap().attr.flags & abi::ATTR_DAX, 0);
+    assert_eq!(
+        f.lookup(ROOT, "large").unwrap().attr.flags & abi::ATTR_DAX,
+        0
+    );
 }
 
 #[test]

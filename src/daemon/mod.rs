@@ -217,10 +217,9 @@ fn serve(
         .spawn(move || {
             loop {
                 match oslib::signal::read_signal(&mut signals) {
-                    Ok(libc::SIGUSR1) => log::info!(
-                        "requests served: {}",
-                        signal_server.counters().summary()
-                    ),
+                    Ok(libc::SIGUSR1) => {
+                        log::info!("requests served: {}", signal_server.counters().summary())
+                    }
                     Ok(sig) => {
                         log::info!("got signal {sig}, shutting down");
                         break;

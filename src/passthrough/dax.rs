@@ -324,7 +324,11 @@ mod tests {
         d.setup(f.as_fd(), &m).unwrap();
         let up = d.check(&args(MB2, MB2, R | W)).unwrap();
         d.setup(f.as_fd(), &up).unwrap();
-        for bad in [args(0, 2 * MB2, R), args(MB2 + 4096, 4096, R), args(0, 3 * MB2, R)] {
+        for bad in [
+            args(0, 2 * MB2, R),
+            args(MB2 + 4096, 4096, R),
+            args(0, 3 * MB2, R),
+        ] {
             let m = d.check(&bad).unwrap();
             let e = d.setup(f.as_fd(), &m).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{bad:?}");
@@ -357,10 +361,10 @@ mod tests {
         }
         rec.calls.lock().unwrap().clear();
         for bad in [
-            vec![one(0, MB2), one(4096, MB2)],   // second not mapped
-            vec![one(0, 4096)],                  // part of a mapping
-            vec![one(0, 2 * MB2)],               // two mappings at once
-            vec![one(MB2, MB2), one(MB2, MB2)],  // twice
+            vec![one(0, MB2), one(4096, MB2)],  // second not mapped
+            vec![one(0, 4096)],                 // part of a mapping
+            vec![one(0, 2 * MB2)],              // two mappings at once
+            vec![one(MB2, MB2), one(MB2, MB2)], // twice
         ] {
             let e = d.remove(&bad).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{bad:?}");
@@ -394,6 +398,10 @@ mod tests {
         );
         d.forget_all();
         assert_eq!(d.mapped(), 0);
-        assert_eq!(rec.calls.lock().unwrap().len(), 1, "forgetting sends no unmap");
+        assert_eq!(
+            rec.calls.lock().unwrap().len(),
+            1,
+            "forgetting sends no unmap"
+        );
     }
 }

@@ -219,7 +219,10 @@ mod tests {
         let msg = VhostUserMMap::from_slice(&buf[12..]).unwrap();
         let (fd_offset, shm_offset, len, flags) =
             (msg.fd_offset, msg.shm_offset, msg.len, msg.flags);
-        assert_eq!((msg.shmid, fd_offset, shm_offset, len, flags), (0, 0x1000, 0x20_0000, 0x20_0000, 1));
+        assert_eq!(
+            (msg.shmid, fd_offset, shm_offset, len, flags),
+            (0, 0x1000, 0x20_0000, 0x20_0000, 1)
+        );
         c.detach();
         assert!(c.unmap(0x20_0000, 0x20_0000).is_err());
     }

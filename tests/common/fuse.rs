@@ -416,9 +416,7 @@ impl Channel {
         };
         let entries: Vec<u8> = ranges
             .iter()
-            .flat_map(|&(moffset, len)| {
-                abi::RemovemappingOne { moffset, len }.as_slice().to_vec()
-            })
+            .flat_map(|&(moffset, len)| abi::RemovemappingOne { moffset, len }.as_slice().to_vec())
             .collect();
         self.call_ok(opcode::REMOVEMAPPING, 0, &[count.as_slice(), &entries], 0)
             .map(drop)

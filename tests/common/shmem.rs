@@ -62,8 +62,11 @@ impl Window {
 
     /// `len` bytes of the window at `offset` (which must be mapped).
     pub fn read(&self, offset: u64, len: usize) -> Vec<u8> {
-        assert!(self.maps.iter().any(|m| offset >= m.shm_offset
-            && offset + len as u64 <= m.shm_offset + m.len));
+        assert!(
+            self.maps
+                .iter()
+                .any(|m| offset >= m.shm_offset && offset + len as u64 <= m.shm_offset + m.len)
+        );
         // SAFETY: the range lies inside one live mapping of the window (checked above).
         unsafe { std::slice::from_raw_parts(self.base.add(offset as usize), len) }.to_vec()
     }
@@ -137,7 +140,14 @@ impl VhostUserFrontendReqHandlerMut for Window {
 }
 
 /// mmap(MAP_FIXED) of `fd` (or anonymous PROT_NONE for -1) at `base + off`.
-fn map_fixed(base: *mut u8, off: u64, len: u64, prot: i32, fd: RawFd, fd_off: u64) -> std::io::Result<()> {
+fn map_fixed(
+    base: *mut u8,
+    off: u64,
+    len: u64,
+    prot: i32,
+    fd: RawFd,
+    fd_off: u64,
+) -> std::io::Result<()> {
     let flags = libc::MAP_FIXED
         | if fd < 0 {
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE
@@ -147,7 +157,14 @@ fn map_fixed(base: *mut u8, off: u64, len: u64, prot: i32, fd: RawFd, fd_off: u6
     // SAFETY: the target range lies inside the window's reservation (checked by the caller
     // against the window size), which only this Window uses.
     let p = unsafe {
-        libc::mmap(base.add(off as usize).cast(), len as usize, prot, flags, fd, fd_off as i64)
+        libc::mmap(
+            base.add(off as usize).cast(),
+            len as usize,
+            prot,
+            flags,
+            fd,
+            fd_off as i64,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
