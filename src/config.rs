@@ -23,7 +23,7 @@ pub enum ConfigError {
     },
     #[error(
         "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
-         socket unit"
+         socket unit (or pass --mount MNT for a host mount)"
     )]
     NoSocket,
     #[error(transparent)]
@@ -44,6 +44,15 @@ pub enum ConfigError {
     WritebackWithoutCache,
     #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
     BadDaxWindow(u64),
+    #[error(
+        "cannot use mountpoint {path:?} for --mount: check that the directory exists (a FUSE \
+         mount left by a killed daemon is cleared with `umount -l {path:?}`)"
+    )]
+    MountpointUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the vhost-user socket comes from.
@@ -53,6 +62,24 @@ pub enum Listen {
     SocketPath(PathBuf),
     /// An inherited, already listening socket.
     Fd(RawFd),
+}
+
+/// What the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A VM, through a vhost-user socket.
+    VhostUser(Listen),
+    /// A host mount through /dev/fuse (`--mount`).
+    HostMount(HostMount),
+}
+
+/// Host mount mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    /// Where the shared directory is mounted (canonical).
+    pub mountpoint: PathBuf,
+    /// Reader threads on /dev/fuse.
+    pub threads: usize,
 }
 
 /// Sandbox mode.
@@ -75,7 +102,7 @@ pub enum SeccompAction {
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Listen,
+    pub transport: Transport,
     pub socket_group: Option<String>,
     pub shared_dir: PathBuf,
     pub tag: Option<String>,
@@ -168,13 +195,25 @@ impl TryFrom<Args> for Config {
             }
         }
 
-        let listen = match (args.socket_path, args.fd) {
-            (Some(p), None) => Listen::SocketPath(p),
-            (None, Some(fd)) => Listen::Fd(fd),
-            (None, None) => systemd::listen_fd_from_env()?
-                .map(Listen::Fd)
+        let transport = match (args.mount, args.socket_path, args.fd) {
+            (Some(mnt), None, None) => Transport::HostMount(HostMount {
+                mountpoint: mnt.canonicalize().map_err(|source| {
+                    ConfigError::MountpointUnusable {
+                        path: mnt.clone(),
+                        source,
+                    }
+                })?,
+                threads: match args.thread_pool_size {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
+            }),
+            (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
+            (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
+            (None, None, None) => systemd::listen_fd_from_env()?
+                .map(|fd| Transport::VhostUser(Listen::Fd(fd)))
                 .ok_or(ConfigError::NoSocket)?,
-            (Some(_), Some(_)) => return Err(ConfigError::NoSocket),
+            _ => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
         let meta =
@@ -233,7 +272,7 @@ impl TryFrom<Args> for Config {
         };
 
         Ok(Config {
-            listen,
+            transport,
             socket_group: args.socket_group,
             shared_dir: shared_dir.clone(),
             tag: args.tag,
@@ -285,7 +324,7 @@ impl Config {
     /// directory: only `print_capabilities` is meaningful.
     fn print_capabilities_only() -> Self {
         Config {
-            listen: Listen::Fd(-1),
+            transport: Transport::VhostUser(Listen::Fd(-1)),
             socket_group: None,
             shared_dir: PathBuf::from("/"),
             tag: None,

@@ -4,6 +4,7 @@
 pub mod creds;
 pub mod file_flags;
 pub mod fs;
+pub mod fusedev;
 pub mod io;
 pub mod namespace;
 pub mod proc;

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod host_mount;
 pub mod shmem;
 pub mod virtqueue;
 
