@@ -83,7 +83,19 @@ impl Device {
     /// Like [`Self::connect`], acking only `wanted` (plus PROTOCOL_FEATURES) of the
     /// offered virtio features.
     pub fn connect_with(socket: &Path, request_queues: usize, wanted: u64) -> Self {
-        Self::connect_full(socket, request_queues, wanted, None)
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        Self::connect_in(socket, request_queues, wanted, mem)
+    }
+
+    /// Like [`Self::connect_with`], in guest memory `mem`: queue `i` is laid out at
+    /// `i * QUEUE_AREA`, and whatever `mem` holds beyond the queues is the caller's.
+    pub fn connect_in(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        mem: Arc<GuestMemory>,
+    ) -> Self {
+        Self::connect_full(socket, request_queues, wanted, mem, None)
     }
 
     /// Connects as a SHMEM-capable VMM: acks SHMEM, BACKEND_REQ and BACKEND_SEND_FD too,
@@ -91,7 +103,8 @@ impl Device {
     /// `vmm`'s backend channel (SET_BACKEND_REQ_FD), which then starts serving.
     pub fn connect_vmm(socket: &Path, request_queues: usize, vmm: &mut Vmm) -> Self {
         let wanted = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT_DESC;
-        let dev = Self::connect_full(socket, request_queues, wanted, Some(vmm));
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        let dev = Self::connect_full(socket, request_queues, wanted, mem, Some(vmm));
         vmm.serve();
         dev
     }
@@ -100,6 +113,7 @@ impl Device {
         socket: &Path,
         request_queues: usize,
         wanted: u64,
+        mem: Arc<GuestMemory>,
         vmm: Option<&mut Vmm>,
     ) -> Self {
         let nqueues = 1 + request_queues;
@@ -149,7 +163,6 @@ impl Device {
                 .expect("SET_BACKEND_REQ_FD");
         }
 
-        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
         fe.set_mem_table(&mem.regions()).expect("SET_MEM_TABLE");
         let mut queues = Vec::new();
         for i in 0..nqueues {
