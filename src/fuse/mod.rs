@@ -4,6 +4,7 @@
 //! decodes a request, calls the filesystem and encodes the reply.
 
 pub mod abi;
+pub mod backing;
 pub mod dax;
 pub mod filesystem;
 pub mod io;

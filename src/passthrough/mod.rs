@@ -18,6 +18,7 @@
 //!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
 //!   one they answer `ENOSYS`).
 
+pub mod backing;
 pub mod config;
 pub mod credentials;
 pub mod dax;
