@@ -264,3 +264,33 @@ fn options_that_change_the_session_are_refused() {
     assert!(load(&dev, &blob).is_err());
     assert!(dst.log().contains("options"), "{}", dst.log());
 }
+
+#[test]
+fn dax_mappings_refuse_the_migration_on_the_source() {
+    use common::frontend::{Device, PROTOCOL_WANTED};
+    use common::fuse::INIT_FLAGS;
+    use common::shmem::Vmm;
+    use vhost::vhost_user::VhostUserProtocolFeatures;
+
+    require_root!();
+    let src = Daemon::start(&["--dax-window", "64M"]);
+    populate(&src);
+    fs::write(src.path("big"), vec![7u8; 2 << 20]).unwrap();
+    let mut vmm = Vmm::new(64 << 20);
+    let dev = Device::connect_vmm_acking(
+        src.socket(),
+        1,
+        &mut vmm,
+        PROTOCOL_WANTED | VhostUserProtocolFeatures::DEVICE_STATE,
+    );
+    let dax = INIT_FLAGS | abi::init_flags::MAP_ALIGNMENT | abi::init_flags::HAS_INODE_DAX;
+    let mut f = Fuse::from_device_with(dev, dax);
+    let node = f.lookup(ROOT, "big").unwrap().nodeid;
+    f.setupmapping(node, u64::MAX, 0, 2 << 20, abi::SETUPMAPPING_FLAG_READ, 0)
+        .unwrap();
+    assert!(save(&f.dev).is_err(), "a DAX mapping was dropped silently");
+    assert!(src.log().contains("DAX"), "the log says why");
+    // Once the guest unmapped, the state saves.
+    f.removemapping(&[(0, 2 << 20)]).unwrap();
+    save(&f.dev).expect("no mapping left");
+}

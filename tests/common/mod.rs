@@ -8,6 +8,8 @@
 //!   `Frontend`.
 //! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
 //! - [`migration`]: device state SAVE/LOAD through a pipe.
+//! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
+//!   it maps what the daemon asks (DAX).
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
@@ -22,6 +24,7 @@ pub mod fuse;
 pub mod guest_memory;
 pub mod host_mount;
 pub mod migration;
+pub mod shmem;
 pub mod virtqueue;
 
 /// Whether the tests run as root: they need it to create files as other users, chown and

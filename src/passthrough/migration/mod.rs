@@ -10,8 +10,8 @@
 //!   it (type; with `--migration-verify-handles` its file handle), restore the node ids,
 //!   lookup counts and handle numbers the guest knows.
 //!
-//! Not carried: guest-held POSIX/flock locks (the source refuses to save, so the guest
-//! goes on on the source), inodes without a path in find-paths mode (deleted while open,
+//! Not carried: guest-held POSIX/flock locks and DAX mappings (the source refuses to save,
+//! so the guest goes on on the source), inodes without a path in find-paths mode (deleted while open,
 //! moved outside the share): `--migration-on-error` on the destination decides between
 //! failing the migration and returning errors for those nodes.
 
@@ -66,6 +66,12 @@ pub enum MigrationError {
          while no lock is held)"
     )]
     LocksHeld(usize),
+    #[error(
+        "the guest has {0} DAX mappings in the shared-memory window; they cannot be carried \
+         to another daemon, so migration is refused (mount the share without dax, or \
+         migrate after the guest unmapped them)"
+    )]
+    DaxMapped(usize),
     #[error("the filesystem section of the migration state cannot be read")]
     State(#[from] crate::fuse::state::StateError),
     #[error("node {id}: the source found no way to describe it ({why})")]

@@ -18,6 +18,9 @@ impl PassthroughFs {
         if !self.locks.is_empty() {
             return Err(MigrationError::LocksHeld(self.locks.len()));
         }
+        if let Some(n) = self.dax.as_ref().map(|d| d.mapped()).filter(|n| *n > 0) {
+            return Err(MigrationError::DaxMapped(n));
+        }
         let root = self.inodes.root();
         let root_fd = root.fd().map_err(MigrationError::Root)?;
         let root_path = sys::readlinkat(self.proc_self_fd.as_fd(), &proc_name(root_fd.as_fd()))
