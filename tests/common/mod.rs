@@ -7,6 +7,7 @@
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
+//! - [`procfs`]: the daemon's memory and fd use, from `/proc`.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
 
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod procfs;
 pub mod virtqueue;
 
 /// Whether the tests run as root: they need it to create files as other users, chown and
