@@ -184,6 +184,24 @@ impl Shutdown {
     }
 }
 
+/// The signal thread's policy: the first signal asks for a clean shutdown (`first`); a
+/// second one means the operator will not wait for it (`again`, which exits).
+fn watch_signals(
+    mut next: impl FnMut() -> io::Result<i32>,
+    first: impl FnOnce(),
+    again: impl FnOnce(i32),
+) {
+    match next() {
+        Ok(sig) => log::info!("got signal {sig}, shutting down (send it again to exit at once)"),
+        Err(e) => log::error!("cannot read signals ({e}), shutting down"),
+    }
+    first();
+    match next() {
+        Ok(sig) => again(sig),
+        Err(e) => log::error!("cannot read signals any more ({e})"),
+    }
+}
+
 fn serve(
     mut listener: Listener,
     server: Arc<Server<PassthroughFs>>,
@@ -200,11 +218,17 @@ fn serve(
     thread::Builder::new()
         .name("vhostfsd-signals".into())
         .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, shutting down"),
-                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
-            }
-            signal_shutdown.request();
+            watch_signals(
+                || oslib::signal::read_signal(&mut signals),
+                || signal_shutdown.request(),
+                |sig| {
+                    log::warn!(
+                        "got signal {sig} again: exiting without waiting for the requests \
+                         in flight"
+                    );
+                    std::process::exit(1);
+                },
+            );
         })
         .map_err(DaemonError::Signals)?;
 
@@ -265,4 +289,37 @@ fn serve_one(
     }
     backend.shutdown();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[test]
+    fn a_second_signal_is_not_ignored() {
+        let calls = RefCell::new(Vec::new());
+        let mut sigs = vec![Ok(libc::SIGINT), Ok(libc::SIGTERM)].into_iter();
+        watch_signals(
+            || sigs.next().unwrap(),
+            || calls.borrow_mut().push("shutdown".to_owned()),
+            |sig| calls.borrow_mut().push(format!("exit on {sig}")),
+        );
+        assert_eq!(
+            *calls.borrow(),
+            ["shutdown".to_owned(), format!("exit on {}", libc::SIGTERM)]
+        );
+    }
+
+    #[test]
+    fn a_signalfd_that_fails_still_shuts_down() {
+        let calls = RefCell::new(Vec::new());
+        watch_signals(
+            || Err(io::Error::from_raw_os_error(libc::EBADF)),
+            || calls.borrow_mut().push("shutdown"),
+            |_| calls.borrow_mut().push("exit"),
+        );
+        assert_eq!(*calls.borrow(), ["shutdown"]);
+    }
 }

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
 mod ops_dir;
 mod ops_entry;
