@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
 use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::systemd::{self, SystemdError};
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no socket: pass --socket-path PATH or --fd FD")]
+    #[error(
+        "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
+         socket unit"
+    )]
     NoSocket,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     #[error("--num-request-queues must be between 1 and {max}, got {got}")]
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
@@ -156,7 +162,10 @@ impl TryFrom<Args> for Config {
         let listen = match (args.socket_path, args.fd) {
             (Some(p), None) => Listen::SocketPath(p),
             (None, Some(fd)) => Listen::Fd(fd),
-            _ => return Err(ConfigError::NoSocket),
+            (None, None) => systemd::listen_fd_from_env()?
+                .map(Listen::Fd)
+                .ok_or(ConfigError::NoSocket)?,
+            (Some(_), Some(_)) => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
         let meta =

@@ -20,6 +20,7 @@
 //! - [`vhost_user`]: the virtio-fs device: features, config space, queues and their workers,
 //!   descriptor-chain readers and writers.
 //! - [`sandbox`]: namespaces with pivot_root, or chroot.
+//! - [`systemd`]: socket activation (LISTEN_FDS) and readiness notification (sd_notify).
 //! - [`oslib`]: the only place that calls `libc` for syscalls.
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod fuse;
 pub mod oslib;
 pub mod passthrough;
 pub mod sandbox;
+pub mod systemd;
 pub mod vhost_user;
 
 #[cfg(test)]

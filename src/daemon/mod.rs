@@ -1,9 +1,10 @@
 //! Starts the daemon from a checked configuration and serves one vhost-user frontend after
 //! another until SIGTERM or SIGINT.
 //!
-//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
-//! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
-//! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
+//! Order of start-up: logging; systemd's notification socket, if any; SIGTERM/SIGINT blocked
+//! and read from a signalfd (before any thread exists, so every thread inherits the mask);
+//! the listening socket; RLIMIT_NOFILE; /proc/self/fd; the sandbox; the filesystem and FUSE
+//! server; READY=1 to systemd. Then, for each frontend, a
 //! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
 //! goes away, the requests in flight finish, the filesystem state is dropped, and the next
 //! frontend is awaited.
@@ -31,6 +32,7 @@ use crate::fuse::server::Server;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError};
+use crate::systemd::Notifier;
 use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
 
 /// Errors that stop the daemon.
@@ -38,6 +40,11 @@ use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabi
 pub enum DaemonError {
     #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
     SeccompNotImplemented(&'static str),
+    #[error(
+        "cannot connect to systemd's NOTIFY_SOCKET: check the unit (Type=notify) or unset \
+         NOTIFY_SOCKET"
+    )]
+    NotifySocket(#[source] io::Error),
     #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
     Signals(#[source] io::Error),
     #[error(
@@ -116,6 +123,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
         SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
     }
+    // Connected now: the socket's path is out of reach once the sandbox is entered.
+    let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
     let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
         .map_err(DaemonError::Signals)?;
     let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
@@ -149,7 +158,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tag: cfg.tag.clone(),
         thread_pool_size: cfg.thread_pool_size,
     };
+    notifier.ready();
     let result = serve(listener, server, &device, signals);
+    notifier.stopping();
     log::info!("exiting");
     result
 }
