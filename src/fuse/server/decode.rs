@@ -17,7 +17,8 @@ pub enum DecodeError {
     /// `InHeader.len` is below the header size or above what the transport holds.
     #[error("request length {len} disagrees with the {available} bytes the transport holds")]
     BadLength { len: u32, available: usize },
-    /// `InHeader.len` is above [`MAX_REQUEST_LEN`]: refused before anything is read.
+    /// `InHeader.len` is above `MAX_REQUEST_LEN` (max_write plus headers): refused before
+    /// anything is read.
     #[error("request length {0} exceeds the largest request negotiated (max_write plus headers)")]
     TooLong(u32),
     /// `total_extlen` runs past the request or the extension limit.
