@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod host_mount;
 pub mod procfs;
 pub mod virtqueue;
 
