@@ -69,14 +69,19 @@ fn serve(
 ) -> Result<(), DaemonError> {
     let stop = Arc::new(Stop::new().map_err(DaemonError::Signals)?);
     let signal_stop = stop.clone();
+    let signal_server = server.clone();
     thread::Builder::new()
         .name("vhostfsd-signals".into())
         .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, unmounting"),
-                Err(e) => log::error!("cannot read signals ({e}), unmounting"),
-            }
-            signal_stop.request();
+            super::watch_signals(
+                || oslib::signal::read_signal(&mut signals),
+                || {
+                    signal_stop.request();
+                    // Every reader may be waiting for a lock, deaf to the stop.
+                    crate::fuse::filesystem::FileSystem::abort_waits(&**signal_server.fs());
+                },
+                super::exit_now,
+            );
         })
         .map_err(DaemonError::Signals)?;
     let readers = mount.take_readers();

@@ -247,6 +247,12 @@ fn watch_signals(
     }
 }
 
+/// A second signal: the operator will not wait for a clean shutdown.
+fn exit_now(sig: i32) {
+    log::warn!("got signal {sig} again: exiting without waiting for the requests in flight");
+    std::process::exit(1);
+}
+
 fn serve(
     mut listener: Listener,
     server: Arc<Server<PassthroughFs>>,
@@ -266,13 +272,7 @@ fn serve(
             watch_signals(
                 || oslib::signal::read_signal(&mut signals),
                 || signal_shutdown.request(),
-                |sig| {
-                    log::warn!(
-                        "got signal {sig} again: exiting without waiting for the requests \
-                         in flight"
-                    );
-                    std::process::exit(1);
-                },
+                exit_now,
             );
         })
         .map_err(DaemonError::Signals)?;
