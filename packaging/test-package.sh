@@ -116,6 +116,24 @@ python3 guest-tests/packaged.py unit
 
 if [ "${SKIP_LIBVIRT:-0}" != 1 ]; then
     step "libvirt starts vhostfsd from the descriptor"
+    # CI machines are containers without systemd: QEMU runs as root without a private /dev
+    # namespace or security labels, logs go to files (no virtlogd); virtiofsd_debug makes
+    # libvirt pass --log-level debug. packaged.py starts libvirtd if nothing answers.
+    if ! grep -q '^# vhostfsd CI' /etc/libvirt/qemu.conf; then
+        cat >> /etc/libvirt/qemu.conf <<'CONF'
+# vhostfsd CI (packaging/test-package.sh)
+user = "root"
+group = "root"
+security_driver = "none"
+stdio_handler = "file"
+namespaces = [ ]
+virtiofsd_debug = 1
+CONF
+        if pid=$(cat /run/libvirtd.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid"   # restarted by packaged.py with the new settings
+            sleep 2
+        fi
+    fi
     python3 guest-tests/packaged.py libvirt
 fi
 
