@@ -99,6 +99,16 @@ pub struct Args {
     #[arg(long, alias = "socket", value_name = "PATH")]
     pub socket_path: Option<PathBuf>,
 
+    /// Host mount mode: mount the shared directory at this directory through /dev/fuse
+    /// (allow_other, default_permissions) instead of serving a VM; SIGTERM/SIGINT unmount.
+    /// Reader threads: --thread-pool-size, or one per CPU when 0. Needs root.
+    #[arg(
+        long,
+        value_name = "MNT",
+        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "print_capabilities"]
+    )]
+    pub mount: Option<PathBuf>,
+
     /// Name of the group that owns the socket (libvirt uses this).
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,

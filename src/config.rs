@@ -23,7 +23,7 @@ pub enum ConfigError {
     },
     #[error(
         "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
-         socket unit"
+         socket unit (or pass --mount MNT for a host mount)"
     )]
     NoSocket,
     #[error(transparent)]
@@ -42,6 +42,15 @@ pub enum ConfigError {
     BadOptionValue(String),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
+    #[error(
+        "cannot use mountpoint {path:?} for --mount: check that the directory exists (a FUSE \
+         mount left by a killed daemon is cleared with `umount -l {path:?}`)"
+    )]
+    MountpointUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the vhost-user socket comes from.
@@ -51,6 +60,24 @@ pub enum Listen {
     SocketPath(PathBuf),
     /// An inherited, already listening socket.
     Fd(RawFd),
+}
+
+/// What the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A VM, through a vhost-user socket.
+    VhostUser(Listen),
+    /// A host mount through /dev/fuse (`--mount`).
+    HostMount(HostMount),
+}
+
+/// Host mount mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    /// Where the shared directory is mounted (canonical).
+    pub mountpoint: PathBuf,
+    /// Reader threads on /dev/fuse.
+    pub threads: usize,
 }
 
 /// Sandbox mode.
@@ -73,7 +100,7 @@ pub enum SeccompAction {
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Listen,
+    pub transport: Transport,
     pub socket_group: Option<String>,
     pub shared_dir: PathBuf,
     pub tag: Option<String>,
@@ -159,13 +186,25 @@ impl TryFrom<Args> for Config {
             }
         }
 
-        let listen = match (args.socket_path, args.fd) {
-            (Some(p), None) => Listen::SocketPath(p),
-            (None, Some(fd)) => Listen::Fd(fd),
-            (None, None) => systemd::listen_fd_from_env()?
-                .map(Listen::Fd)
+        let transport = match (args.mount, args.socket_path, args.fd) {
+            (Some(mnt), None, None) => Transport::HostMount(HostMount {
+                mountpoint: mnt.canonicalize().map_err(|source| {
+                    ConfigError::MountpointUnusable {
+                        path: mnt.clone(),
+                        source,
+                    }
+                })?,
+                threads: match args.thread_pool_size {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
+            }),
+            (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
+            (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
+            (None, None, None) => systemd::listen_fd_from_env()?
+                .map(|fd| Transport::VhostUser(Listen::Fd(fd)))
                 .ok_or(ConfigError::NoSocket)?,
-            (Some(_), Some(_)) => return Err(ConfigError::NoSocket),
+            _ => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
         let meta =
@@ -221,7 +260,7 @@ impl TryFrom<Args> for Config {
         };
 
         Ok(Config {
-            listen,
+            transport,
             socket_group: args.socket_group,
             shared_dir: shared_dir.clone(),
             tag: args.tag,
@@ -271,7 +310,7 @@ impl Config {
     /// directory: only `print_capabilities` is meaningful.
     fn print_capabilities_only() -> Self {
         Config {
-            listen: Listen::Fd(-1),
+            transport: Transport::VhostUser(Listen::Fd(-1)),
             socket_group: None,
             shared_dir: PathBuf::from("/"),
             tag: None,

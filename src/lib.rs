@@ -6,7 +6,7 @@
 //! ```text
 //!  transport              protocol                         filesystem          host
 //!  vhost_user/ (virtqueues) ─► fuse::server::Server ─► passthrough::PassthroughFs ─► oslib
-//!  (fusedev/ later)            decode, dispatch,        inodes, handles,          syscalls
+//!  fusedev/ (/dev/fuse)        decode, dispatch,        inodes, handles,          syscalls
 //!                              encode reply             credentials
 //! ```
 //!
@@ -16,6 +16,7 @@
 //!   until SIGTERM.
 //! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs, [`fuse::io`] transport
 //!   traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`], [`fuse::server`].
+//! - [`fusedev`]: host mount mode: mount(2) with a /dev/fuse fd, reader threads, unmount.
 //! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds.
 //! - [`vhost_user`]: the virtio-fs device: features, config space, queues and their workers,
 //!   descriptor-chain readers and writers.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod fuse;
+pub mod fusedev;
 pub mod oslib;
 pub mod passthrough;
 pub mod sandbox;

@@ -9,6 +9,7 @@
 //! goes away, the requests in flight finish, the filesystem state is dropped, and the next
 //! frontend is awaited.
 
+mod host_mount;
 mod limits;
 mod listener;
 mod logger;
@@ -27,8 +28,9 @@ use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon}
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::{Config, SeccompAction};
+use crate::config::{Config, Listen, SeccompAction, Transport};
 use crate::fuse::server::Server;
+use crate::fusedev::FusedevError;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError};
@@ -104,6 +106,8 @@ pub enum DaemonError {
     VhostUser(String),
     #[error("waiting for a vhost-user frontend failed")]
     Wait(#[source] io::Error),
+    #[error(transparent)]
+    HostMount(#[from] FusedevError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (then `Ok`) or a fatal error.
@@ -127,26 +131,25 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
     let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
         .map_err(DaemonError::Signals)?;
-    let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
-    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
-    log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(&cfg)? {
-        Outcome::Serve {
-            proc_self_fd,
-            root_dir,
-        } => (proc_self_fd, root_dir),
-        Outcome::ChildExited(0) => return Ok(()),
-        Outcome::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
+    match &cfg.transport {
+        Transport::VhostUser(listen) => run_vhost_user(&cfg, listen, signals, &notifier),
+        Transport::HostMount(hm) => host_mount::run(&cfg, hm, signals, &notifier),
+    }
+}
+
+/// The vhost-user daemon: listens, then serves one frontend after another.
+fn run_vhost_user(
+    cfg: &Config,
+    listen: &Listen,
+    signals: File,
+    notifier: &Notifier,
+) -> Result<(), DaemonError> {
+    let (listener, _socket_file) = listener::open(listen, cfg.socket_group.as_deref())?;
+    let fs = match open_filesystem(cfg)? {
+        Opened::Serve(fs) => *fs,
+        Opened::ChildExited(0) => return Ok(()),
+        Opened::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
     };
-    let fs_cfg = passthrough::Config {
-        root_dir,
-        ..cfg.fs.clone()
-    };
-    let fs =
-        PassthroughFs::new(fs_cfg, proc_self_fd).map_err(|source| DaemonError::Filesystem {
-            path: cfg.shared_dir.clone(),
-            source,
-        })?;
     // A blocking lock request holds its worker until granted: serve locks on the host only
     // when requests run on a pool, so the request that releases the lock can still run.
     // Otherwise the guest kernel keeps locks local, as with virtiofsd.
@@ -163,6 +166,37 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     notifier.stopping();
     log::info!("exiting");
     result
+}
+
+/// What [`open_filesystem`] leaves this process to do.
+enum Opened {
+    /// Serve this filesystem.
+    Serve(Box<PassthroughFs>),
+    /// This is the parent outside the sandbox; the serving child exited with this code.
+    ChildExited(i32),
+}
+
+/// Raises RLIMIT_NOFILE, enters the sandbox and opens the shared directory.
+fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
+    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
+    log::debug!("open-file limit: {nofile}");
+    let (proc_self_fd, root_dir) = match sandbox::enter(cfg)? {
+        Outcome::Serve {
+            proc_self_fd,
+            root_dir,
+        } => (proc_self_fd, root_dir),
+        Outcome::ChildExited(code) => return Ok(Opened::ChildExited(code)),
+    };
+    let fs_cfg = passthrough::Config {
+        root_dir,
+        ..cfg.fs.clone()
+    };
+    PassthroughFs::new(fs_cfg, proc_self_fd)
+        .map(|fs| Opened::Serve(Box::new(fs)))
+        .map_err(|source| DaemonError::Filesystem {
+            path: cfg.shared_dir.clone(),
+            source,
+        })
 }
 
 /// What the signal thread shares with the serving loop.

@@ -3,6 +3,7 @@
 
 pub mod creds;
 pub mod fs;
+pub mod fusedev;
 pub mod io;
 pub mod namespace;
 pub mod proc;
