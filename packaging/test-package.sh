@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-CARGO_DEB_VERSION=3.6.3
+CARGO_DEB_VERSION=3.8.0
 PKG=vhostfsd
 BIN=/usr/libexec/vhostfsd
 DESCRIPTOR=/usr/share/qemu/vhost-user/50-vhostfsd.json
