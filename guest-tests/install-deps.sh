@@ -52,7 +52,7 @@ PKGS=(
     build-essential pkg-config libaio-dev zlib1g-dev dpkg-dev   # static fio
     libseccomp-dev libcap-ng-dev       # virtiofsd (compare.sh)
     python3 coreutils util-linux procps
-    rpm rpmlint                        # packaging/test-package.sh: the RPM build
+    rpm rpmlint man-db                 # packaging/test-package.sh: RPM build, man page check
 )
 missing=()
 bpo_missing=()

@@ -54,7 +54,7 @@ if [ "${SKIP_GUEST_TESTS:-0}" = 1 ]; then
 fi
 
 step "guest tests (real Linux guest under QEMU)"
-cargo build --release --locked
+cargo build --release --locked --package vhostfsd
 VHOSTFSD="$PWD/target/release/vhostfsd" guest-tests/run.sh
 
 step "package: .deb and RPM, installed files, systemd units, unit and libvirt guest boots"
