@@ -26,6 +26,7 @@ pub mod dax;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
 pub mod migration;
 mod ops_dax;
