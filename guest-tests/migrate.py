@@ -53,7 +53,7 @@ class Qmp:
 
 def qemu_cmd(q: r.Qemu, sock: Path, console: Path, qmp: Path, extra: list[str]) -> list[str]:
     acc = r.accel(q)
-    append = "console=ttyS0 panic=-1 quiet vt.workload=migrate vt.tag=myfs vt.args=size=16M"
+    append = "console=ttyS0 panic=-1 quiet vt.workload=migrate vt.tag=myfs vt.args=size=8M"
     return [str(q.binary), *q.args, "-accel", acc, "-cpu", "max" if acc == "tcg" else "host",
             "-smp", "2", "-m", r.MEM,
             "-object", f"memory-backend-memfd,id=mem,size={r.MEM},share=on",
