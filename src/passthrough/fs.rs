@@ -230,7 +230,7 @@ impl PassthroughFs {
     /// # Errors
     /// With `--inode-file-handles=mandatory`, an inode without a file handle (e.g. on a
     /// filesystem without export support).
-    fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
+    pub(crate) fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
         if self.handles_mode == InodeFileHandles::Never {
             return Ok(Repr::Fd(fd));
         }
@@ -465,6 +465,12 @@ impl FileSystem for PassthroughFs {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+    fn save_state(&self) -> io::Result<Vec<u8>> {
+        Ok(self.save_migration_state()?)
+    }
+    fn load_state(&self, state: &[u8]) -> io::Result<()> {
+        Ok(self.load_migration_state(state)?)
     }
     fn abort_waits(&self) {
         self.locks.waits.abort();
