@@ -53,8 +53,9 @@ if [ "${SKIP_RPM:-0}" != 1 ]; then
     mkdir -p "$top/SOURCES"
     git archive --prefix="vhostfsd-$version/" -o "$top/SOURCES/vhostfsd-$version.tar.gz" HEAD
     # --nodeps: Debian's rpm database is empty, so BuildRequires (cargo, rust) cannot be
-    # checked; cargo comes from rustup here. The shared target dir reuses compiled crates.
-    CARGO_TARGET_DIR="$REPO/target/rpm" rpmbuild -bb --nodeps --define "_topdir $top" \
+    # checked; cargo comes from rustup here. The tree's target dir reuses the compiled crates
+    # (only vhostfsd itself is built again, from the archive).
+    CARGO_TARGET_DIR="$REPO/target" rpmbuild -bb --nodeps --define "_topdir $top" \
         --define "commit $(git rev-parse --short=12 HEAD)" packaging/rpm/vhostfsd.spec
     RPM=$(ls "$top"/RPMS/*/vhostfsd-"$version"-*.rpm)
     rpm -qlp "$RPM"
