@@ -498,7 +498,9 @@ impl FileSystem for PassthroughFs {
         inode: u64,
         attr: &abi::SetattrIn,
     ) -> io::Result<(libc::stat64, Duration)> {
-        self.do_setattr(inode, attr)
+        let res = self.do_setattr(inode, attr);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
         self.do_readlink(inode)
@@ -596,7 +598,9 @@ impl FileSystem for PassthroughFs {
         write_flags: u32,
         _flags: u32,
     ) -> io::Result<usize> {
-        self.do_write(ctx, inode, fh, r, size, offset, write_flags)
+        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
@@ -680,7 +684,9 @@ impl FileSystem for PassthroughFs {
             mode as i32,
             offset,
             length,
-        )
+        )?;
+        self.dax_file_may_have_grown(inode);
+        Ok(())
     }
     fn lseek(
         &self,
@@ -702,7 +708,9 @@ impl FileSystem for PassthroughFs {
         inode_in: u64,
         args: &abi::CopyFileRangeIn,
     ) -> io::Result<usize> {
-        self.do_copy_file_range(inode_in, args)
+        let res = self.do_copy_file_range(inode_in, args);
+        self.dax_file_may_have_grown(args.nodeid_out);
+        res
     }
     fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
         self.do_syncfs(inode)
