@@ -2,12 +2,16 @@
 //!
 //! OPEN/CREATE/OPENDIR put an fd here and the guest gets a fresh `u64` (never reused); every
 //! later request naming the handle is checked against the table and against the inode it
-//! was opened for: an unknown, released or mismatched handle is `EBADF`.
+//! was opened for: an unknown, released or mismatched handle is `EBADF`. The table is
+//! sharded (see [`super::shards`]), so queues do not wait for each other's handles.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::shards::{IdHash, Shards};
 
 /// One open file or directory.
 #[derive(Debug)]
@@ -26,16 +30,20 @@ impl HandleData {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    map: HashMap<u64, Arc<HandleData>>,
-    next: u64,
+/// All handles the guest holds, sharded by handle (see [`super::shards`]).
+pub struct HandleTable {
+    shards: Shards<HashMap<u64, Arc<HandleData>, IdHash>>,
+    /// The last handle number given out.
+    next: AtomicU64,
 }
 
-/// All handles the guest holds.
-#[derive(Default)]
-pub struct HandleTable {
-    table: Mutex<Table>,
+impl Default for HandleTable {
+    fn default() -> Self {
+        Self {
+            shards: Shards::new(|_| HashMap::default()),
+            next: AtomicU64::new(0),
+        }
+    }
 }
 
 fn ebadf<T>() -> io::Result<T> {
@@ -43,22 +51,16 @@ fn ebadf<T>() -> io::Result<T> {
 }
 
 impl HandleTable {
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        // Updates are single map operations: a poisoned lock still holds a consistent map.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Stores `fd`, opened for node `inode`, and returns its new handle.
     pub fn insert(&self, inode: u64, fd: OwnedFd) -> u64 {
-        let mut t = self.lock();
-        t.next += 1;
-        let fh = t.next;
+        // Consecutive handles land in consecutive shards.
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let data = Arc::new(HandleData {
             inode,
             fd,
             dir_lock: Mutex::new(()),
         });
-        t.map.insert(fh, data);
+        self.shards.lock_id(fh).insert(fh, data);
         fh
     }
 
@@ -67,7 +69,7 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` for an unknown or released handle, or one of another inode.
     pub fn get(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        match self.lock().map.get(&fh) {
+        match self.shards.lock_id(fh).get(&fh) {
             Some(h) if h.inode == inode => Ok(h.clone()),
             _ => ebadf(),
         }
@@ -78,16 +80,16 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` as [`get`](Self::get).
     pub fn remove(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        let mut t = self.lock();
-        match t.map.get(&fh) {
-            Some(h) if h.inode == inode => Ok(t.map.remove(&fh).expect("present")),
+        let mut t = self.shards.lock_id(fh);
+        match t.get(&fh) {
+            Some(h) if h.inode == inode => Ok(t.remove(&fh).expect("present")),
             _ => ebadf(),
         }
     }
 
     /// Number of open handles.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.shards.each().map(|t| t.len()).sum()
     }
 
     /// Whether no handle is open.
@@ -97,7 +99,9 @@ impl HandleTable {
 
     /// Closes every handle (DESTROY).
     pub fn clear(&self) {
-        self.lock().map.clear();
+        for mut t in self.shards.each() {
+            *t = HashMap::default();
+        }
     }
 }
 

@@ -7,15 +7,17 @@
 //! and "..") yields the same node id; with file handles, a different handle under the same
 //! key is a new inode that reused the number of a deleted one. Each entry counts the lookups the guest
 //! has not yet forgotten; it is dropped (and its fd closed) when that count reaches zero.
-//! Node ids come from a counter and are never reused, so the generation is always 0 and
-//! a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
-//! never dropped.
+//! Node ids come from per-shard counters and are never reused, so the generation is always 0
+//! and a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
+//! never dropped. The maps are sharded (see [`super::shards`]): requests on different queues
+//! look up and insert inodes without waiting for each other.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use super::shards::{IdHash, SHARDS, Shards, hash_of, make_id};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::fs::{self as sys, FileHandle};
 
@@ -125,16 +127,20 @@ struct Slot {
     refcount: u64,
 }
 
-#[derive(Default)]
-struct Maps {
-    by_id: HashMap<u64, Slot>,
-    by_key: HashMap<InodeKey, u64>,
-    next_id: u64,
+/// One shard of the store: the inodes whose key hashes here, by id and by key.
+struct Shard {
+    by_id: HashMap<u64, Slot, IdHash>,
+    by_key: HashMap<InodeKey, u64, IdHash>,
+    /// The next id number in this shard (ids are never reused).
+    next: u64,
 }
 
-/// All inodes the guest knows.
+/// All inodes the guest knows: the root, held apart (never dropped, found without a
+/// lock), and the others in [`Shards`], each inode in the shard its key hashes to, with an
+/// id naming that shard.
 pub struct InodeStore {
-    maps: Mutex<Maps>,
+    root: Arc<InodeData>,
+    shards: Shards<Shard>,
 }
 
 fn ebadf<T>() -> io::Result<T> {
@@ -144,33 +150,21 @@ fn ebadf<T>() -> io::Result<T> {
 impl InodeStore {
     /// A store holding only the root inode (id 1).
     pub fn new(root_fd: OwnedFd, root_key: InodeKey) -> Self {
-        let mut maps = Maps {
-            next_id: ROOT_ID + 1,
-            ..Maps::default()
-        };
         let root = Arc::new(InodeData {
             id: ROOT_ID,
             key: root_key,
             file_type: libc::S_IFDIR,
             repr: Repr::Fd(root_fd),
         });
-        maps.by_id.insert(
-            ROOT_ID,
-            Slot {
-                data: root,
-                refcount: 1,
-            },
-        );
-        maps.by_key.insert(root_key, ROOT_ID);
         Self {
-            maps: Mutex::new(maps),
+            root,
+            shards: Shards::new(|_| Shard {
+                by_id: HashMap::default(),
+                by_key: HashMap::default(),
+                // Id number 0 of shard 1 would be the root's id.
+                next: 1,
+            }),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Maps> {
-        // A panic while holding the lock cannot leave the maps half-updated (every update
-        // is a few infallible map operations), so a poisoned lock is still consistent.
-        self.maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The inode with node id `id`.
@@ -178,7 +172,10 @@ impl InodeStore {
     /// # Errors
     /// `EBADF` for an id the guest does not (or no longer) hold, including 0.
     pub fn get(&self, id: u64) -> io::Result<Arc<InodeData>> {
-        match self.lock().by_id.get(&id) {
+        if id == ROOT_ID {
+            return Ok(self.root.clone());
+        }
+        match self.shards.lock_id(id).by_id.get(&id) {
             Some(slot) => Ok(slot.data.clone()),
             None => ebadf(),
         }
@@ -187,9 +184,13 @@ impl InodeStore {
     /// Counts one more lookup of the host inode `key`: the existing entry if there is one
     /// (then `repr` is just dropped), else a new entry holding `repr`.
     pub fn insert_or_ref(&self, key: InodeKey, file_type: u32, repr: Repr) -> Arc<InodeData> {
-        let mut maps = self.lock();
-        if let Some(id) = maps.by_key.get(&key).copied() {
-            let slot = maps.by_id.get_mut(&id).expect("by_key and by_id agree");
+        if key == self.root.key {
+            return self.root.clone();
+        }
+        let shard = hash_of(&key) as usize % SHARDS;
+        let mut s = self.shards.lock(shard);
+        if let Some(id) = s.by_key.get(&key).copied() {
+            let slot = s.by_id.get_mut(&id).expect("by_key and by_id agree");
             let reused = match (&repr, slot.data.handle()) {
                 (Repr::Handle { handle, .. }, Some(old)) => handle != old,
                 _ => false,
@@ -200,22 +201,22 @@ impl InodeStore {
             }
             // The old node keeps its id until forgotten; the key now names the new inode.
         }
-        let id = maps.next_id;
-        maps.next_id += 1;
+        let id = make_id(s.next, shard);
+        s.next += 1;
         let data = Arc::new(InodeData {
             id,
             key,
             file_type,
             repr,
         });
-        maps.by_id.insert(
+        s.by_id.insert(
             id,
             Slot {
                 data: data.clone(),
                 refcount: 1,
             },
         );
-        maps.by_key.insert(key, id);
+        s.by_key.insert(key, id);
         data
     }
 
@@ -225,28 +226,31 @@ impl InodeStore {
         if id == ROOT_ID {
             return;
         }
-        let mut maps = self.lock();
-        let Some(slot) = maps.by_id.get_mut(&id) else {
+        let mut s = self.shards.lock_id(id);
+        let Some(slot) = s.by_id.get_mut(&id) else {
             return;
         };
         slot.refcount = slot.refcount.saturating_sub(count);
         if slot.refcount == 0 {
             let key = slot.data.key;
-            maps.by_id.remove(&id);
-            if maps.by_key.get(&key) == Some(&id) {
-                maps.by_key.remove(&key);
+            s.by_id.remove(&id);
+            if s.by_key.get(&key) == Some(&id) {
+                s.by_key.remove(&key);
             }
         }
     }
 
-    /// The lookup count of `id` (tests and diagnostics).
+    /// The lookup count of `id` (tests and diagnostics); the root's is always 1.
     pub fn refcount(&self, id: u64) -> Option<u64> {
-        self.lock().by_id.get(&id).map(|s| s.refcount)
+        if id == ROOT_ID {
+            return Some(1);
+        }
+        self.shards.lock_id(id).by_id.get(&id).map(|s| s.refcount)
     }
 
     /// Number of inodes held, the root included.
     pub fn len(&self) -> usize {
-        self.lock().by_id.len()
+        1 + self.shards.each().map(|s| s.by_id.len()).sum::<usize>()
     }
 
     /// Always false: the root is always held.
@@ -256,11 +260,12 @@ impl InodeStore {
 
     /// Drops every inode but the root (DESTROY).
     pub fn clear(&self) {
-        let mut maps = self.lock();
-        maps.by_id.retain(|id, _| *id == ROOT_ID);
-        let root_key = maps.by_id[&ROOT_ID].data.key;
-        maps.by_key.clear();
-        maps.by_key.insert(root_key, ROOT_ID);
+        for mut s in self.shards.each() {
+            // Drop the maps' memory too: a session that looked up a million inodes should
+            // not leave the next one paying for their buckets.
+            s.by_id = HashMap::default();
+            s.by_key = HashMap::default();
+        }
     }
 }
 
@@ -302,7 +307,7 @@ mod tests {
         assert!(s.get(a.id).is_err());
         // A new lookup after the drop gets a fresh id: ids are never reused.
         let d = s.insert_or_ref(key(5), libc::S_IFREG, repr());
-        assert!(d.id > c.id);
+        assert!(d.id != a.id && d.id != c.id && d.id != ROOT_ID);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
 //!   lookup counts.
 //! - [`handle_table`]: file handles ↔ open host fds.
+//! - [`shards`]: the sharded maps both tables use, so queues do not wait for each other.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
@@ -26,6 +27,7 @@ mod ops_dir;
 mod ops_entry;
 mod ops_file;
 mod ops_xattr;
+pub mod shards;
 #[cfg(test)]
 mod test_util;
 
