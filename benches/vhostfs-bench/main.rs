@@ -72,7 +72,7 @@ struct Args {
     /// Shared directory to build and serve (default: a temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Also measure idle RSS and memory per inode (looks up 100,000 files once).
+    /// Also measure idle RSS and memory per inode (looks up 20,000 files once).
     #[arg(long)]
     memory: bool,
     /// Passed by `cargo bench`.
