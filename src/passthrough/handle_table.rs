@@ -130,4 +130,22 @@ mod tests {
         t.clear();
         assert!(t.is_empty());
     }
+
+    #[test]
+    fn handles_over_every_shard_stay_apart() {
+        let t = HandleTable::default();
+        let fd: OwnedFd = File::open("/").unwrap().into();
+        let fhs: Vec<u64> = (0..1000)
+            .map(|i| t.insert(i, fd.try_clone().unwrap()))
+            .collect();
+        assert_eq!(t.len(), 1000);
+        for (i, fh) in (0..).zip(&fhs) {
+            assert_eq!(t.get(i, *fh).unwrap().inode, i);
+            assert!(t.get(i + 1, *fh).is_err());
+        }
+        for (i, fh) in (0..).zip(&fhs) {
+            t.remove(i, *fh).unwrap();
+        }
+        assert!(t.is_empty());
+    }
 }

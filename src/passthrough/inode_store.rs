@@ -344,6 +344,29 @@ mod tests {
     }
 
     #[test]
+    fn many_inodes_spread_over_shards_keep_distinct_ids() {
+        let s = InodeStore::new(fd(), key(1));
+        let root_fd = fd();
+        let ids: Vec<u64> = (2..5000)
+            .map(|i| {
+                let repr = Repr::Fd(root_fd.try_clone().unwrap());
+                s.insert_or_ref(key(i), libc::S_IFREG, repr).id
+            })
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        assert!(!distinct.contains(&ROOT_ID) && !distinct.contains(&0));
+        assert_eq!(s.len(), ids.len() + 1);
+        for (i, id) in (2..).zip(&ids) {
+            assert_eq!(s.get(*id).unwrap().key, key(i));
+        }
+        for id in &ids {
+            s.forget(*id, 1);
+        }
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
     fn root_is_never_dropped_and_unknown_ids_are_ebadf() {
         let s = InodeStore::new(fd(), key(1));
         s.forget(ROOT_ID, 100);
