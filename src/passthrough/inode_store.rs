@@ -7,17 +7,15 @@
 //! and "..") yields the same node id; with file handles, a different handle under the same
 //! key is a new inode that reused the number of a deleted one. Each entry counts the lookups the guest
 //! has not yet forgotten; it is dropped (and its fd closed) when that count reaches zero.
-//! Node ids come from per-shard counters and are never reused, so the generation is always 0
-//! and a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
-//! never dropped. The maps are sharded (see [`super::shards`]): requests on different queues
-//! look up and insert inodes without waiting for each other.
+//! Node ids come from a counter and are never reused, so the generation is always 0 and
+//! a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
+//! never dropped.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::shards::{IdHash, SHARDS, Shards, hash_of, make_id};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::fs::{self as sys, FileHandle};
 
@@ -127,20 +125,16 @@ struct Slot {
     refcount: u64,
 }
 
-/// One shard of the store: the inodes whose key hashes here, by id and by key.
-struct Shard {
-    by_id: HashMap<u64, Slot, IdHash>,
-    by_key: HashMap<InodeKey, u64, IdHash>,
-    /// The next id number in this shard (ids are never reused).
-    next: u64,
+#[derive(Default)]
+struct Maps {
+    by_id: HashMap<u64, Slot>,
+    by_key: HashMap<InodeKey, u64>,
+    next_id: u64,
 }
 
-/// All inodes the guest knows: the root, held apart (never dropped, found without a
-/// lock), and the others in [`Shards`], each inode in the shard its key hashes to, with an
-/// id naming that shard.
+/// All inodes the guest knows.
 pub struct InodeStore {
-    root: Arc<InodeData>,
-    shards: Shards<Shard>,
+    maps: Mutex<Maps>,
 }
 
 fn ebadf<T>() -> io::Result<T> {
@@ -150,21 +144,33 @@ fn ebadf<T>() -> io::Result<T> {
 impl InodeStore {
     /// A store holding only the root inode (id 1).
     pub fn new(root_fd: OwnedFd, root_key: InodeKey) -> Self {
+        let mut maps = Maps {
+            next_id: ROOT_ID + 1,
+            ..Maps::default()
+        };
         let root = Arc::new(InodeData {
             id: ROOT_ID,
             key: root_key,
             file_type: libc::S_IFDIR,
             repr: Repr::Fd(root_fd),
         });
+        maps.by_id.insert(
+            ROOT_ID,
+            Slot {
+                data: root,
+                refcount: 1,
+            },
+        );
+        maps.by_key.insert(root_key, ROOT_ID);
         Self {
-            root,
-            shards: Shards::new(|_| Shard {
-                by_id: HashMap::default(),
-                by_key: HashMap::default(),
-                // Id number 0 of shard 1 would be the root's id.
-                next: 1,
-            }),
+            maps: Mutex::new(maps),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Maps> {
+        // A panic while holding the lock cannot leave the maps half-updated (every update
+        // is a few infallible map operations), so a poisoned lock is still consistent.
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The inode with node id `id`.
@@ -172,10 +178,7 @@ impl InodeStore {
     /// # Errors
     /// `EBADF` for an id the guest does not (or no longer) hold, including 0.
     pub fn get(&self, id: u64) -> io::Result<Arc<InodeData>> {
-        if id == ROOT_ID {
-            return Ok(self.root.clone());
-        }
-        match self.shards.lock_id(id).by_id.get(&id) {
+        match self.lock().by_id.get(&id) {
             Some(slot) => Ok(slot.data.clone()),
             None => ebadf(),
         }
@@ -184,13 +187,9 @@ impl InodeStore {
     /// Counts one more lookup of the host inode `key`: the existing entry if there is one
     /// (then `repr` is just dropped), else a new entry holding `repr`.
     pub fn insert_or_ref(&self, key: InodeKey, file_type: u32, repr: Repr) -> Arc<InodeData> {
-        if key == self.root.key {
-            return self.root.clone();
-        }
-        let shard = hash_of(&key) as usize % SHARDS;
-        let mut s = self.shards.lock(shard);
-        if let Some(id) = s.by_key.get(&key).copied() {
-            let slot = s.by_id.get_mut(&id).expect("by_key and by_id agree");
+        let mut maps = self.lock();
+        if let Some(id) = maps.by_key.get(&key).copied() {
+            let slot = maps.by_id.get_mut(&id).expect("by_key and by_id agree");
             let reused = match (&repr, slot.data.handle()) {
                 (Repr::Handle { handle, .. }, Some(old)) => handle != old,
                 _ => false,
@@ -201,22 +200,22 @@ impl InodeStore {
             }
             // The old node keeps its id until forgotten; the key now names the new inode.
         }
-        let id = make_id(s.next, shard);
-        s.next += 1;
+        let id = maps.next_id;
+        maps.next_id += 1;
         let data = Arc::new(InodeData {
             id,
             key,
             file_type,
             repr,
         });
-        s.by_id.insert(
+        maps.by_id.insert(
             id,
             Slot {
                 data: data.clone(),
                 refcount: 1,
             },
         );
-        s.by_key.insert(key, id);
+        maps.by_key.insert(key, id);
         data
     }
 
@@ -226,31 +225,88 @@ impl InodeStore {
         if id == ROOT_ID {
             return;
         }
-        let mut s = self.shards.lock_id(id);
-        let Some(slot) = s.by_id.get_mut(&id) else {
+        let mut maps = self.lock();
+        let Some(slot) = maps.by_id.get_mut(&id) else {
             return;
         };
         slot.refcount = slot.refcount.saturating_sub(count);
         if slot.refcount == 0 {
             let key = slot.data.key;
-            s.by_id.remove(&id);
-            if s.by_key.get(&key) == Some(&id) {
-                s.by_key.remove(&key);
+            maps.by_id.remove(&id);
+            if maps.by_key.get(&key) == Some(&id) {
+                maps.by_key.remove(&key);
             }
         }
     }
 
-    /// The lookup count of `id` (tests and diagnostics); the root's is always 1.
-    pub fn refcount(&self, id: u64) -> Option<u64> {
-        if id == ROOT_ID {
-            return Some(1);
+    /// Every inode with its lookup count, and the next node id to give out (migration
+    /// source). The root comes first.
+    pub fn snapshot(&self) -> (Vec<(Arc<InodeData>, u64)>, u64) {
+        let maps = self.lock();
+        let mut all: Vec<_> = maps
+            .by_id
+            .values()
+            .map(|s| (s.data.clone(), s.refcount))
+            .collect();
+        all.sort_by_key(|(d, _)| d.id);
+        (all, maps.next_id)
+    }
+
+    /// Puts back node `id` with `refcount` lookups, as the migration source had it, now
+    /// held as `repr`; later node ids start at `next` at the earliest.
+    ///
+    /// # Errors
+    /// `EEXIST` when `id` is already in use (a corrupt state), `EINVAL` for the root's id
+    /// or a zero count.
+    pub fn restore(
+        &self,
+        id: u64,
+        refcount: u64,
+        next: u64,
+        key: InodeKey,
+        file_type: u32,
+        repr: Repr,
+    ) -> io::Result<Arc<InodeData>> {
+        if id == ROOT_ID || id == 0 || refcount == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        self.shards.lock_id(id).by_id.get(&id).map(|s| s.refcount)
+        let mut maps = self.lock();
+        if maps.by_id.contains_key(&id) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        maps.next_id = maps.next_id.max(next).max(id.saturating_add(1));
+        let data = Arc::new(InodeData {
+            id,
+            key,
+            file_type,
+            repr,
+        });
+        maps.by_id.insert(
+            id,
+            Slot {
+                data: data.clone(),
+                refcount,
+            },
+        );
+        // Two source nodes may be one inode here (the source kept an old node after its
+        // inode number was reused): new lookups find the first.
+        maps.by_key.entry(key).or_insert(id);
+        Ok(data)
+    }
+
+    /// The root inode.
+    pub fn root(&self) -> Arc<InodeData> {
+        self.lock().by_id[&ROOT_ID].data.clone()
+    }
+
+    /// The lookup count of `id` (tests and diagnostics).
+    pub fn refcount(&self, id: u64) -> Option<u64> {
+        self.lock().by_id.get(&id).map(|s| s.refcount)
     }
 
     /// Number of inodes held, the root included.
     pub fn len(&self) -> usize {
-        1 + self.shards.each().map(|s| s.by_id.len()).sum::<usize>()
+        self.lock().by_id.len()
     }
 
     /// Always false: the root is always held.
@@ -260,12 +316,11 @@ impl InodeStore {
 
     /// Drops every inode but the root (DESTROY).
     pub fn clear(&self) {
-        for mut s in self.shards.each() {
-            // Drop the maps' memory too: a session that looked up a million inodes should
-            // not leave the next one paying for their buckets.
-            s.by_id = HashMap::default();
-            s.by_key = HashMap::default();
-        }
+        let mut maps = self.lock();
+        maps.by_id.retain(|id, _| *id == ROOT_ID);
+        let root_key = maps.by_id[&ROOT_ID].data.key;
+        maps.by_key.clear();
+        maps.by_key.insert(root_key, ROOT_ID);
     }
 }
 
@@ -307,7 +362,7 @@ mod tests {
         assert!(s.get(a.id).is_err());
         // A new lookup after the drop gets a fresh id: ids are never reused.
         let d = s.insert_or_ref(key(5), libc::S_IFREG, repr());
-        assert!(d.id != a.id && d.id != c.id && d.id != ROOT_ID);
+        assert!(d.id > c.id);
     }
 
     #[test]
@@ -344,29 +399,6 @@ mod tests {
     }
 
     #[test]
-    fn many_inodes_spread_over_shards_keep_distinct_ids() {
-        let s = InodeStore::new(fd(), key(1));
-        let root_fd = fd();
-        let ids: Vec<u64> = (2..5000)
-            .map(|i| {
-                let repr = Repr::Fd(root_fd.try_clone().unwrap());
-                s.insert_or_ref(key(i), libc::S_IFREG, repr).id
-            })
-            .collect();
-        let distinct: std::collections::HashSet<_> = ids.iter().collect();
-        assert_eq!(distinct.len(), ids.len());
-        assert!(!distinct.contains(&ROOT_ID) && !distinct.contains(&0));
-        assert_eq!(s.len(), ids.len() + 1);
-        for (i, id) in (2..).zip(&ids) {
-            assert_eq!(s.get(*id).unwrap().key, key(i));
-        }
-        for id in &ids {
-            s.forget(*id, 1);
-        }
-        assert_eq!(s.len(), 1);
-    }
-
-    #[test]
     fn root_is_never_dropped_and_unknown_ids_are_ebadf() {
         let s = InodeStore::new(fd(), key(1));
         s.forget(ROOT_ID, 100);
@@ -380,5 +412,29 @@ mod tests {
         s.clear();
         assert!(s.get(a.id).is_err());
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn restored_inodes_keep_ids_and_counts_and_new_ids_come_after() {
+        let s = InodeStore::new(fd(), key(1));
+        let a = s.restore(40, 3, 50, key(7), libc::S_IFREG, repr()).unwrap();
+        assert_eq!(a.id, 40);
+        assert_eq!(s.refcount(40), Some(3));
+        assert!(s.restore(40, 1, 50, key(8), libc::S_IFREG, repr()).is_err());
+        assert!(
+            s.restore(ROOT_ID, 1, 50, key(8), libc::S_IFDIR, repr())
+                .is_err()
+        );
+        assert!(s.restore(41, 0, 50, key(8), libc::S_IFREG, repr()).is_err());
+        // A lookup of the same host inode finds the restored node.
+        assert_eq!(s.insert_or_ref(key(7), libc::S_IFREG, repr()).id, 40);
+        assert_eq!(s.refcount(40), Some(4));
+        assert_eq!(s.insert_or_ref(key(9), libc::S_IFREG, repr()).id, 50);
+        let (all, next) = s.snapshot();
+        assert_eq!(
+            all.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
+            vec![1, 40, 50]
+        );
+        assert_eq!(next, 51);
     }
 }

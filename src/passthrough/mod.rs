@@ -9,9 +9,10 @@
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
 //!   lookup counts.
 //! - [`handle_table`]: file handles ↔ open host fds.
-//! - [`shards`]: the sharded maps both tables use, so queues do not wait for each other.
+//! - [`shards`]: sharded maps (the handle table), so queues do not wait for each other.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`migration`]: the state carried to another daemon in a live migration.
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
@@ -26,7 +27,9 @@ pub mod dax;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
+pub mod migration;
 mod ops_dax;
 mod ops_dir;
 mod ops_entry;
@@ -39,3 +42,4 @@ mod test_util;
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;
 pub use fs::PassthroughFs;
+pub use migration::{MigrationConfig, MigrationMode, OnError};

@@ -1,12 +1,13 @@
-//! Sharded tables: the inode store and the handle table split their maps over
-//! [`SHARDS`] independently locked shards, so requests on different queues (different
-//! threads) almost never wait for each other or bounce one lock's cache line, and a growing
-//! table rehashes one small shard at a time instead of stalling every request behind a
-//! million-entry rehash.
+//! Sharded tables: the handle table splits its map over [`SHARDS`] independently locked
+//! shards, so requests on different queues (different threads) almost never wait for each
+//! other or bounce one lock's cache line, and a growing table rehashes one small shard at a
+//! time instead of stalling every request behind a million-entry rehash.
 //!
 //! An id carries its shard in its low [`SHARD_BITS`] bits, so finding an entry by id needs
 //! no other lookup. The maps hash with [`IdHasher`], a fast 64-bit mixer: the keys are ids
 //! the daemon itself hands out and host inode identities, never bytes the guest chooses.
+//! (The inode store is not sharded yet: its ids are restored as-is by migration, so an id
+//! cannot be made to name the shard of its key.)
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
