@@ -4,8 +4,11 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
-use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::cli::{Args, LogLevel};
+use crate::passthrough::{self, CachePolicy};
+use crate::sandbox::{SandboxMode, SeccompAction};
+use crate::vhost_user::backend::MAX_REQUEST_QUEUES;
+use crate::vhost_user::config_space::TAG_LEN;
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +29,7 @@ pub enum ConfigError {
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
     BadQueueSize(usize),
-    #[error("--tag {0:?} is too long: at most 36 bytes fit the virtio-fs config space")]
+    #[error("--tag {0:?} is too long: at most {TAG_LEN} bytes fit the virtio-fs config space")]
     TagTooLong(String),
     #[error("{0} is not supported by vhostfsd yet; remove it from the command line")]
     NotSupported(&'static str),
@@ -45,23 +48,6 @@ pub enum Listen {
     SocketPath(PathBuf),
     /// An inherited, already listening socket.
     Fd(RawFd),
-}
-
-/// Sandbox mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxMode {
-    Namespace,
-    Chroot,
-    None,
-}
-
-/// Seccomp action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeccompAction {
-    None,
-    Kill,
-    Log,
-    Trap,
 }
 
 /// The checked configuration.
@@ -84,10 +70,6 @@ pub struct Config {
     pub print_capabilities: bool,
     pub fs: passthrough::Config,
 }
-
-/// Most request queues we offer.
-/// (Each queue gets a worker thread, selected by one bit of a u64: 64 queues in all.)
-pub const MAX_REQUEST_QUEUES: usize = 63;
 
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
@@ -120,7 +102,7 @@ impl TryFrom<Args> for Config {
                 match (key, value) {
                     ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
                     ("cache", Some(v)) => {
-                        args.cache = CacheArg::from_str_ci(v).ok_or_else(bad)?;
+                        args.cache = CachePolicy::from_str_ci(v).ok_or_else(bad)?;
                     }
                     ("xattr", None) => args.xattr = true,
                     ("no_xattr", None) => args.xattr = false,
@@ -139,7 +121,7 @@ impl TryFrom<Args> for Config {
                     // legacy switches only chose whether libfuse's virtiofsd offered them.
                     ("flock" | "no_flock" | "posix_lock" | "no_posix_lock", None) => {}
                     ("log_level", Some(v)) => {
-                        args.log_level = LogLevelArg::from_str_ci(v).ok_or_else(bad)?;
+                        args.log_level = LogLevel::from_str_ci(v).ok_or_else(bad)?;
                     }
                     ("timeout", Some(v)) => {
                         let secs: f64 = v.parse().map_err(|_| bad())?;
@@ -184,31 +166,19 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::BadQueueSize(args.queue_size));
         }
         if let Some(tag) = &args.tag
-            && tag.len() > 36
+            && tag.len() > TAG_LEN
         {
             return Err(ConfigError::TagTooLong(tag.clone()));
         }
 
-        let cache = match args.cache {
-            CacheArg::Never => CachePolicy::Never,
-            CacheArg::Metadata => CachePolicy::Metadata,
-            CacheArg::Auto => CachePolicy::Auto,
-            CacheArg::Always => CachePolicy::Always,
-        };
+        let cache = args.cache;
         if args.writeback && cache == CachePolicy::Never {
             return Err(ConfigError::WritebackWithoutCache);
         }
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
-            match args.log_level {
-                LogLevelArg::Error => log::LevelFilter::Error,
-                LogLevelArg::Warn => log::LevelFilter::Warn,
-                LogLevelArg::Info => log::LevelFilter::Info,
-                LogLevelArg::Debug => log::LevelFilter::Debug,
-                LogLevelArg::Trace => log::LevelFilter::Trace,
-                LogLevelArg::Off => log::LevelFilter::Off,
-            }
+            args.log_level.into()
         };
 
         Ok(Config {
@@ -219,17 +189,8 @@ impl TryFrom<Args> for Config {
             num_request_queues: args.num_request_queues,
             queue_size: args.queue_size,
             thread_pool_size: args.thread_pool_size,
-            sandbox: match args.sandbox {
-                SandboxArg::Namespace => SandboxMode::Namespace,
-                SandboxArg::Chroot => SandboxMode::Chroot,
-                SandboxArg::None => SandboxMode::None,
-            },
-            seccomp: match args.seccomp {
-                SeccompArg::None => SeccompAction::None,
-                SeccompArg::Kill => SeccompAction::Kill,
-                SeccompArg::Log => SeccompAction::Log,
-                SeccompArg::Trap => SeccompAction::Trap,
-            },
+            sandbox: args.sandbox,
+            seccomp: args.seccomp,
             rlimit_nofile: args.rlimit_nofile,
             log_level,
             syslog: args.syslog,
@@ -245,11 +206,7 @@ impl TryFrom<Args> for Config {
                 allow_direct_io: args.allow_direct_io,
                 allow_mmap: args.allow_mmap,
                 announce_submounts: args.announce_submounts,
-                inode_file_handles: match args.inode_file_handles {
-                    InodeFileHandlesArg::Never => InodeFileHandles::Never,
-                    InodeFileHandlesArg::Prefer => InodeFileHandles::Prefer,
-                    InodeFileHandlesArg::Mandatory => InodeFileHandles::Mandatory,
-                },
+                inode_file_handles: args.inode_file_handles,
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
             },
@@ -355,7 +312,7 @@ mod tests {
             Err(ConfigError::BadQueueCount { .. })
         ));
         assert!(matches!(
-            parse(&["--tag", &"x".repeat(37)]),
+            parse(&["--tag", &"x".repeat(TAG_LEN + 1)]),
             Err(ConfigError::TagTooLong(_))
         ));
         assert!(matches!(

@@ -25,11 +25,11 @@ use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon}
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::{Config, SeccompAction};
+use crate::config::Config;
 use crate::fuse::server::Server;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
-use crate::sandbox::{self, Outcome, SandboxError};
+use crate::sandbox::{self, Outcome, SandboxError, SeccompAction};
 use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
 
 /// Errors that stop the daemon.
@@ -119,7 +119,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
     log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(&cfg)? {
+    let (proc_self_fd, root_dir) = match sandbox::enter(cfg.sandbox, &cfg.shared_dir)? {
         Outcome::Serve {
             proc_self_fd,
             root_dir,

@@ -9,6 +9,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::oslib::errno;
+
 /// One open file or directory.
 #[derive(Debug)]
 pub struct HandleData {
@@ -38,10 +40,6 @@ pub struct HandleTable {
     table: Mutex<Table>,
 }
 
-fn ebadf<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::EBADF))
-}
-
 impl HandleTable {
     fn lock(&self) -> MutexGuard<'_, Table> {
         // Updates are single map operations: a poisoned lock still holds a consistent map.
@@ -69,7 +67,7 @@ impl HandleTable {
     pub fn get(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
         match self.lock().map.get(&fh) {
             Some(h) if h.inode == inode => Ok(h.clone()),
-            _ => ebadf(),
+            _ => errno::fail(libc::EBADF),
         }
     }
 
@@ -81,7 +79,7 @@ impl HandleTable {
         let mut t = self.lock();
         match t.map.get(&fh) {
             Some(h) if h.inode == inode => Ok(t.map.remove(&fh).expect("present")),
-            _ => ebadf(),
+            _ => errno::fail(libc::EBADF),
         }
     }
 

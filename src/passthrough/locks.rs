@@ -20,8 +20,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fs::{PassthroughFs, errno};
+use super::fs::PassthroughFs;
 use crate::fuse::abi::{self, FileLock, LkIn};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 /// `FileLock.end` meaning "to the end of the file" (the kernel's OFFSET_MAX).
@@ -69,11 +70,11 @@ impl LockTable {
 /// A `flock64` for the byte range of `lk`.
 fn to_flock(lk: &FileLock) -> io::Result<libc::flock64> {
     if lk.start > OFFSET_MAX || lk.end < lk.start {
-        return Err(errno(libc::EINVAL));
+        return Err(errno::error(libc::EINVAL));
     }
     let typ = match lk.typ as i32 {
         libc::F_RDLCK | libc::F_WRLCK | libc::F_UNLCK => lk.typ as i16,
-        _ => return Err(errno(libc::EINVAL)),
+        _ => return Err(errno::error(libc::EINVAL)),
     };
     let len = if lk.end >= OFFSET_MAX {
         0
@@ -122,7 +123,7 @@ impl PassthroughFs {
     pub(crate) fn do_getlk(&self, inode: u64, args: &LkIn) -> io::Result<FileLock> {
         self.handles.get(inode, args.fh)?;
         if args.lk_flags & abi::LK_FLOCK != 0 {
-            return Err(errno(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let mut fl = to_flock(&args.lk)?;
         let fd = self.owner_fd(inode, args.owner, Kind::Posix)?;
@@ -155,7 +156,7 @@ impl PassthroughFs {
                 libc::F_RDLCK => libc::LOCK_SH,
                 libc::F_WRLCK => libc::LOCK_EX,
                 libc::F_UNLCK => libc::LOCK_UN,
-                _ => return Err(errno(libc::EINVAL)),
+                _ => return Err(errno::error(libc::EINVAL)),
             };
             if unlock
                 && !self

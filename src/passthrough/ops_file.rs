@@ -9,10 +9,11 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, errno};
+use super::fs::{PassthroughFs, check_name};
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 /// Whether the open flags can modify the file.
@@ -29,7 +30,7 @@ impl PassthroughFs {
         open_flags: u32,
     ) -> io::Result<(u64, u32)> {
         if self.cfg.readonly && writes(flags) {
-            return Err(errno(libc::EROFS));
+            return Err(errno::error(libc::EROFS));
         }
         let data = self.inodes.get(inode)?;
         // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
@@ -140,7 +141,7 @@ impl PassthroughFs {
         let hin = self.handles.get(inode_in, args.fh_in)?;
         let hout = self.handles.get(args.nodeid_out, args.fh_out)?;
         let len = usize::try_from(args.len).unwrap_or(usize::MAX);
-        let flags = u32::try_from(args.flags).map_err(|_| errno(libc::EINVAL))?;
+        let flags = u32::try_from(args.flags).map_err(|_| errno::error(libc::EINVAL))?;
         sys::copy_file_range(hin.fd(), args.off_in, hout.fd(), args.off_out, len, flags)
     }
 
