@@ -4,9 +4,10 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Args, LogLevel};
+use crate::cli::{Args, LogLevel, PassthroughMode};
 use crate::passthrough::{self, CachePolicy};
 use crate::sandbox::{SandboxMode, SeccompAction};
+use crate::systemd::{self, SystemdError};
 use crate::vhost_user::backend::MAX_REQUEST_QUEUES;
 use crate::vhost_user::config_space::TAG_LEN;
 
@@ -23,8 +24,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no socket: pass --socket-path PATH or --fd FD")]
+    #[error(
+        "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
+         socket unit (or pass --mount MNT for a host mount)"
+    )]
     NoSocket,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     #[error("--num-request-queues must be between 1 and {max}, got {got}")]
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
@@ -39,6 +45,22 @@ pub enum ConfigError {
     BadOptionValue(String),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
+    #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
+    BadDaxWindow(u64),
+    #[error(
+        "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
+         passthrough with the writeback cache; drop one"
+    )]
+    PassthroughWithWriteback,
+    #[error(
+        "cannot use mountpoint {path:?} for --mount: check that the directory exists (a FUSE \
+         mount left by a killed daemon is cleared with `umount -l {path:?}`)"
+    )]
+    MountpointUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the vhost-user socket comes from.
@@ -50,16 +72,40 @@ pub enum Listen {
     Fd(RawFd),
 }
 
+/// What the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A VM, through a vhost-user socket.
+    VhostUser(Listen),
+    /// A host mount through /dev/fuse (`--mount`).
+    HostMount(HostMount),
+}
+
+/// Host mount mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    /// Where the shared directory is mounted (canonical).
+    pub mountpoint: PathBuf,
+    /// Reader threads on /dev/fuse.
+    pub threads: usize,
+    /// Kernel passthrough policy (`--passthrough`).
+    pub passthrough: PassthroughMode,
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Listen,
+    pub transport: Transport,
     pub socket_group: Option<String>,
     pub shared_dir: PathBuf,
     pub tag: Option<String>,
     pub num_request_queues: usize,
     pub queue_size: usize,
     pub thread_pool_size: usize,
+    /// Bytes of the DAX window (`--dax-window`); 0 = no DAX.
+    pub dax_window: u64,
+    /// `--dax-policy`.
+    pub dax_policy: passthrough::DaxPolicy,
     pub sandbox: SandboxMode,
     pub seccomp: SeccompAction,
     pub rlimit_nofile: Option<u64>,
@@ -70,6 +116,9 @@ pub struct Config {
     pub print_capabilities: bool,
     pub fs: passthrough::Config,
 }
+
+/// The DAX window is a whole number of these: the Linux guest maps 2 MiB chunks.
+pub const DAX_WINDOW_GRANULE: u64 = 2 << 20;
 
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
@@ -135,9 +184,25 @@ impl TryFrom<Args> for Config {
             }
         }
 
-        let listen = match (args.socket_path, args.fd) {
-            (Some(p), None) => Listen::SocketPath(p),
-            (None, Some(fd)) => Listen::Fd(fd),
+        let transport = match (args.mount, args.socket_path, args.fd) {
+            (Some(mnt), None, None) => Transport::HostMount(HostMount {
+                mountpoint: mnt.canonicalize().map_err(|source| {
+                    ConfigError::MountpointUnusable {
+                        path: mnt.clone(),
+                        source,
+                    }
+                })?,
+                threads: match args.thread_pool_size {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
+                passthrough: args.passthrough,
+            }),
+            (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
+            (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
+            (None, None, None) => systemd::listen_fd_from_env()?
+                .map(|fd| Transport::VhostUser(Listen::Fd(fd)))
+                .ok_or(ConfigError::NoSocket)?,
             _ => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
@@ -170,10 +235,16 @@ impl TryFrom<Args> for Config {
         {
             return Err(ConfigError::TagTooLong(tag.clone()));
         }
+        if args.dax_window % DAX_WINDOW_GRANULE != 0 {
+            return Err(ConfigError::BadDaxWindow(args.dax_window));
+        }
 
         let cache = args.cache;
         if args.writeback && cache == CachePolicy::Never {
             return Err(ConfigError::WritebackWithoutCache);
+        }
+        if args.writeback && args.passthrough == PassthroughMode::On {
+            return Err(ConfigError::PassthroughWithWriteback);
         }
         let log_level = if args.debug {
             log::LevelFilter::Debug
@@ -182,13 +253,15 @@ impl TryFrom<Args> for Config {
         };
 
         Ok(Config {
-            listen,
+            transport,
             socket_group: args.socket_group,
             shared_dir: shared_dir.clone(),
             tag: args.tag,
             num_request_queues: args.num_request_queues,
             queue_size: args.queue_size,
             thread_pool_size: args.thread_pool_size,
+            dax_window: args.dax_window,
+            dax_policy: args.dax_policy,
             sandbox: args.sandbox,
             seccomp: args.seccomp,
             rlimit_nofile: args.rlimit_nofile,
@@ -219,13 +292,15 @@ impl Config {
     /// directory: only `print_capabilities` is meaningful.
     fn print_capabilities_only() -> Self {
         Config {
-            listen: Listen::Fd(-1),
+            transport: Transport::VhostUser(Listen::Fd(-1)),
             socket_group: None,
             shared_dir: PathBuf::from("/"),
             tag: None,
             num_request_queues: 1,
             queue_size: 1024,
             thread_pool_size: 0,
+            dax_window: 0,
+            dax_policy: passthrough::DaxPolicy::default(),
             sandbox: SandboxMode::None,
             seccomp: SeccompAction::None,
             rlimit_nofile: None,
@@ -260,6 +335,20 @@ mod tests {
         v.push(&d);
         v.extend_from_slice(args);
         Config::try_from(Args::try_parse_from(v).unwrap())
+    }
+
+    #[test]
+    fn dax_window_and_policy() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.dax_window, 0);
+        assert_eq!(c.dax_policy, passthrough::DaxPolicy::Attr);
+        let c = parse(&["--dax-window", "1G", "--dax-policy", "large-files"]).unwrap();
+        assert_eq!(c.dax_window, 1 << 30);
+        assert_eq!(c.dax_policy, passthrough::DaxPolicy::LargeFiles);
+        assert!(matches!(
+            parse(&["--dax-window", "3M"]),
+            Err(ConfigError::BadDaxWindow(_))
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use vhost::vhost_user::Listener;
 
 use super::DaemonError;
 use crate::config::Listen;
+use crate::oslib::errno;
 use crate::oslib::{process, socket};
 
 /// The socket file we created; removed on drop through a handle on its directory, so the
@@ -28,15 +29,12 @@ impl SocketFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = path
-            .file_name()
-            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = path.file_name().ok_or_else(|| errno::error(libc::EINVAL))?;
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(parent)?;
-        let name = CString::new(name.as_bytes())
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = CString::new(name.as_bytes()).map_err(|_| errno::error(libc::EINVAL))?;
         Ok(Self { dir, name })
     }
 }
@@ -74,15 +72,24 @@ pub fn open(
                 path: path.clone(),
                 source,
             };
-            let _ = std::fs::remove_file(path);
+            // Bound under a temporary name and renamed into place once it has its group, so
+            // a VMM (or a test) that sees the path sees a listening socket with its final
+            // owner and mode, never one still owned by root's group.
+            let staging = staging_path(path);
+            let _ = std::fs::remove_file(&staging);
             let old = process::set_umask(mask);
-            let bound = UnixListener::bind(path);
+            let bound = UnixListener::bind(&staging);
             process::set_umask(old);
             let listener = bound.map_err(socket_err)?;
-            let file = SocketFile::new(path).map_err(socket_err)?;
-            if let (Some(gid), Some(group)) = (gid, group) {
-                chown(path, gid, group)?;
+            let placed = gid
+                .zip(group)
+                .map_or(Ok(()), |(gid, group)| chown(&staging, gid, group))
+                .and_then(|()| std::fs::rename(&staging, path).map_err(socket_err));
+            if let Err(e) = placed {
+                let _ = std::fs::remove_file(&staging);
+                return Err(e);
             }
+            let file = SocketFile::new(path).map_err(socket_err)?;
             Ok((Listener::from(listener), Some(file)))
         }
         Listen::Fd(fd) => {
@@ -94,6 +101,14 @@ pub fn open(
             Ok((Listener::from(UnixListener::from(owned)), None))
         }
     }
+}
+
+/// `PATH.PID.new`, beside the socket path: the name the socket is bound under until it is
+/// ready.
+fn staging_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{}.new", std::process::id()));
+    name.into()
 }
 
 fn chown(path: &Path, gid: u32, group: &str) -> Result<(), DaemonError> {

@@ -1,16 +1,21 @@
 //! Starts the daemon from a checked configuration and serves one vhost-user frontend after
 //! another until SIGTERM or SIGINT.
 //!
-//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
-//! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
-//! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
+//! Order of start-up: logging; systemd's notification socket, if any; SIGTERM/SIGINT (shut
+//! down) and SIGUSR1 (log the requests served per opcode, also logged at exit) blocked and
+//! read from a signalfd (before any thread exists, so every thread inherits the mask); the
+//! listening socket; RLIMIT_NOFILE; /proc/self/fd; the sandbox; the filesystem and FUSE
+//! server; READY=1 to systemd. Then, for each frontend, a
 //! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
 //! goes away, the requests in flight finish, the filesystem state is dropped, and the next
 //! frontend is awaited.
 
+mod host_mount;
 mod limits;
 mod listener;
 mod logger;
+mod panic;
+mod signals;
 
 use std::fs::File;
 use std::io;
@@ -18,25 +23,33 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use vhost::vhost_user::{Error as VhostError, Listener};
 use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::Config;
+use crate::config::{Config, Listen, Transport};
 use crate::fuse::server::Server;
+use crate::fusedev::FusedevError;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError, SeccompAction};
-use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
+use crate::systemd::Notifier;
+use crate::vhost_user::{
+    BackendChannel, DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities,
+};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
     SeccompNotImplemented(&'static str),
+    #[error(
+        "cannot connect to systemd's NOTIFY_SOCKET: check the unit (Type=notify) or unset \
+         NOTIFY_SOCKET"
+    )]
+    NotifySocket(#[source] io::Error),
     #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
     Signals(#[source] io::Error),
     #[error(
@@ -96,6 +109,8 @@ pub enum DaemonError {
     VhostUser(String),
     #[error("waiting for a vhost-user frontend failed")]
     Wait(#[source] io::Error),
+    #[error(transparent)]
+    HostMount(#[from] FusedevError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (then `Ok`) or a fatal error.
@@ -108,38 +123,51 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         return Ok(());
     }
     logger::init(cfg.log_level, cfg.syslog);
+    panic::abort_on_panic();
     match cfg.seccomp {
         SeccompAction::None => {}
         SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
         SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
         SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
     }
-    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
+    // Connected now: the socket's path is out of reach once the sandbox is entered.
+    let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
+    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1])
         .map_err(DaemonError::Signals)?;
-    let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
-    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
-    log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(cfg.sandbox, &cfg.shared_dir)? {
-        Outcome::Serve {
-            proc_self_fd,
-            root_dir,
-        } => (proc_self_fd, root_dir),
-        Outcome::ChildExited(0) => return Ok(()),
-        Outcome::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
+    match &cfg.transport {
+        Transport::VhostUser(listen) => run_vhost_user(&cfg, listen, signals, &notifier),
+        Transport::HostMount(hm) => host_mount::run(&cfg, hm, signals, &notifier),
+    }
+}
+
+/// The vhost-user daemon: listens, then serves one frontend after another.
+fn run_vhost_user(
+    cfg: &Config,
+    listen: &Listen,
+    signals: File,
+    notifier: &Notifier,
+) -> Result<(), DaemonError> {
+    let (listener, _socket_file) = listener::open(listen, cfg.socket_group.as_deref())?;
+    let fs = match open_filesystem(cfg)? {
+        Opened::Serve(fs) => *fs,
+        Opened::ChildExited(0) => return Ok(()),
+        Opened::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
     };
-    let fs_cfg = passthrough::Config {
-        root_dir,
-        ..cfg.fs.clone()
-    };
-    let fs =
-        PassthroughFs::new(fs_cfg, proc_self_fd).map_err(|source| DaemonError::Filesystem {
-            path: cfg.shared_dir.clone(),
-            source,
-        })?;
     // A blocking lock request holds its worker until granted: serve locks on the host only
     // when requests run on a pool, so the request that releases the lock can still run.
     // Otherwise the guest kernel keeps locks local, as with virtiofsd.
-    let fs = fs.with_locks(cfg.thread_pool_size > 0);
+    let mut fs = fs.with_locks(cfg.thread_pool_size > 0);
+    // One channel slot for the daemon's life: each connection attaches its backend request
+    // channel; the filesystem maps DAX ranges through it.
+    let channel = Arc::new(BackendChannel::new(cfg.dax_window));
+    if cfg.dax_window > 0 {
+        fs = fs.with_dax(channel.clone(), cfg.dax_policy);
+        log::info!(
+            "DAX window of {} MiB, --dax-policy {:?}",
+            cfg.dax_window >> 20,
+            cfg.dax_policy
+        );
+    }
     let server = Arc::new(Server::new(Arc::new(fs)));
     let device = DeviceConfig {
         num_request_queues: cfg.num_request_queues,
@@ -147,9 +175,43 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tag: cfg.tag.clone(),
         thread_pool_size: cfg.thread_pool_size,
     };
-    let result = serve(listener, server, &device, signals);
+    notifier.ready();
+    let result = serve(listener, &server, &device, &channel, signals);
+    notifier.stopping();
+    signals::log_requests(&server);
     log::info!("exiting");
     result
+}
+
+/// What [`open_filesystem`] leaves this process to do.
+enum Opened {
+    /// Serve this filesystem.
+    Serve(Box<PassthroughFs>),
+    /// This is the parent outside the sandbox; the serving child exited with this code.
+    ChildExited(i32),
+}
+
+/// Raises RLIMIT_NOFILE, enters the sandbox and opens the shared directory.
+fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
+    let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
+    log::debug!("open-file limit: {nofile}");
+    let (proc_self_fd, root_dir) = match sandbox::enter(cfg.sandbox, &cfg.shared_dir)? {
+        Outcome::Serve {
+            proc_self_fd,
+            root_dir,
+        } => (proc_self_fd, root_dir),
+        Outcome::ChildExited(code) => return Ok(Opened::ChildExited(code)),
+    };
+    let fs_cfg = passthrough::Config {
+        root_dir,
+        ..cfg.fs.clone()
+    };
+    PassthroughFs::new(fs_cfg, proc_self_fd)
+        .map(|fs| Opened::Serve(Box::new(fs)))
+        .map_err(|source| DaemonError::Filesystem {
+            path: cfg.shared_dir.clone(),
+            source,
+        })
 }
 
 /// What the signal thread shares with the serving loop.
@@ -184,9 +246,10 @@ impl Shutdown {
 
 fn serve(
     mut listener: Listener,
-    server: Arc<Server<PassthroughFs>>,
+    server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
-    mut signals: File,
+    channel: &Arc<BackendChannel>,
+    signals: File,
 ) -> Result<(), DaemonError> {
     let shutdown = Arc::new(Shutdown {
         requested: AtomicBool::new(false),
@@ -195,16 +258,10 @@ fn serve(
         listener_fd: listener.as_raw_fd(),
     });
     let signal_shutdown = shutdown.clone();
-    thread::Builder::new()
-        .name("vhostfsd-signals".into())
-        .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, shutting down"),
-                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
-            }
-            signal_shutdown.request();
-        })
-        .map_err(DaemonError::Signals)?;
+    signals::spawn(signals, server.clone(), "shutting down", move || {
+        signal_shutdown.request();
+    })
+    .map_err(DaemonError::Signals)?;
 
     loop {
         log::info!("waiting for a vhost-user frontend to connect");
@@ -213,7 +270,7 @@ fn serve(
         if shutdown.requested() {
             return Ok(());
         }
-        serve_one(&mut listener, &server, device, &shutdown)?;
+        serve_one(&mut listener, server, device, channel, &shutdown)?;
         if shutdown.requested() {
             return Ok(());
         }
@@ -225,6 +282,7 @@ fn serve_one(
     listener: &mut Listener,
     server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
+    channel: &Arc<BackendChannel>,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
     let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
@@ -232,6 +290,7 @@ fn serve_one(
         server.clone(),
         device,
         mem.clone(),
+        channel.clone(),
     )?);
     let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
         .map_err(|e| DaemonError::VhostUser(e.to_string()))?;

@@ -3,7 +3,9 @@
 
 pub mod creds;
 pub mod errno;
+pub mod file_flags;
 pub mod fs;
+pub mod fusedev;
 pub mod io;
 pub mod namespace;
 pub mod proc;

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::backing::Backing;
+use super::dax::{Dax, DaxPolicy};
 use super::handle_table::HandleTable;
 use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
 use super::locks::LockTable;
@@ -24,6 +26,8 @@ use super::{CachePolicy, Config, InodeFileHandles};
 use log::warn;
 
 use crate::fuse::abi::{self, init_flags, open_out_flags};
+use crate::fuse::backing::BackingFiles;
+use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
 };
@@ -47,6 +51,11 @@ pub struct PassthroughFs {
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
     mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
+    pub(crate) dax: Option<Dax>,
+    /// Kernel passthrough backing ids, when the transport offers them
+    /// ([`Self::with_backing`]).
+    pub(crate) backing: Option<Backing>,
 }
 
 impl PassthroughFs {
@@ -84,6 +93,7 @@ impl PassthroughFs {
         Ok(Self {
             handles_mode,
             mount_fds: Mutex::default(),
+            backing: None,
             cfg,
             proc_self_fd,
             inodes,
@@ -91,7 +101,16 @@ impl PassthroughFs {
             locks: LockTable::default(),
             locks_enabled: false,
             negotiated: AtomicU64::new(0),
+            dax: None,
         })
+    }
+
+    /// Serve DAX (SETUPMAPPING/REMOVEMAPPING) through the transport's `window`, with
+    /// `policy` deciding which files are DAX when the guest mounts with `dax=inode`.
+    #[must_use]
+    pub fn with_dax(mut self, window: Arc<dyn DaxWindow>, policy: DaxPolicy) -> Self {
+        self.dax = Some(Dax::new(window, policy));
+        self
     }
 
     /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
@@ -101,6 +120,13 @@ impl PassthroughFs {
     #[must_use]
     pub fn with_locks(mut self, enabled: bool) -> Self {
         self.locks_enabled = enabled;
+        self
+    }
+
+    /// Offers kernel passthrough at INIT, registering opened files through `files` (the
+    /// /dev/fuse transport's ioctls), unless the writeback cache is on (they do not mix).
+    pub fn with_backing(mut self, files: Arc<dyn BackingFiles>) -> Self {
+        self.backing = Some(Backing::new(files));
         self
     }
 
@@ -170,6 +196,7 @@ impl PassthroughFs {
         {
             attr_flags |= abi::ATTR_SUBMOUNT;
         }
+        attr_flags |= self.dax_attr_flag(data, stx);
         Entry {
             inode: data.id,
             generation: 0,
@@ -348,6 +375,12 @@ impl PassthroughFs {
         if self.locks_enabled {
             want |= POSIX_LOCKS | FLOCK_LOCKS;
         }
+        if self.dax.is_some() {
+            want |= MAP_ALIGNMENT | HAS_INODE_DAX;
+        }
+        if self.backing.is_some() && !self.cfg.writeback {
+            want |= PASSTHROUGH;
+        }
         let agreed = want & capable;
         self.negotiated.store(agreed, Ordering::Relaxed);
         agreed
@@ -397,9 +430,29 @@ pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
 
 impl FileSystem for PassthroughFs {
     fn init(&self, capable: u64) -> io::Result<u64> {
-        Ok(self.do_init(capable))
+        let agreed = self.do_init(capable);
+        if let Some(b) = &self.backing
+            && b.required()
+            && agreed & init_flags::PASSTHROUGH == 0
+        {
+            log::error!(
+                "--passthrough on: the kernel did not offer FUSE_PASSTHROUGH (it needs Linux \
+                 >= 6.9 built with CONFIG_FUSE_PASSTHROUGH, and no --writeback)"
+            );
+            return Err(errno::error(libc::EPROTO));
+        }
+        Ok(agreed)
+    }
+    fn backing_id(&self, _inode: u64, fh: u64) -> Option<u32> {
+        self.backing.as_ref()?.id(fh)
     }
     fn destroy(&self) {
+        if let Some(dax) = &self.dax {
+            dax.forget_all();
+        }
+        if let Some(b) = &self.backing {
+            b.clear();
+        }
         self.locks.clear();
         self.handles.clear();
         self.inodes.clear();
@@ -529,9 +582,9 @@ impl FileSystem for PassthroughFs {
         self.do_write(ctx, inode, fh, r, size, offset, write_flags)
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
-        self.do_flush(inode, fh)?;
+        // The guest's close(2) happened whatever the host says: its locks go first.
         self.release_posix_locks(inode, lock_owner);
-        Ok(())
+        self.do_flush(inode, fh)
     }
     fn release(
         &self,
@@ -542,9 +595,16 @@ impl FileSystem for PassthroughFs {
         release_flags: u32,
         lock_owner: u64,
     ) -> io::Result<()> {
-        self.handles.remove(inode, fh)?;
+        // The guest's file is gone whatever the host says: its locks go first.
+        if release_flags & abi::RELEASE_FLUSH != 0 {
+            self.release_posix_locks(inode, lock_owner);
+        }
         if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
             self.release_flock(inode, lock_owner);
+        }
+        self.handles.remove(inode, fh)?;
+        if let Some(b) = &self.backing {
+            b.detach(fh);
         }
         Ok(())
     }
@@ -655,6 +715,17 @@ impl FileSystem for PassthroughFs {
     }
     fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         self.do_removexattr(inode, name)
+    }
+    fn setupmapping(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        args: &abi::SetupmappingIn,
+    ) -> io::Result<()> {
+        self.do_setupmapping(inode, args)
+    }
+    fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
+        self.do_removemapping(ranges)
     }
     fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
         self.check_locks_served()?;

@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name};
+use super::fs::{PassthroughFs, check_name, stat_fd};
+use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
@@ -39,10 +40,55 @@ impl PassthroughFs {
             self.kill_suidgid(fd.as_fd())?;
         }
         let fh = self.handles.insert(inode, fd);
-        Ok((fh, self.open_reply_flags(false)))
+        Ok((fh, self.file_open_flags(inode, fh)))
+    }
+
+    /// `open_out_flags` of a new file handle: with kernel passthrough, its fd becomes the
+    /// inode's backing file and the kernel does the reads and writes (no DIRECT_IO then:
+    /// it would override passthrough); otherwise the cache policy's flags.
+    ///
+    /// Files with setuid or setgid bits stay in the daemon: a passthrough write runs with
+    /// the daemon's credentials, which keep CAP_FSETID, so the kernel would not clear the
+    /// bits as it does for the caller; the daemon's WRITE does.
+    fn file_open_flags(&self, inode: u64, fh: u64) -> u32 {
+        let plain = self.open_reply_flags(false);
+        let Some(backing) = &self.backing else {
+            return plain;
+        };
+        if !self.negotiated(init_flags::PASSTHROUGH) {
+            return plain;
+        }
+        let Ok(h) = self.handles.get(inode, fh) else {
+            return plain;
+        };
+        match stat_fd(h.fd()) {
+            Ok(stx) => {
+                let mode = u32::from(stx.stx_mode);
+                if mode & libc::S_IFMT != libc::S_IFREG
+                    || mode & (libc::S_ISUID | libc::S_ISGID) != 0
+                {
+                    return plain;
+                }
+            }
+            Err(_) => return plain,
+        }
+        match backing.attach(inode, fh, h.fd()) {
+            Ok(_) => 0,
+            Err(e) => {
+                log::debug!("passthrough refused for node {inode}, serving its I/O: {e}");
+                plain
+            }
+        }
     }
 
     /// CREATE (`name` given) or TMPFILE (`name` is `None`).
+    ///
+    /// A new file is made with `O_CREAT|O_EXCL` as the caller, so this open can never
+    /// reach an existing inode. When the name exists and the guest did not ask for
+    /// `O_EXCL`, the existing inode is looked up and opened like OPEN does, which refuses
+    /// FIFOs, sockets and devices before any open (CVE-2020-35517: a guest could
+    /// otherwise MKNOD a device node and open the host's device through it, or block a
+    /// worker in the open of a FIFO).
     pub(crate) fn do_create(
         &self,
         ctx: &Context,
@@ -55,18 +101,25 @@ impl PassthroughFs {
             check_name(name, false)?;
         }
         let p = self.inodes.get(parent)?;
-        let mut flags = self.host_open_flags(args.flags) | libc::O_NOFOLLOW;
+        let flags = self.host_open_flags(args.flags) | libc::O_NOFOLLOW;
         let (path, flags) = match name {
-            Some(name) => {
-                flags |= libc::O_CREAT | (args.flags as i32 & libc::O_EXCL);
-                (name, flags)
-            }
+            Some(name) => (name, flags | libc::O_CREAT | libc::O_EXCL),
             None => (c".", (flags & !libc::O_DIRECTORY) | libc::O_TMPFILE),
         };
-        let fd = {
+        let created = {
             let _umask = ThreadUmask::set(args.umask)?;
             let _creds = CallerCreds::switch(ctx)?;
-            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)?
+            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)
+        };
+        let fd = match (created, name) {
+            (Ok(fd), _) => fd,
+            (Err(e), Some(name))
+                if e.raw_os_error() == Some(libc::EEXIST)
+                    && args.flags as i32 & libc::O_EXCL == 0 =>
+            {
+                return self.open_existing(ctx, &p, name, args);
+            }
+            (Err(e), _) => return Err(e),
         };
         if args.open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags & libc::O_TRUNC != 0 {
             self.kill_suidgid(fd.as_fd())?;
@@ -74,7 +127,61 @@ impl PassthroughFs {
         let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
         let fh = self.handles.insert(entry.inode, fd);
-        Ok((entry, fh, self.open_reply_flags(false)))
+        let flags = self.file_open_flags(entry.inode, fh);
+        Ok((entry, fh, flags))
+    }
+
+    /// CREATE of a name that exists, without `O_EXCL`: the lookup and open of OPEN (only
+    /// regular files are opened; a directory is `EISDIR` as `open(O_CREAT)` says), after
+    /// checking the caller may open the file so (the guest kernel believed it was making a
+    /// new file and checked nothing).
+    fn open_existing(
+        &self,
+        ctx: &Context,
+        parent: &InodeData,
+        name: &CStr,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        let entry = self.do_lookup(parent, name)?;
+        let opened = self.inodes.get(entry.inode).and_then(|data| {
+            if data.is_dir() {
+                return Err(errno::error(libc::EISDIR));
+            }
+            let mut mask = match args.flags as i32 & libc::O_ACCMODE {
+                libc::O_RDONLY => libc::R_OK,
+                libc::O_WRONLY => libc::W_OK,
+                _ => libc::R_OK | libc::W_OK,
+            };
+            if args.flags as i32 & libc::O_TRUNC != 0 {
+                mask |= libc::W_OK;
+            }
+            if data.is_reg() {
+                self.check_access(ctx, &data, mask)?;
+            }
+            let fd = self.reopen(&data, self.host_open_flags(args.flags))?;
+            if args.open_flags & abi::OPEN_KILL_SUIDGID != 0
+                && args.flags as i32 & libc::O_TRUNC != 0
+            {
+                self.kill_suidgid(fd.as_fd())?;
+            }
+            Ok(fd)
+        });
+        match opened {
+            Ok(fd) => {
+                let entry = match self.do_getattr(entry.inode, None) {
+                    Ok((attr, _)) => Entry { attr, ..entry },
+                    Err(_) => entry,
+                };
+                let fh = self.handles.insert(entry.inode, fd);
+                let flags = self.file_open_flags(entry.inode, fh);
+                Ok((entry, fh, flags))
+            }
+            Err(e) => {
+                // The guest gets no entry: it will not count (nor forget) this lookup.
+                self.inodes.forget(entry.inode, 1);
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn do_read(

@@ -14,7 +14,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The daemon binary: this crate's, or `$VHOSTFSD_ITEST_BIN` (to check the harness and the
 /// tests' expectations against a reference daemon such as virtiofsd).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     std::env::var_os("VHOSTFSD_ITEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vhostfsd")))

@@ -3,9 +3,11 @@
 //! - `decode`: header/extension checks and each opcode's arguments (pure, over bytes);
 //! - `init`: INIT version check and flag negotiation;
 //! - `reply`: the reply header, the one errno mapping, wire conversions, READDIR packing;
+//! - `counters`: requests received per opcode;
 //! - `limit`: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
 //! - this file: the session state and the dispatch of each operation to the [`FileSystem`].
 
+mod counters;
 mod decode;
 mod init;
 mod limit;
@@ -18,6 +20,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use counters::OpcodeCounters;
 pub use decode::DecodeError;
 use decode::{Lengths, Op};
 use limit::{LimitedReader, LimitedWriter};
@@ -44,6 +47,7 @@ struct Session {
 pub struct Server<F: FileSystem> {
     fs: Arc<F>,
     session: Session,
+    counters: OpcodeCounters,
 }
 
 impl<F: FileSystem> Server<F> {
@@ -52,12 +56,23 @@ impl<F: FileSystem> Server<F> {
         Self {
             fs,
             session: Session::default(),
+            counters: OpcodeCounters::default(),
         }
     }
 
     /// The filesystem served.
     pub fn fs(&self) -> &Arc<F> {
         &self.fs
+    }
+
+    /// Requests received so far, per opcode (malformed ones included).
+    pub fn counters(&self) -> &OpcodeCounters {
+        &self.counters
+    }
+
+    /// Whether INIT succeeded (and no DESTROY came since).
+    pub fn initialized(&self) -> bool {
+        self.session.initialized.load(Ordering::Acquire)
     }
 
     /// Handles one request read from `r`, writing the reply (if the opcode has one) to `w`.
@@ -79,6 +94,7 @@ impl<F: FileSystem> Server<F> {
             ));
         }
         r.read_exact(h.as_mut_slice())?;
+        self.counters.count(h.opcode);
         debug!(
             "#{} {} node {} len {} uid {} gid {} pid {}",
             h.unique,
@@ -360,9 +376,20 @@ impl<F: FileSystem> Server<F> {
                 newname,
             } => reply.unit(fs.rename(ctx, node, oldname, newdir, newname, flags)),
             Op::Link { args, name } => reply.entry(fs.link(ctx, args.oldnodeid, node, name)),
-            Op::Open(a) => reply.open(fs.open(ctx, node, a.flags, a.open_flags)),
-            Op::Create { args, name } => reply.create(fs.create(ctx, node, name, &args)),
-            Op::Tmpfile(a) => reply.create(fs.tmpfile(ctx, node, &a)),
+            Op::Open(a) => reply.open(
+                fs.open(ctx, node, a.flags, a.open_flags)
+                    .map(|(fh, flags)| (fh, flags, fs.backing_id(node, fh))),
+            ),
+            Op::Create { args, name } => {
+                reply.create(fs.create(ctx, node, name, &args).map(|(e, fh, flags)| {
+                    let id = fs.backing_id(e.inode, fh);
+                    (e, fh, flags, id)
+                }))
+            }
+            Op::Tmpfile(a) => reply.create(fs.tmpfile(ctx, node, &a).map(|(e, fh, flags)| {
+                let id = fs.backing_id(e.inode, fh);
+                (e, fh, flags, id)
+            })),
             Op::Read(a) => self.read(ctx, h, &a, reply),
             Op::Flush(a) => reply.unit(fs.flush(ctx, node, a.fh, a.lock_owner)),
             Op::Release(a) => {
@@ -375,7 +402,10 @@ impl<F: FileSystem> Server<F> {
             Op::Statfs => reply.value(fs.statfs(ctx, node).map(|st| abi::StatfsOut {
                 st: reply::kstatfs(&st),
             })),
-            Op::Opendir(a) => reply.open(fs.opendir(ctx, node, a.flags)),
+            Op::Opendir(a) => reply.open(
+                fs.opendir(ctx, node, a.flags)
+                    .map(|(fh, fl)| (fh, fl, None)),
+            ),
             Op::Readdir(a) => self.readdir(ctx, h, &a, false, reply),
             Op::Readdirplus(a) => self.readdir(ctx, h, &a, true, reply),
             Op::Releasedir(a) => reply.unit(fs.releasedir(ctx, node, a.flags, a.fh)),

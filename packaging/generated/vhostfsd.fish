@@ -1,0 +1,61 @@
+complete -c vhostfsd -l shared-dir -d 'Shared directory path' -r -F
+complete -c vhostfsd -l tag -d 'Tag the guest mounts (`mount -t virtiofs TAG`). When given, the backend offers the virtio-fs config space with this tag; QEMU\'s vhost-user-fs-pci takes the tag from its own command line instead' -r
+complete -c vhostfsd -l socket-path -d 'vhost-user socket path to listen on. Without it and without --fd, the daemon serves the socket systemd passes (socket activation, LISTEN_FDS)' -r -F
+complete -c vhostfsd -l mount -d 'Host mount mode: mount the shared directory at this directory through /dev/fuse (allow_other, default_permissions) instead of serving a VM; SIGTERM/SIGINT unmount. Reader threads: --thread-pool-size, or one per CPU when 0. Needs root' -r -F
+complete -c vhostfsd -l passthrough -d 'Host mount mode: kernel FUSE passthrough (Linux >= 6.9). Reads and writes of an open file go from the kernel straight to the host file, not through the daemon. `auto` uses it when the kernel offers it; `on` fails when it does not; never with --writeback' -r -f -a "auto\t'Use kernel passthrough when the kernel offers it, serve reads and writes otherwise'
+on\t'Require kernel passthrough: the mount fails when the kernel does not offer it'
+off\t'Serve every read and write in the daemon'"
+complete -c vhostfsd -l socket-group -d 'Name of the group that owns the socket (libvirt uses this)' -r
+complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-user socket (instead of --socket-path)' -r
+complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r
+complete -c vhostfsd -l num-request-queues -d 'Number of request queues offered to the guest (besides the high-priority queue)' -r
+complete -c vhostfsd -l queue-size -d 'Size of each virtqueue' -r
+complete -c vhostfsd -l dax-window -d 'Size of the DAX window the guest maps files into, e.g. 1G or 512M (a multiple of 2M; 0 = no DAX). Needs a frontend with vhost-user shared-memory regions (QEMU >= 11.1 with vhost-user-test-device-pci and --tag; see docs/dax.md). The guest mounts with `-o dax=always` or `-o dax=inode`' -r
+complete -c vhostfsd -l dax-policy -d 'Which files the guest gets in DAX mode when it mounts with `-o dax=inode` (or with no dax option); with `dax=always` every file is' -r -f -a "always\t'Every regular file'
+never\t'No file'
+large-files\t'Regular files of at least [`LARGE_FILE`] bytes (2 MiB, one guest DAX chunk)'
+attr\t'Files with the host inode flag FS_DAX_FL (`chattr +x FILE`; `lsattr` shows `x`)'"
+complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not implemented yet: refused)' -r
+complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
+chroot\t'chroot into the shared directory (needs root, no namespaces)'
+none\t'No sandbox: the shared directory is still the limit of what the guest can reach'"
+complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No seccomp filter'
+kill\t'Kill the process'
+log\t'Log the call and allow it'
+trap\t'Send SIGSYS'"
+complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so fewer fds stay open' -r -f -a "never\t'Keep an O_PATH fd per inode (default)'
+prefer\t'Use file handles where the host filesystem supports them'
+mandatory\t'Fail lookups that cannot be kept as a file handle'"
+complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: every access goes to the daemon, files open with direct I/O'
+metadata\t'Cache metadata only; file data is not cached'
+auto\t'Cache metadata and data with a short timeout (default)'
+always\t'Cache metadata and data for a long time'"
+complete -c vhostfsd -l rlimit-nofile -d 'Maximum number of open files (default: the hard limit, or 1,000,000 if lower)' -r
+complete -c vhostfsd -l log-level -d 'Log level' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''
+off\t''"
+complete -c vhostfsd -l modcaps -d 'Capability changes (not implemented yet: refused)' -r
+complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not implemented yet: refused)' -r
+complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
+complete -c vhostfsd -l translate-uid -d 'UID translation (not implemented yet: refused)' -r
+complete -c vhostfsd -l translate-gid -d 'GID translation (not implemented yet: refused)' -r
+complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2' -r
+complete -c vhostfsd -l xattr -d 'Serve extended attributes'
+complete -c vhostfsd -l posix-acl -d 'Serve POSIX ACLs (implies --xattr)'
+complete -c vhostfsd -l announce-submounts -d 'Tell the guest about submounts of the shared directory, so it shows them as separate mounts with their own st_dev'
+complete -c vhostfsd -l allow-direct-io -d 'Honour O_DIRECT opens from the guest (otherwise the flag is dropped on the host)'
+complete -c vhostfsd -l writeback -d 'Let the guest use its writeback cache'
+complete -c vhostfsd -l no-readdirplus -d 'Do not offer READDIRPLUS'
+complete -c vhostfsd -l readonly -d 'Export the directory read-only: every modification answers EROFS'
+complete -c vhostfsd -l allow-mmap -d 'Allow shared mmap of files opened with direct I/O (--cache=never)'
+complete -c vhostfsd -l killpriv-v2 -d 'Offer FUSE_HANDLE_KILLPRIV_V2 (the daemon clears setuid/setgid bits itself)'
+complete -c vhostfsd -l no-killpriv-v2 -d 'Do not offer FUSE_HANDLE_KILLPRIV_V2'
+complete -c vhostfsd -l syslog -d 'Log to syslog instead of stderr'
+complete -c vhostfsd -l print-capabilities -d 'Print the vhost-user backend capabilities as JSON and exit'
+complete -c vhostfsd -s f -d 'Stay in the foreground (always the case; accepted for compatibility)'
+complete -c vhostfsd -s d -d 'Debug logging (same as --log-level debug; accepted for compatibility)'
+complete -c vhostfsd -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vhostfsd -s V -l version -d 'Print version'
