@@ -226,7 +226,7 @@ pub struct Args {
     /// Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock,
     /// no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback,
     /// no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L,
-    /// timeout=SECS, killpriv_v2, no_killpriv_v2.
+    /// timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE.
     #[arg(short = 'o', value_name = "OPTS")]
     pub options: Vec<String>,
 }

@@ -150,6 +150,10 @@ impl TryFrom<Args> for Config {
                 let bad = || ConfigError::BadOptionValue(opt.to_string());
                 match (key, value) {
                     ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
+                    // libvirt before 10 passes the sandbox here (`-o source=DIR,sandbox=MODE`).
+                    ("sandbox", Some(v)) => {
+                        args.sandbox = SandboxMode::from_str_ci(v).ok_or_else(bad)?;
+                    }
                     ("cache", Some(v)) => {
                         args.cache = CachePolicy::from_str_ci(v).ok_or_else(bad)?;
                     }

@@ -42,7 +42,7 @@ complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not im
 complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
 complete -c vhostfsd -l translate-uid -d 'UID translation (not implemented yet: refused)' -r
 complete -c vhostfsd -l translate-gid -d 'GID translation (not implemented yet: refused)' -r
-complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2' -r
+complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE' -r
 complete -c vhostfsd -l xattr -d 'Serve extended attributes'
 complete -c vhostfsd -l posix-acl -d 'Serve POSIX ACLs (implies --xattr)'
 complete -c vhostfsd -l announce-submounts -d 'Tell the guest about submounts of the shared directory, so it shows them as separate mounts with their own st_dev'

@@ -454,12 +454,19 @@ impl FileSystem for PassthroughFs {
             b.clear();
         }
         self.locks.clear();
+        self.locks.waits.resume();
         self.handles.clear();
         self.inodes.clear();
         self.mount_fds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+    fn abort_waits(&self) {
+        self.locks.waits.abort();
+    }
+    fn interrupt(&self, unique: u64) {
+        self.locks.waits.interrupt(unique);
     }
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.do_lookup(&*self.inodes.get(parent)?, name)
@@ -731,11 +738,11 @@ impl FileSystem for PassthroughFs {
         self.check_locks_served()?;
         self.do_getlk(inode, args)
     }
-    fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+    fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
         // Without locks served (no thread pool), a SETLKW could block its queue's only
         // worker: a guest that sends lock requests anyway gets ENOSYS.
         self.check_locks_served()?;
-        self.do_setlk(inode, args, sleep)
+        self.do_setlk(ctx.unique, inode, args, sleep)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod dax;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
 mod ops_dax;
 mod ops_dir;

@@ -105,10 +105,14 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         })
     }
 
-    /// Waits for every request in flight, stops the thread pools and drops the filesystem
-    /// state (inodes, handles). Called when the frontend has gone away.
+    /// Ends the filesystem's blocking waits, waits for every request in flight, stops the
+    /// thread pools and drops the filesystem state (inodes, handles). Called when the
+    /// frontend has gone away.
     pub fn shutdown(&self) {
         self.channel.detach();
+        // A request blocked in a lock wait would otherwise keep the wait below (and the
+        // disconnect, or SIGTERM, behind it) waiting for ever.
+        self.server.fs().abort_waits();
         self.inflight.stop_and_wait();
         for pool in &self.pools {
             pool.shutdown();
@@ -258,6 +262,7 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
 
     fn reset_device(&self) {
         self.channel.device_reset();
+        self.server.fs().abort_waits();
         self.inflight.stop_and_wait();
         self.server.fs().destroy();
         self.inflight.resume();

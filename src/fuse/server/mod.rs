@@ -129,6 +129,7 @@ impl<F: FileSystem> Server<F> {
             gid: h.gid,
             pid: h.pid,
             supp_gid: None,
+            unique: h.unique,
         };
         if h.opcode == opcode::WRITE {
             return self.write(&ctx, &h, r, lengths, minor, reply);
@@ -436,7 +437,11 @@ impl<F: FileSystem> Server<F> {
             Op::Removexattr { name } => reply.unit(fs.removexattr(ctx, node, name)),
             Op::Getlk(a) => reply.value(fs.getlk(ctx, node, &a).map(|lk| abi::LkOut { lk })),
             Op::Setlk { args, sleep } => reply.unit(fs.setlk(ctx, node, &args, sleep)),
-            Op::Interrupt | Op::NotifyReply => Ok(0),
+            Op::Interrupt(a) => {
+                fs.interrupt(a.unique);
+                Ok(0)
+            }
+            Op::NotifyReply => Ok(0),
             Op::Destroy => {
                 self.destroy();
                 reply.ok(&[])
