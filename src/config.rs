@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, LogLevel, PassthroughMode};
-use crate::passthrough::{self, CachePolicy};
+use crate::passthrough::{self, CachePolicy, MigrationConfig, MigrationMode};
 use crate::sandbox::{SandboxMode, SeccompAction};
 use crate::systemd::{self, SystemdError};
 use crate::vhost_user::backend::MAX_REQUEST_QUEUES;
@@ -47,6 +47,11 @@ pub enum ConfigError {
     WritebackWithoutCache,
     #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
     BadDaxWindow(u64),
+    #[error(
+        "--migration-verify-handles and --migration-confirm-paths are for \
+         --migration-mode=find-paths; file handles need no such check"
+    )]
+    MigrationCheckWithFileHandles,
     #[error(
         "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
          passthrough with the writeback cache; drop one"
@@ -250,6 +255,17 @@ impl TryFrom<Args> for Config {
         if args.writeback && args.passthrough == PassthroughMode::On {
             return Err(ConfigError::PassthroughWithWriteback);
         }
+        if args.migration_mode == MigrationMode::FileHandles
+            && (args.migration_verify_handles || args.migration_confirm_paths)
+        {
+            return Err(ConfigError::MigrationCheckWithFileHandles);
+        }
+        let migration = MigrationConfig {
+            mode: args.migration_mode,
+            on_error: args.migration_on_error,
+            verify_handles: args.migration_verify_handles,
+            confirm_paths: args.migration_confirm_paths,
+        };
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
@@ -286,6 +302,7 @@ impl TryFrom<Args> for Config {
                 inode_file_handles: args.inode_file_handles,
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
+                migration,
             },
         })
     }
