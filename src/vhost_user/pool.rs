@@ -118,8 +118,10 @@ mod tests {
         let (release, blocked) = mpsc::channel::<()>();
         let blocked = Mutex::new(blocked);
         // The one worker is busy until released; two more jobs fill the queue.
-        pool.submit(Box::new(move || drop(blocked.lock().unwrap().recv())))
-            .unwrap_or_else(|_| panic!("pool refused a job"));
+        pool.submit(Box::new(move || {
+            let _ = blocked.lock().unwrap().recv();
+        }))
+        .unwrap_or_else(|_| panic!("pool refused a job"));
         std::thread::sleep(std::time::Duration::from_millis(50));
         for _ in 0..2 {
             pool.submit(Box::new(|| {}))
