@@ -40,6 +40,11 @@ fn large_file_io(m: &Mounted, mib: usize) -> (usize, usize) {
 
 /// Whether INIT agreed on FUSE_PASSTHROUGH (the daemon logs the agreed flags).
 fn passthrough_agreed(m: &Mounted) -> bool {
+    // The kernel sends INIT after mount(2) returns: wait for its line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !m.log().contains("agreed 0x") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = m.log();
     let Some(agreed) = log
         .lines()
