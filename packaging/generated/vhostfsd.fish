@@ -10,6 +10,11 @@ complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-use
 complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r
 complete -c vhostfsd -l num-request-queues -d 'Number of request queues offered to the guest (besides the high-priority queue)' -r
 complete -c vhostfsd -l queue-size -d 'Size of each virtqueue' -r
+complete -c vhostfsd -l dax-window -d 'Size of the DAX window the guest maps files into, e.g. 1G or 512M (a multiple of 2M; 0 = no DAX). Needs a frontend with vhost-user shared-memory regions (QEMU >= 11.1 with vhost-user-test-device-pci and --tag; see docs/dax.md). The guest mounts with `-o dax=always` or `-o dax=inode`' -r
+complete -c vhostfsd -l dax-policy -d 'Which files the guest gets in DAX mode when it mounts with `-o dax=inode` (or with no dax option); with `dax=always` every file is' -r -f -a "always\t'Every regular file'
+never\t'No file'
+large-files\t'Regular files of at least [`LARGE_FILE`] bytes (2 MiB, one guest DAX chunk)'
+attr\t'Files with the host inode flag FS_DAX_FL (`chattr +x FILE`; `lsattr` shows `x`)'"
 complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not implemented yet: refused)' -r
 complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
 chroot\t'chroot into the shared directory (needs root, no namespaces)'

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::backing::Backing;
+use super::dax::{Dax, DaxPolicy};
 use super::handle_table::HandleTable;
 use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
 use super::locks::LockTable;
@@ -26,6 +27,7 @@ use log::warn;
 
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
+use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
 };
@@ -53,6 +55,8 @@ pub struct PassthroughFs {
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
     mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
+    pub(crate) dax: Option<Dax>,
     /// Kernel passthrough backing ids, when the transport offers them
     /// ([`Self::with_backing`]).
     pub(crate) backing: Option<Backing>,
@@ -101,7 +105,16 @@ impl PassthroughFs {
             locks: LockTable::default(),
             locks_enabled: false,
             negotiated: AtomicU64::new(0),
+            dax: None,
         })
+    }
+
+    /// Serve DAX (SETUPMAPPING/REMOVEMAPPING) through the transport's `window`, with
+    /// `policy` deciding which files are DAX when the guest mounts with `dax=inode`.
+    #[must_use]
+    pub fn with_dax(mut self, window: Arc<dyn DaxWindow>, policy: DaxPolicy) -> Self {
+        self.dax = Some(Dax::new(window, policy));
+        self
     }
 
     /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
@@ -187,6 +200,7 @@ impl PassthroughFs {
         {
             attr_flags |= abi::ATTR_SUBMOUNT;
         }
+        attr_flags |= self.dax_attr_flag(data, stx);
         Entry {
             inode: data.id,
             generation: 0,
@@ -365,6 +379,9 @@ impl PassthroughFs {
         if self.locks_enabled {
             want |= POSIX_LOCKS | FLOCK_LOCKS;
         }
+        if self.dax.is_some() {
+            want |= MAP_ALIGNMENT | HAS_INODE_DAX;
+        }
         if self.backing.is_some() && !self.cfg.writeback {
             want |= PASSTHROUGH;
         }
@@ -434,6 +451,9 @@ impl FileSystem for PassthroughFs {
         self.backing.as_ref()?.id(fh)
     }
     fn destroy(&self) {
+        if let Some(dax) = &self.dax {
+            dax.forget_all();
+        }
         if let Some(b) = &self.backing {
             b.clear();
         }
@@ -699,6 +719,17 @@ impl FileSystem for PassthroughFs {
     }
     fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         self.do_removexattr(inode, name)
+    }
+    fn setupmapping(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        args: &abi::SetupmappingIn,
+    ) -> io::Result<()> {
+        self.do_setupmapping(inode, args)
+    }
+    fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
+        self.do_removemapping(ranges)
     }
     fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
         self.check_locks_served()?;
