@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::{
     Args, CacheArg, InodeFileHandlesArg, LogLevelArg, PassthroughMode, SandboxArg, SeccompArg,
 };
-use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::passthrough::{self, CachePolicy, InodeFileHandles, MigrationConfig, MigrationMode};
 use crate::systemd::{self, SystemdError};
 
 /// Errors in the command line.
@@ -46,6 +46,11 @@ pub enum ConfigError {
     WritebackWithoutCache,
     #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
     BadDaxWindow(u64),
+    #[error(
+        "--migration-verify-handles and --migration-confirm-paths are for \
+         --migration-mode=find-paths; file handles need no such check"
+    )]
+    MigrationCheckWithFileHandles,
     #[error(
         "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
          passthrough with the writeback cache; drop one"
@@ -170,6 +175,10 @@ impl TryFrom<Args> for Config {
                 let bad = || ConfigError::BadOptionValue(opt.to_string());
                 match (key, value) {
                     ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
+                    // libvirt before 10 passes the sandbox here (`-o source=DIR,sandbox=MODE`).
+                    ("sandbox", Some(v)) => {
+                        args.sandbox = SandboxArg::from_str_ci(v).ok_or_else(bad)?;
+                    }
                     ("cache", Some(v)) => {
                         args.cache = CacheArg::from_str_ci(v).ok_or_else(bad)?;
                     }
@@ -271,6 +280,17 @@ impl TryFrom<Args> for Config {
         if args.writeback && args.passthrough == PassthroughMode::On {
             return Err(ConfigError::PassthroughWithWriteback);
         }
+        if args.migration_mode == MigrationMode::FileHandles
+            && (args.migration_verify_handles || args.migration_confirm_paths)
+        {
+            return Err(ConfigError::MigrationCheckWithFileHandles);
+        }
+        let migration = MigrationConfig {
+            mode: args.migration_mode,
+            on_error: args.migration_on_error,
+            verify_handles: args.migration_verify_handles,
+            confirm_paths: args.migration_confirm_paths,
+        };
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
@@ -327,6 +347,7 @@ impl TryFrom<Args> for Config {
                 },
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
+                migration,
             },
         })
     }

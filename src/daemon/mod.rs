@@ -36,6 +36,7 @@ use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::{self, Outcome, SandboxError};
 use crate::systemd::Notifier;
+use crate::vhost_user::backend::DirtyLog;
 use crate::vhost_user::{
     BackendChannel, DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities,
 };
@@ -285,7 +286,7 @@ fn serve_one(
     channel: &Arc<BackendChannel>,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
-    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::<DirtyLog>::new());
     let backend = Arc::new(VhostUserFsBackend::new(
         server.clone(),
         device,

@@ -70,6 +70,8 @@ pub struct Config {
     pub readdirplus: bool,
     /// Offer HANDLE_KILLPRIV_V2 (`--killpriv-v2`; default on).
     pub killpriv_v2: bool,
+    /// Live migration options (`--migration-*`).
+    pub migration: super::MigrationConfig,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             inode_file_handles: InodeFileHandles::Never,
             readdirplus: true,
             killpriv_v2: true,
+            migration: super::MigrationConfig::default(),
         }
     }
 }

@@ -230,7 +230,7 @@ impl PassthroughFs {
     /// # Errors
     /// With `--inode-file-handles=mandatory`, an inode without a file handle (e.g. on a
     /// filesystem without export support).
-    fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
+    pub(crate) fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
         if self.handles_mode == InodeFileHandles::Never {
             return Ok(Repr::Fd(fd));
         }
@@ -458,12 +458,25 @@ impl FileSystem for PassthroughFs {
             b.clear();
         }
         self.locks.clear();
+        self.locks.waits.resume();
         self.handles.clear();
         self.inodes.clear();
         self.mount_fds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+    fn save_state(&self) -> io::Result<Vec<u8>> {
+        Ok(self.save_migration_state()?)
+    }
+    fn load_state(&self, state: &[u8]) -> io::Result<()> {
+        Ok(self.load_migration_state(state)?)
+    }
+    fn abort_waits(&self) {
+        self.locks.waits.abort();
+    }
+    fn interrupt(&self, unique: u64) {
+        self.locks.waits.interrupt(unique);
     }
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.do_lookup(&*self.inodes.get(parent)?, name)
@@ -485,7 +498,9 @@ impl FileSystem for PassthroughFs {
         inode: u64,
         attr: &abi::SetattrIn,
     ) -> io::Result<(libc::stat64, Duration)> {
-        self.do_setattr(inode, attr)
+        let res = self.do_setattr(inode, attr);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
         self.do_readlink(inode)
@@ -583,7 +598,9 @@ impl FileSystem for PassthroughFs {
         write_flags: u32,
         _flags: u32,
     ) -> io::Result<usize> {
-        self.do_write(ctx, inode, fh, r, size, offset, write_flags)
+        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
@@ -667,7 +684,9 @@ impl FileSystem for PassthroughFs {
             mode as i32,
             offset,
             length,
-        )
+        )?;
+        self.dax_file_may_have_grown(inode);
+        Ok(())
     }
     fn lseek(
         &self,
@@ -689,7 +708,9 @@ impl FileSystem for PassthroughFs {
         inode_in: u64,
         args: &abi::CopyFileRangeIn,
     ) -> io::Result<usize> {
-        self.do_copy_file_range(inode_in, args)
+        let res = self.do_copy_file_range(inode_in, args);
+        self.dax_file_may_have_grown(args.nodeid_out);
+        res
     }
     fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
         self.do_syncfs(inode)
@@ -735,11 +756,11 @@ impl FileSystem for PassthroughFs {
         self.check_locks_served()?;
         self.do_getlk(inode, args)
     }
-    fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+    fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
         // Without locks served (no thread pool), a SETLKW could block its queue's only
         // worker: a guest that sends lock requests anyway gets ENOSYS.
         self.check_locks_served()?;
-        self.do_setlk(inode, args, sleep)
+        self.do_setlk(ctx.unique, inode, args, sleep)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`handle_table`]: file handles ↔ open host fds.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`migration`]: the state carried to another daemon in a live migration.
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
@@ -25,7 +26,9 @@ pub mod dax;
 pub mod fs;
 pub mod handle_table;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
+pub mod migration;
 mod ops_dax;
 mod ops_dir;
 mod ops_entry;
@@ -37,3 +40,4 @@ mod test_util;
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;
 pub use fs::PassthroughFs;
+pub use migration::{MigrationConfig, MigrationMode, OnError};

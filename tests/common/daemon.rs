@@ -24,6 +24,7 @@ pub fn binary() -> PathBuf {
 pub struct DaemonBuilder {
     args: Vec<String>,
     sandbox: String,
+    shared: Option<PathBuf>,
 }
 
 impl Default for DaemonBuilder {
@@ -38,7 +39,15 @@ impl DaemonBuilder {
         Self {
             args: Vec::new(),
             sandbox: "none".to_owned(),
+            shared: None,
         }
+    }
+
+    /// Serves `dir` (e.g. another daemon's shared directory, as a migration destination
+    /// does) instead of a fresh one.
+    pub fn shared_dir(mut self, dir: &Path) -> Self {
+        self.shared = Some(dir.to_owned());
+        self
     }
 
     /// Runs the daemon with `--sandbox mode` instead of `none`.
@@ -104,8 +113,14 @@ impl DaemonBuilder {
             .prefix("vhostfsd-itest")
             .tempdir()
             .expect("create the test directory");
-        let shared = dir.path().join("shared");
-        std::fs::create_dir(&shared).expect("create the shared directory");
+        let shared = match self.shared {
+            Some(s) => s,
+            None => {
+                let shared = dir.path().join("shared");
+                std::fs::create_dir(&shared).expect("create the shared directory");
+                shared
+            }
+        };
         let socket = dir.path().join("vhost.sock");
         let log_path = dir.path().join("daemon.log");
         let log = File::create(&log_path).expect("create the daemon log");

@@ -5,12 +5,15 @@
 //! - `reply`: the reply header, the one errno mapping, wire conversions, READDIR packing;
 //! - `counters`: requests received per opcode;
 //! - `limit`: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
+//! - [`migration`]: the session and the filesystem state saved and loaded for live
+//!   migration;
 //! - this file: the session state and the dispatch of each operation to the [`FileSystem`].
 
 mod counters;
 mod decode;
 mod init;
 mod limit;
+pub mod migration;
 mod reply;
 #[cfg(test)]
 mod tests;
@@ -133,6 +136,7 @@ impl<F: FileSystem> Server<F> {
             gid: h.gid,
             pid: h.pid,
             supp_gid: None,
+            unique: h.unique,
         };
         if h.opcode == opcode::WRITE {
             return self.write(&ctx, &h, r, lengths, minor, reply);
@@ -440,7 +444,11 @@ impl<F: FileSystem> Server<F> {
             Op::Removexattr { name } => reply.unit(fs.removexattr(ctx, node, name)),
             Op::Getlk(a) => reply.value(fs.getlk(ctx, node, &a).map(|lk| abi::LkOut { lk })),
             Op::Setlk { args, sleep } => reply.unit(fs.setlk(ctx, node, &args, sleep)),
-            Op::Interrupt | Op::NotifyReply => Ok(0),
+            Op::Interrupt(a) => {
+                fs.interrupt(a.unique);
+                Ok(0)
+            }
+            Op::NotifyReply => Ok(0),
             Op::Destroy => {
                 self.destroy();
                 reply.ok(&[])
