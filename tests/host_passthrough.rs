@@ -40,17 +40,25 @@ fn read_write(m: &Mounted) -> (u64, u64) {
     (c[0], c[1])
 }
 
-/// Whether INIT agreed on FUSE_PASSTHROUGH (the daemon logs the agreed flags).
+/// Whether INIT agreed on FUSE_PASSTHROUGH (the daemon logs the agreed flags once it has
+/// answered INIT, which may be just after the mount appears).
 fn passthrough_agreed(m: &Mounted) -> bool {
-    let log = m.log();
-    let Some(agreed) = log
-        .lines()
-        .find_map(|l| l.split("agreed 0x").nth(1))
-        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-    else {
-        panic!("no INIT in the log:\n{log}");
-    };
-    agreed & (1 << 37) != 0
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = m.log();
+        if let Some(agreed) = log
+            .lines()
+            .find_map(|l| l.split("agreed 0x").nth(1))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        {
+            return agreed & (1 << 37) != 0;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no INIT in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
