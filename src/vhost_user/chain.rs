@@ -230,7 +230,10 @@ pub struct ChainReader<'a, B: BitmapSlice = ()> {
 impl<B: BitmapSlice> Read for ChainReader<'_, B> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in self.bufs.front(buf.len())? {
+        for vs in &self.bufs.slices {
+            if done == buf.len() {
+                break;
+            }
             done += vs.copy_to(&mut buf[done..]);
         }
         self.bufs.consume(done)?;
@@ -270,10 +273,14 @@ pub struct ChainWriter<'a, B: BitmapSlice = ()> {
 impl<B: BitmapSlice> Write for ChainWriter<'_, B> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in self.bufs.front(data.len())? {
+        for vs in &self.bufs.slices {
+            if done == data.len() {
+                break;
+            }
+            let n = vs.len().min(data.len() - done);
             // copy_from marks the copied range dirty in the slice's bitmap.
-            vs.copy_from(&data[done..done + vs.len()]);
-            done += vs.len();
+            vs.copy_from(&data[done..done + n]);
+            done += n;
         }
         self.bufs.consume(done)?;
         self.written += done;
