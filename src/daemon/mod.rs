@@ -29,12 +29,12 @@ use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon}
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::{Config, Listen, SeccompAction, Transport};
+use crate::config::{Config, Listen, Transport};
 use crate::fuse::server::Server;
 use crate::fusedev::FusedevError;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
-use crate::sandbox::{self, Outcome, SandboxError};
+use crate::sandbox::{self, Outcome, SandboxError, SeccompAction};
 use crate::systemd::Notifier;
 use crate::vhost_user::backend::DirtyLog;
 use crate::vhost_user::{
@@ -196,7 +196,7 @@ enum Opened {
 fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
     log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(cfg)? {
+    let (proc_self_fd, root_dir) = match sandbox::enter(cfg.sandbox, &cfg.shared_dir)? {
         Outcome::Serve {
             proc_self_fd,
             root_dir,

@@ -2,6 +2,7 @@
 //! calls these, never `libc::` directly, so every `unsafe` about syscalls lives here.
 
 pub mod creds;
+pub mod errno;
 pub mod file_flags;
 pub mod fs;
 pub mod fusedev;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::shards::{IdHash, Shards};
+use crate::oslib::errno;
 
 /// One open file or directory.
 #[derive(Debug)]
@@ -57,10 +58,6 @@ impl Default for HandleTable {
     }
 }
 
-fn ebadf<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::EBADF))
-}
-
 impl HandleTable {
     /// Stores `fd`, opened for node `inode` with the host open `flags`, and returns its
     /// new handle.
@@ -99,7 +96,7 @@ impl HandleTable {
     ) -> io::Result<()> {
         let mut t = self.shards.lock_id(fh);
         if fh == 0 || t.contains_key(&fh) {
-            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            return Err(errno::error(libc::EEXIST));
         }
         self.next.fetch_max(last.max(fh), Ordering::Relaxed);
         t.insert(fh, HandleData::new(inode, fd, flags));
@@ -113,7 +110,7 @@ impl HandleTable {
     pub fn get(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
         match self.shards.lock_id(fh).get(&fh) {
             Some(h) if h.inode == inode => Ok(h.clone()),
-            _ => ebadf(),
+            _ => errno::fail(libc::EBADF),
         }
     }
 
@@ -125,7 +122,7 @@ impl HandleTable {
         let mut t = self.shards.lock_id(fh);
         match t.get(&fh) {
             Some(h) if h.inode == inode => Ok(t.remove(&fh).expect("present")),
-            _ => ebadf(),
+            _ => errno::fail(libc::EBADF),
         }
     }
 

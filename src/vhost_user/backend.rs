@@ -213,6 +213,8 @@ const MAX_SIGNAL_DELAY: Duration = Duration::from_millis(1);
 
 /// Most queues: one worker thread each, and the thread mask is a u64.
 pub const MAX_QUEUES: usize = 64;
+/// Most request queues (`--num-request-queues`): every queue but the high-priority one.
+pub const MAX_REQUEST_QUEUES: usize = MAX_QUEUES - 1;
 
 /// Runs one request; returns the reply length to put in the used ring (0 for a malformed
 /// chain or a request that got no reply).

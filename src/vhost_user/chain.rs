@@ -17,6 +17,7 @@ use vm_memory::{GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
 
 use crate::fuse::io::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib;
+use crate::oslib::errno;
 
 /// Most iovecs one `preadv`/`pwritev` takes (Linux `UIO_MAXIOV`); a longer transfer is
 /// simply shorter, as the traits allow.
@@ -122,7 +123,7 @@ impl<'a, B: BitmapSlice> Buffers<'a, B> {
     /// Keeps the first `at` bytes, returning the rest.
     fn split_off(&mut self, at: usize) -> io::Result<Self> {
         if at > self.len {
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            return Err(errno::error(libc::ENOSPC));
         }
         let mut rest = Self::new();
         let mut kept = 0;

@@ -104,7 +104,7 @@ impl<F: FileSystem> Server<F> {
         debug!(
             "#{} {} node {} len {} uid {} gid {} pid {}",
             h.unique,
-            decode::opcode_name(h.opcode),
+            opcode::name(h.opcode),
             h.nodeid,
             h.len,
             h.uid,
@@ -121,11 +121,7 @@ impl<F: FileSystem> Server<F> {
             return self.init(&mut r, lengths, reply);
         }
         if !self.session.initialized.load(Ordering::Acquire) {
-            debug!(
-                "#{}: {} before INIT",
-                h.unique,
-                decode::opcode_name(h.opcode)
-            );
+            debug!("#{}: {} before INIT", h.unique, opcode::name(h.opcode));
             return if has_reply {
                 reply.errno(libc::EIO)
             } else {
