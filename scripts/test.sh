@@ -21,6 +21,9 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "install dependencies"
 guest-tests/install-deps.sh
+# The POSIX suite of tests/host_posix.rs (cached in target/tools after the first run).
+PJDFSTEST=$(scripts/install-pjdfstest.sh)
+export PJDFSTEST VHOSTFSD_REQUIRE_PJDFSTEST=1
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -41,7 +44,7 @@ step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
 
 # Also runs benches/vhostfs-bench in test mode: 1 s of every workload, every reply checked.
-step "cargo test (unit, vhost-user integration tests, vhostfs-bench smoke)"
+step "cargo test (unit, vhost-user and host-mount integration tests, pjdfstest, vhostfs-bench smoke)"
 cargo test --locked --all-targets
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
