@@ -61,5 +61,8 @@ step "guest tests (real Linux guest under QEMU)"
 cargo build --release --locked --package vhostfsd
 VHOSTFSD="$PWD/target/release/vhostfsd" guest-tests/run.sh
 
+step "guest test: live migration between two QEMU 10.0 and two daemons on one directory"
+VHOSTFSD="$PWD/target/release/vhostfsd" python3 guest-tests/migrate.py
+
 step "package: .deb and RPM, installed files, systemd units, unit and libvirt guest boots"
 packaging/test-package.sh
