@@ -9,24 +9,14 @@ use std::fs;
 use common::daemon::Daemon;
 use common::fuse::{Fuse, ROOT};
 use common::procfs;
-use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::abi::opcode;
 use vm_memory::{ByteValued, Bytes, GuestAddress};
 
 /// One round of hostile requests on queue 1: GETLK and a conflicting SETLK with owners
 /// never seen before (`owner..owner + n`).
 fn lock_round(f: &mut Fuse, node: u64, fh: u64, owner: u64, n: u64) {
     for o in owner..owner + n {
-        let lk = abi::LkIn {
-            fh,
-            owner: o,
-            lk: abi::FileLock {
-                start: 0,
-                end: 10,
-                typ: libc::F_WRLCK as u32,
-                pid: 1,
-            },
-            ..Default::default()
-        };
+        let lk = common::fuse::write_lock(fh, o, 0, 10);
         let r = f.call(opcode::GETLK, node, &[lk.as_slice()], 24);
         assert_eq!(r.hdr.error, 0, "GETLK");
         let r = f.call(opcode::SETLK, node, &[lk.as_slice()], 0);
@@ -59,17 +49,7 @@ fn memory_fds_and_log_stay_flat_under_a_hostile_frontend() {
     let fa = f.open(node, libc::O_RDWR).unwrap().fh;
     let fb = f.open(node, libc::O_RDWR).unwrap().fh;
     // Owner 1 holds the lock every later owner asks for.
-    let hold = abi::LkIn {
-        fh: fa,
-        owner: 1,
-        lk: abi::FileLock {
-            start: 0,
-            end: 10,
-            typ: libc::F_WRLCK as u32,
-            pid: 1,
-        },
-        ..Default::default()
-    };
+    let hold = common::fuse::write_lock(fa, 1, 0, 10);
     f.call_ok(opcode::SETLK, node, &[hold.as_slice()], 0)
         .unwrap();
     // Warm-up round, then the baseline.
