@@ -268,7 +268,3 @@ impl PassthroughFs {
         sys::syncfs(f.as_fd())
     }
 }
-
-#[cfg(test)]
-#[path = "ops_file_tests.rs"]
-mod tests;
