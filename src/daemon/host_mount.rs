@@ -13,6 +13,7 @@ use super::{DaemonError, Opened, open_filesystem, signals};
 use crate::config::{Config, HostMount};
 use crate::fuse::server::Server;
 use crate::fusedev::backing::{DevBacking, PassthroughMode};
+use crate::fusedev::uring::{self, Rings};
 use crate::fusedev::{self, Ended, FusedevError, Mount, MountOptions, Stop};
 use crate::oslib;
 use crate::sandbox::SandboxMode;
@@ -58,9 +59,30 @@ pub(super) fn run(
             fs.with_backing(Arc::new(DevBacking::new(dev, mode)))
         }
     };
-    let server = Arc::new(Server::new(Arc::new(fs)));
+    // Ring entries per queue: enough that a request waiting for a lock leaves the queue
+    // another entry, and about as many threads in all as --thread-pool-size asks.
+    let depth = hm.threads.div_ceil(uring_queues_hint()).max(2);
+    let mut rings = match uring::prepare(hm.io_uring, mount.dev(), depth) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(u) = mount.unmount() {
+                log::error!("{u}");
+            }
+            return Err(FusedevError::from(e).into());
+        }
+    };
+    let mut server = Server::new(Arc::new(fs));
+    if let Some(r) = &rings {
+        server = server.with_transport_flags(r.init_flags());
+    }
+    let server = Arc::new(server);
     notifier.ready();
-    let result = serve(server.clone(), &mut mount, signals);
+    let result = serve(server.clone(), &mut mount, signals, rings.as_mut());
+    if let Some(r) = &rings {
+        log::info!("served {} request(s) over io_uring", r.served());
+    }
+    // Only now, with every thread joined, may the ring entries' memory go.
+    drop(rings);
     notifier.stopping();
     signals::log_requests(&server);
     // Inside the namespace sandbox the mount is the parent's to undo.
@@ -71,10 +93,16 @@ pub(super) fn run(
     result
 }
 
+/// CPUs the kernel keeps FUSE ring queues for (a hint for the entries per queue).
+fn uring_queues_hint() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 fn serve(
     server: Arc<Server<crate::passthrough::PassthroughFs>>,
     mount: &mut Mount,
     signals: File,
+    rings: Option<&mut Rings>,
 ) -> Result<(), DaemonError> {
     let stop = Arc::new(Stop::new().map_err(DaemonError::Signals)?);
     let signal_stop = stop.clone();
@@ -88,7 +116,7 @@ fn serve(
         mount.path().display(),
         readers.len()
     );
-    match fusedev::session::serve(server, readers, stop)? {
+    match fusedev::session::serve(server, readers, stop, rings)? {
         Ended::Stopped => {}
         Ended::Unmounted => log::info!("{} was unmounted", mount.path().display()),
         Ended::InitRefused => return Err(FusedevError::InitRefused.into()),
