@@ -59,9 +59,10 @@ pub(super) fn run(
             fs.with_backing(Arc::new(DevBacking::new(dev, mode)))
         }
     };
-    // Ring entries per queue: enough that a request waiting for a lock leaves the queue
-    // another entry, and about as many threads in all as --thread-pool-size asks.
-    let depth = hm.threads.div_ceil(uring_queues_hint()).max(2);
+    // Ring entries per queue (one thread each): the kernel puts a request on the queue of
+    // its caller's CPU, and a request waiting for a lock holds its entry, so each queue
+    // gets room for several waiters (libfuse's default depth, 8) or --thread-pool-size.
+    let depth = hm.threads.max(uring::MIN_DEPTH);
     let mut rings = match uring::prepare(hm.io_uring, mount.dev(), depth) {
         Ok(r) => r,
         Err(e) => {
@@ -91,11 +92,6 @@ pub(super) fn run(
     }
     log::info!("exiting");
     result
-}
-
-/// CPUs the kernel keeps FUSE ring queues for (a hint for the entries per queue).
-fn uring_queues_hint() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn serve(

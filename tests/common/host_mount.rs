@@ -87,6 +87,17 @@ impl Mounted {
         Self::spawn_on(dir, shared, mnt, args)
     }
 
+    /// Starts a daemon sharing `shared` (a directory the test made) at a fresh mountpoint.
+    pub fn start_sharing(shared: &Path, args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-mount")
+            .tempdir()
+            .expect("create the test directory");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("create the mountpoint");
+        Self::spawn_on(dir, shared.to_path_buf(), mnt, args).wait_mounted()
+    }
+
     /// Spawns a second daemon on the same directories as `self` (after `self` died).
     pub fn respawn(self, args: &[&str]) -> (Self, Self) {
         let dir = tempfile::Builder::new()

@@ -33,6 +33,9 @@ use crate::oslib;
 
 /// The module parameter that enables FUSE over io_uring (`N` by default).
 pub const ENABLE_PARAM: &str = "/sys/module/fuse/parameters/enable_uring";
+/// Fewest entries per queue: a request waiting for a lock holds its entry, and the
+/// kernel only queues a caller's requests on its own CPU's queue.
+pub const MIN_DEPTH: usize = 8;
 /// Lists the CPUs the kernel sizes its queues for (`num_possible_cpus()`).
 const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";
 
