@@ -2,8 +2,10 @@
 //! the shared directory.
 //!
 //! - [`config`]: what the filesystem is told at start.
-//! - [`fs`]: [`PassthroughFs`], the helpers all operations share, and the `FileSystem`
-//!   impl, which hands each request to the module of its concern:
+//! - [`fs`]: [`PassthroughFs`] (the state) and the `FileSystem` impl, which hands each
+//!   request to the module of its concern; `helpers`: what all operations share (an
+//!   inode's statx and key, `/proc/self/fd` names, guest-name checks); `init`: the INIT
+//!   flags asked for;
 //!   `ops_entry` (names and attributes), `ops_file` (open files), `ops_dir` (listing),
 //!   `ops_xattr` (extended attributes).
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
@@ -29,6 +31,8 @@ pub mod credentials;
 pub mod dax;
 pub mod fs;
 pub mod handle_table;
+mod helpers;
+mod init;
 pub mod inode_store;
 mod lock_wait;
 pub mod locks;
