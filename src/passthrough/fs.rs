@@ -598,7 +598,7 @@ impl FileSystem for PassthroughFs {
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
-        self.release_posix_locks(inode, lock_owner);
+        self.locks.release_posix_locks(inode, lock_owner);
         self.do_flush(inode, fh)
     }
     fn release(
@@ -612,10 +612,10 @@ impl FileSystem for PassthroughFs {
     ) -> io::Result<()> {
         // The guest's file is gone whatever the host says: its locks go first.
         if release_flags & abi::RELEASE_FLUSH != 0 {
-            self.release_posix_locks(inode, lock_owner);
+            self.locks.release_posix_locks(inode, lock_owner);
         }
         if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
-            self.release_flock(inode, lock_owner);
+            self.locks.release_flock(inode, lock_owner);
         }
         self.handles.remove(inode, fh)?;
         if let Some(b) = &self.backing {
@@ -760,8 +760,8 @@ impl FileSystem for PassthroughFs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::*;
     use super::*;
+    use crate::passthrough::tests::fixture::*;
 
     #[test]
     fn init_asks_for_what_the_config_enables() {
@@ -839,7 +839,3 @@ mod tests {
         assert_eq!(etc.attr_flags & abi::ATTR_SUBMOUNT, 0);
     }
 }
-
-#[cfg(test)]
-#[path = "file_handles_tests.rs"]
-mod file_handles_tests;

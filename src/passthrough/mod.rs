@@ -13,12 +13,15 @@
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
 //! - [`migration`]: the state carried to another daemon in a live migration.
-//! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
-//!   [`PassthroughFs::with_locks`]).
+//! - [`locks`]: POSIX and flock locks per guest lock owner, standing alone (given a way to
+//!   open the inode); `ops_lock` serves GETLK/SETLK/SETLKW with it (asked for at INIT only
+//!   with [`PassthroughFs::with_locks`]).
 //!
 //! - [`dax`]: the map of the DAX window and the `--dax-policy`; `ops_dax` serves
 //!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
 //!   one they answer `ENOSYS`).
+//! - `tests/`: behaviour tests through the `FileSystem` trait over a temporary directory
+//!   (`tests/fixture.rs`), one file per group of operations.
 
 pub mod backing;
 pub mod config;
@@ -34,10 +37,11 @@ mod ops_dax;
 mod ops_dir;
 mod ops_entry;
 mod ops_file;
+mod ops_lock;
 mod ops_xattr;
 pub mod shards;
 #[cfg(test)]
-mod test_util;
+mod tests;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;

@@ -264,7 +264,3 @@ impl PassthroughFs {
         )
     }
 }
-
-#[cfg(test)]
-#[path = "ops_entry_tests.rs"]
-mod tests;

@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::ffi::OsStrExt;
 
 use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::testing::{self, RequestBuilder};
 use vm_memory::ByteValued;
 
 use super::daemon::Daemon;
@@ -82,15 +83,11 @@ pub fn parse<T: ByteValued + Default>(b: &[u8]) -> T {
 
 /// `name` followed by a NUL.
 pub fn cstr(name: &str) -> Vec<u8> {
-    let mut v = name.as_bytes().to_vec();
-    v.push(0);
-    v
+    testing::name(name.as_bytes())
 }
 
 fn os_cstr(name: &OsStr) -> Vec<u8> {
-    let mut v = name.as_bytes().to_vec();
-    v.push(0);
-    v
+    testing::name(name.as_bytes())
 }
 
 /// The FUSE client on one queue.
@@ -132,17 +129,10 @@ impl Channel {
     /// An input header for a request with `args_len` bytes of arguments.
     pub fn header(&mut self, op: u32, nodeid: u64, args_len: usize) -> abi::InHeader {
         self.unique += 1;
-        abi::InHeader {
-            len: u32::try_from(size_of::<abi::InHeader>() + args_len).unwrap(),
-            opcode: op,
-            unique: self.unique,
-            nodeid,
-            uid: self.uid,
-            gid: self.gid,
-            pid: self.pid,
-            total_extlen: 0,
-            padding: 0,
-        }
+        RequestBuilder::new(op, nodeid)
+            .unique(self.unique)
+            .caller(self.uid, self.gid, self.pid)
+            .header(args_len, 0)
     }
 
     /// Submits raw request buffers and a reply area of `out_len` bytes (split in
@@ -877,19 +867,27 @@ impl DerefMut for Fuse {
     }
 }
 
-/// A write lock on bytes `start..=end` of `fh` for lock owner `owner` (pid 1), as the lock
-/// requests GETLK/SETLK/SETLKW carry it.
+/// A lock request as GETLK/SETLK/SETLKW carry it: a lock of type `typ` (`F_RDLCK`,
+/// `F_WRLCK`, `F_UNLCK`) on bytes `start..=end` of `fh` for lock owner `owner` (pid
+/// 100 + owner), a flock(2) lock when `flock`.
 #[allow(dead_code)] // not every test binary takes locks
-pub fn write_lock(fh: u64, owner: u64, start: u64, end: u64) -> abi::LkIn {
+pub fn lock(fh: u64, owner: u64, typ: i32, (start, end): (u64, u64), flock: bool) -> abi::LkIn {
     abi::LkIn {
         fh,
         owner,
         lk: abi::FileLock {
             start,
             end,
-            typ: libc::F_WRLCK as u32,
-            pid: 1,
+            typ: typ as u32,
+            pid: 100 + owner as u32,
         },
-        ..Default::default()
+        lk_flags: if flock { abi::LK_FLOCK } else { 0 },
+        padding: 0,
     }
+}
+
+/// A POSIX write lock on bytes `start..=end` of `fh` for lock owner `owner` ([`lock`]).
+#[allow(dead_code)] // not every test binary takes locks
+pub fn write_lock(fh: u64, owner: u64, start: u64, end: u64) -> abi::LkIn {
+    lock(fh, owner, libc::F_WRLCK, (start, end), false)
 }

@@ -21,7 +21,7 @@ mod tests;
 use std::io;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use counters::OpcodeCounters;
 pub use decode::DecodeError;
@@ -54,6 +54,8 @@ pub struct Server<F: FileSystem> {
     fs: Arc<F>,
     session: Session,
     counters: OpcodeCounters,
+    /// INIT flags the transport implements (FUSE over io_uring), offered on its behalf.
+    transport_flags: u64,
 }
 
 impl<F: FileSystem> Server<F> {
@@ -63,6 +65,24 @@ impl<F: FileSystem> Server<F> {
             fs,
             session: Session::default(),
             counters: OpcodeCounters::default(),
+            transport_flags: 0,
+        }
+    }
+
+    /// Also offers the INIT flags in `flags` that belong to the transport (only
+    /// [`init_flags::OVER_IO_URING`] does): the transport serves them, the server only
+    /// negotiates them.
+    pub fn with_transport_flags(mut self, flags: u64) -> Self {
+        self.transport_flags = flags & init::TRANSPORT_FLAGS;
+        self
+    }
+
+    /// The flags INIT agreed on (0 before INIT).
+    pub fn agreed_flags(&self) -> u64 {
+        if self.initialized() {
+            self.session.flags.load(Ordering::Relaxed)
+        } else {
+            0
         }
     }
 
@@ -220,7 +240,7 @@ impl<F: FileSystem> Server<F> {
             Ok(f) => f,
             Err(e) => return reply.error(&e),
         };
-        let flags = init::agree(&offer, fs_wants);
+        let flags = init::agree(&offer, fs_wants) | (offer.capable & self.transport_flags);
         let out = init::reply(&offer, minor, flags);
         let written = reply.value(Ok(out))?;
         self.session.flags.store(flags, Ordering::Relaxed);
@@ -234,13 +254,21 @@ impl<F: FileSystem> Server<F> {
     }
 
     fn destroy(&self) {
-        let _guard = self
+        let _guard = self.end_session();
+    }
+
+    /// Ends the session (DESTROY, or before a migration loads another one): no request is
+    /// served until the next INIT, and the filesystem drops every inode and handle. The
+    /// session lock stays held while the caller holds the guard.
+    fn end_session(&self) -> MutexGuard<'_, ()> {
+        let guard = self
             .session
             .lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.session.initialized.store(false, Ordering::Release);
         self.fs.destroy();
+        guard
     }
 
     /// WRITE: the payload stays in the transport; the filesystem moves it with
