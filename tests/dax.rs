@@ -325,6 +325,36 @@ fn mappings_are_forgotten_when_the_frontend_goes_away() {
     }
 }
 
+/// An unmount (DESTROY) hands back what the guest left mapped: the Linux guest evicts its
+/// inodes after DESTROY, so their REMOVEMAPPINGs never come, and the next mount maps the
+/// same window slots again. A re-INIT without DESTROY (a rebooted guest: the VMM's reset
+/// dropped the window) unmaps nothing.
+#[test]
+fn unmount_unmaps_what_the_guest_left_mapped() {
+    let (d, vmm, mut f) = start_dax(&[]);
+    patterned(&d, "file", 2 * MB2);
+    let node = f.lookup(ROOT, "file").unwrap().nodeid;
+    f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
+    f.setupmapping(node, NO_FH, MB2, MB2, R | W, MB2).unwrap();
+    f.destroy().unwrap();
+    assert!(
+        vmm.maps().is_empty(),
+        "left in the window: {:?}",
+        vmm.maps()
+    );
+    f.init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, DAX_INIT)
+        .unwrap();
+    let node = f.lookup(ROOT, "file").unwrap().nodeid;
+    f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
+    assert!(vmm.refused().is_empty(), "{:?}", vmm.refused());
+
+    // INIT again without DESTROY: forgotten, not unmapped.
+    f.init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, DAX_INIT)
+        .unwrap();
+    assert_eq!(vmm.maps().len(), 1, "a re-INIT unmapped");
+    assert!(vmm.refused().is_empty(), "{:?}", vmm.refused());
+}
+
 /// Whether node `name` under `parent` is DAX for the guest (FUSE_ATTR_DAX in LOOKUP).
 fn lookup_dax(f: &mut Fuse, parent: u64, name: &str) -> bool {
     f.lookup(parent, name).unwrap().attr.flags & abi::ATTR_DAX != 0

@@ -71,6 +71,11 @@ impl SessionOps for PassthroughFs {
     fn backing_id(&self, _inode: u64, fh: u64) -> Option<u32> {
         self.backing.as_ref()?.id(fh)
     }
+    fn release_mappings(&self) {
+        if let Some(dax) = &self.dax {
+            dax.release_all();
+        }
+    }
     fn destroy(&self) {
         if let Some(dax) = &self.dax {
             dax.forget_all();

@@ -489,6 +489,7 @@ impl<F: FileSystem> Server<F> {
             }
             Op::NotifyReply => Ok(0),
             Op::Destroy => {
+                self.fs.release_mappings();
                 self.destroy();
                 reply.ok(&[])
             }
