@@ -34,11 +34,11 @@ pub enum SandboxArg {
 pub enum SeccompArg {
     /// No seccomp filter.
     None,
-    /// Kill the process.
+    /// Kill the process (default).
     Kill,
-    /// Log the call and allow it.
+    /// Allow the call and log it to the kernel audit log (dmesg `type=1326`).
     Log,
-    /// Send SIGSYS.
+    /// Raise SIGSYS.
     Trap,
 }
 
@@ -120,8 +120,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = SandboxArg::Namespace)]
     pub sandbox: SandboxArg,
 
+    /// With --sandbox namespace, do not mount the shared directory nosuid,nodev in the
+    /// sandbox (by default device nodes and setuid files in the share are inert there).
+    #[arg(long)]
+    pub allow_suid_dev: bool,
+
     /// Action on a syscall the seccomp filter does not allow.
-    #[arg(long, value_enum, default_value_t = SeccompArg::None)]
+    #[arg(long, value_enum, default_value_t = SeccompArg::Kill)]
     pub seccomp: SeccompArg,
 
     /// Tell the guest about submounts of the shared directory, so it shows them as separate
@@ -181,7 +186,10 @@ pub struct Args {
     #[arg(long)]
     pub print_capabilities: bool,
 
-    /// Capability changes (not implemented yet: refused).
+    /// Change the capabilities the daemon keeps once set up: `+cap` keeps one more, `-cap`
+    /// drops one, joined by `:` (e.g. `--modcaps=+sys_admin:-mknod`). Kept by default:
+    /// chown, dac_override, fowner, fsetid, setgid, setuid, mknod, setfcap, and
+    /// dac_read_search when inodes are file handles.
     #[arg(long, value_name = "CAPS")]
     pub modcaps: Option<String>,
 

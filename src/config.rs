@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
 use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::sandbox::privileges::{CapChanges, CapChangesError};
+pub use crate::sandbox::seccomp::SeccompAction;
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum ConfigError {
     UnknownOption(String),
     #[error("bad value in -o option {0:?}")]
     BadOptionValue(String),
+    #[error(transparent)]
+    Modcaps(#[from] CapChangesError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
 }
@@ -55,15 +59,6 @@ pub enum SandboxMode {
     None,
 }
 
-/// Seccomp action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeccompAction {
-    None,
-    Kill,
-    Log,
-    Trap,
-}
-
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -76,6 +71,10 @@ pub struct Config {
     pub thread_pool_size: usize,
     pub sandbox: SandboxMode,
     pub seccomp: SeccompAction,
+    /// `--modcaps`: changes to the capabilities kept after set-up.
+    pub modcaps: CapChanges,
+    /// `--allow-suid-dev`: the namespace sandbox does not mount the share nosuid,nodev.
+    pub allow_suid_dev: bool,
     pub rlimit_nofile: Option<u64>,
     pub log_level: log::LevelFilter,
     pub syslog: bool,
@@ -99,9 +98,10 @@ impl TryFrom<Args> for Config {
         if args.xattrmap.is_some() {
             return Err(ConfigError::NotSupported("--xattrmap"));
         }
-        if args.modcaps.is_some() {
-            return Err(ConfigError::NotSupported("--modcaps"));
-        }
+        let modcaps = match &args.modcaps {
+            Some(m) => m.parse()?,
+            None => CapChanges::default(),
+        };
         if args.uid_map.is_some() || args.gid_map.is_some() {
             return Err(ConfigError::NotSupported("--uid-map/--gid-map"));
         }
@@ -230,6 +230,8 @@ impl TryFrom<Args> for Config {
                 SeccompArg::Log => SeccompAction::Log,
                 SeccompArg::Trap => SeccompAction::Trap,
             },
+            modcaps,
+            allow_suid_dev: args.allow_suid_dev,
             rlimit_nofile: args.rlimit_nofile,
             log_level,
             syslog: args.syslog,
@@ -271,6 +273,8 @@ impl Config {
             thread_pool_size: 0,
             sandbox: SandboxMode::None,
             seccomp: SeccompAction::None,
+            modcaps: CapChanges::default(),
+            allow_suid_dev: false,
             rlimit_nofile: None,
             log_level: log::LevelFilter::Info,
             syslog: false,
@@ -335,6 +339,16 @@ mod tests {
     }
 
     #[test]
+    fn modcaps_is_parsed_and_checked() {
+        let c = parse(&["--modcaps=+sys_admin:-mknod"]).unwrap();
+        assert_eq!(c.modcaps, "+sys_admin:-mknod".parse().unwrap());
+        assert!(matches!(
+            parse(&["--modcaps=+sys_bogus"]),
+            Err(ConfigError::Modcaps(_))
+        ));
+    }
+
+    #[test]
     fn print_capabilities_needs_nothing_else() {
         let c =
             Config::try_from(Args::try_parse_from(["vhostfsd", "--print-capabilities"]).unwrap())
@@ -344,8 +358,12 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_defaults_to_none() {
-        assert_eq!(parse(&[]).unwrap().seccomp, SeccompAction::None);
+    fn seccomp_defaults_to_kill_as_virtiofsd() {
+        assert_eq!(parse(&[]).unwrap().seccomp, SeccompAction::Kill);
+        assert_eq!(
+            parse(&["--seccomp=log"]).unwrap().seccomp,
+            SeccompAction::Log
+        );
     }
 
     #[test]

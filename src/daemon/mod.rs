@@ -25,18 +25,18 @@ use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon}
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::{Config, SeccompAction};
+use crate::config::Config;
 use crate::fuse::server::Server;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
+use crate::sandbox::privileges::{self, CapsError};
+use crate::sandbox::seccomp::{self, SeccompError};
 use crate::sandbox::{self, Outcome, SandboxError};
 use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
-    SeccompNotImplemented(&'static str),
     #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
     Signals(#[source] io::Error),
     #[error(
@@ -82,6 +82,10 @@ pub enum DaemonError {
     ProcSelfFd(#[source] io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Capabilities(#[from] CapsError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("the sandboxed daemon process exited with status {0}: see its messages above")]
     SandboxedChild(i32),
     #[error("cannot open the shared directory {path:?}: check that it exists and is readable")]
@@ -108,12 +112,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         return Ok(());
     }
     logger::init(cfg.log_level, cfg.syslog);
-    match cfg.seccomp {
-        SeccompAction::None => {}
-        SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
-        SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
-        SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
-    }
     let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
         .map_err(DaemonError::Signals)?;
     let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
@@ -140,6 +138,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // when requests run on a pool, so the request that releases the lock can still run.
     // Otherwise the guest kernel keeps locks local, as with virtiofsd.
     let fs = fs.with_locks(cfg.thread_pool_size > 0);
+    // Still single-threaded (the signal thread and the workers start in `serve`): what is
+    // dropped here is dropped for every thread.
+    let needs = privileges::Needs {
+        file_handles: fs.uses_file_handles(),
+        sys_admin: false,
+    };
+    privileges::restrict(privileges::kept_set(needs, cfg.modcaps))?;
+    seccomp::install(cfg.seccomp)?;
+    log::debug!("seccomp filter: {}", cfg.seccomp);
     let server = Arc::new(Server::new(Arc::new(fs)));
     let device = DeviceConfig {
         num_request_queues: cfg.num_request_queues,

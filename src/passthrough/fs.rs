@@ -98,6 +98,12 @@ impl PassthroughFs {
         })
     }
 
+    /// Whether inodes are held as file handles (`open_by_handle_at` needs
+    /// CAP_DAC_READ_SEARCH for as long as the daemon serves).
+    pub fn uses_file_handles(&self) -> bool {
+        self.handles_mode != InodeFileHandles::Never
+    }
+
     /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
     /// INIT) instead of leaving them to the guest kernel. A blocking lock request blocks
     /// its worker thread until granted, so enable this only when requests run on a thread

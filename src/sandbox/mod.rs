@@ -8,6 +8,8 @@
 
 mod chroot;
 mod namespace;
+pub mod privileges;
+pub mod seccomp;
 
 use std::ffi::{CString, NulError};
 use std::fs::File;
@@ -79,7 +81,7 @@ pub fn enter(cfg: &Config) -> Result<Outcome, SandboxError> {
             root_dir: cfg.shared_dir.clone(),
         }),
         SandboxMode::Chroot => chroot::enter(&cfg.shared_dir),
-        SandboxMode::Namespace => namespace::enter(&cfg.shared_dir),
+        SandboxMode::Namespace => namespace::enter(&cfg.shared_dir, !cfg.allow_suid_dev),
     }
 }
 

@@ -20,6 +20,16 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vhostfsd")))
 }
 
+/// The `--seccomp` flag the daemons run with: none, so the default (`kill`) applies and a
+/// system call missing from the allowlist fails the test; `$VHOSTFSD_ITEST_SECCOMP=log`
+/// runs them with `--seccomp log` instead, to find such calls in the kernel log
+/// (`dmesg | grep type=1326`).
+fn seccomp() -> Vec<String> {
+    std::env::var("VHOSTFSD_ITEST_SECCOMP")
+        .map(|action| vec![format!("--seccomp={action}")])
+        .unwrap_or_default()
+}
+
 /// Builds the command line of one daemon.
 pub struct DaemonBuilder {
     args: Vec<String>,
@@ -33,7 +43,7 @@ impl Default for DaemonBuilder {
 }
 
 impl DaemonBuilder {
-    /// A daemon with no sandbox, no seccomp and debug logs.
+    /// A daemon with no sandbox, the default seccomp filter and debug logs.
     pub fn new() -> Self {
         Self {
             args: Vec::new(),
@@ -68,8 +78,7 @@ impl DaemonBuilder {
         let mut child = Command::new(binary())
             .arg("--sandbox")
             .arg("none")
-            .arg("--seccomp")
-            .arg("none")
+            .args(seccomp())
             .arg("--socket-path")
             .arg(dir.path().join("vhost.sock"))
             .arg("--shared-dir")
@@ -112,8 +121,7 @@ impl DaemonBuilder {
         let child = Command::new(binary())
             .arg("--sandbox")
             .arg(&self.sandbox)
-            .arg("--seccomp")
-            .arg("none")
+            .args(seccomp())
             .arg("--log-level")
             .arg("debug")
             .arg("--socket-path")
@@ -179,6 +187,31 @@ impl Daemon {
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The pid of the process that serves: the daemon itself, or with `--sandbox
+    /// namespace` its child (pid 1 of the new pid namespace).
+    pub fn serving_pid(&self) -> u32 {
+        let pid = self.pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .next()
+            .map_or(pid, |c| c.parse().expect("a pid in /proc/PID/children"))
+    }
+
+    /// A field of `/proc/PID/status` of the serving process (e.g. `CapEff`, `Seccomp`).
+    pub fn status_field(&self, name: &str) -> String {
+        let pid = self.serving_pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .trim()
+            .to_owned()
     }
 
     /// Everything the daemon logged so far.
