@@ -201,12 +201,16 @@ pub struct Args {
     #[arg(long, value_name = "MAP")]
     pub gid_map: Option<String>,
 
-    /// UID translation (not implemented yet: refused).
-    #[arg(long, value_name = "MAP")]
+    /// Translate uids between guest and host inside the daemon (caller credentials, chown,
+    /// attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest`
+    /// (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both
+    /// ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins,
+    /// ids no rule covers pass unchanged.
+    #[arg(long, value_name = "RULE")]
     pub translate_uid: Vec<String>,
 
-    /// GID translation (not implemented yet: refused).
-    #[arg(long, value_name = "MAP")]
+    /// Translate gids, as --translate-uid does uids.
+    #[arg(long, value_name = "RULE")]
     pub translate_gid: Vec<String>,
 
     /// Stay in the foreground (always the case; accepted for compatibility).

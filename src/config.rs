@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
-use crate::passthrough::{self, CachePolicy, InodeFileHandles};
+use crate::passthrough::id_map::IdRuleError;
+use crate::passthrough::{self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles};
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
 pub use crate::sandbox::seccomp::SeccompAction;
 
@@ -38,6 +39,8 @@ pub enum ConfigError {
     BadOptionValue(String),
     #[error(transparent)]
     Modcaps(#[from] CapChangesError),
+    #[error("--translate-uid/--translate-gid: {0}")]
+    IdTranslation(#[from] IdRuleError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
 }
@@ -105,9 +108,17 @@ impl TryFrom<Args> for Config {
         if args.uid_map.is_some() || args.gid_map.is_some() {
             return Err(ConfigError::NotSupported("--uid-map/--gid-map"));
         }
-        if !args.translate_uid.is_empty() || !args.translate_gid.is_empty() {
-            return Err(ConfigError::NotSupported("--translate-uid/--translate-gid"));
-        }
+        let parse_rules = |rules: &[String]| {
+            rules
+                .iter()
+                .map(|r| r.parse::<IdRule>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(IdTranslation::new)
+        };
+        let id_map = IdMap {
+            uids: parse_rules(&args.translate_uid)?,
+            gids: parse_rules(&args.translate_gid)?,
+        };
         let mut timeout = None;
         let mut killpriv_v2 = !args.no_killpriv_v2;
         for opts in std::mem::take(&mut args.options) {
@@ -254,6 +265,7 @@ impl TryFrom<Args> for Config {
                 },
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
+                id_map,
             },
         })
     }
@@ -346,6 +358,21 @@ mod tests {
             parse(&["--modcaps=+sys_bogus"]),
             Err(ConfigError::Modcaps(_))
         ));
+    }
+
+    #[test]
+    fn translations_are_parsed_in_order_and_checked() {
+        let c = parse(&[
+            "--translate-uid=map:0:1000:1",
+            "--translate-uid=forbid-guest:5:1",
+            "--translate-gid=squash-host:0:100:65536",
+        ])
+        .unwrap();
+        assert_eq!(c.fs.id_map.uids.to_host(0).unwrap(), 1000);
+        assert!(c.fs.id_map.uids.to_host(5).is_err());
+        assert_eq!(c.fs.id_map.gids.to_guest(7), 100);
+        let e = parse(&["--translate-gid=guest:1:2"]).unwrap_err();
+        assert!(e.to_string().contains("guest:1:2"), "{e}");
     }
 
     #[test]

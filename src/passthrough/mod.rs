@@ -11,6 +11,7 @@
 //! - [`handle_table`]: file handles ↔ open host fds.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`id_map`]: `--translate-uid`/`--translate-gid`, guest ids to host ids and back.
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod fs;
 pub mod handle_table;
+pub mod id_map;
 pub mod inode_store;
 pub mod locks;
 mod ops_dir;
@@ -31,3 +33,4 @@ mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use fs::PassthroughFs;
+pub use id_map::{IdMap, IdRule, IdTranslation};

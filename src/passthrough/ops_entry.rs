@@ -35,7 +35,7 @@ impl PassthroughFs {
             Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
             None => stat_fd(data.fd()?.as_fd())?,
         };
-        Ok((sys::statx_to_stat64(&stx), self.timeout()))
+        Ok((self.guest_attr(&stx), self.timeout()))
     }
 
     pub(crate) fn do_setattr(
@@ -64,13 +64,14 @@ impl PassthroughFs {
                 }
             }
             if attr.valid & (valid::UID | valid::GID) != 0 {
+                let ids = &self.cfg.id_map;
                 let uid = if attr.valid & valid::UID != 0 {
-                    attr.uid
+                    ids.uids.to_host(attr.uid)?
                 } else {
                     u32::MAX
                 };
                 let gid = if attr.valid & valid::GID != 0 {
-                    attr.gid
+                    ids.gids.to_host(attr.gid)?
                 } else {
                     u32::MAX
                 };
@@ -119,7 +120,7 @@ impl PassthroughFs {
         if attr.valid & valid::KILL_SUIDGID != 0 {
             self.kill_suidgid(dfd.as_fd())?;
         }
-        Ok((sys::statx_to_stat64(&stat_fd(dfd.as_fd())?), self.timeout()))
+        Ok((self.guest_attr(&stat_fd(dfd.as_fd())?), self.timeout()))
     }
 
     pub(crate) fn do_readlink(&self, inode: u64) -> io::Result<Vec<u8>> {
@@ -146,7 +147,9 @@ impl PassthroughFs {
         let p = self.inodes.get(parent)?;
         {
             let _umask = umask.map(ThreadUmask::set).transpose()?;
-            let _creds = as_caller.then(|| CallerCreds::switch(ctx)).transpose()?;
+            let _creds = as_caller
+                .then(|| CallerCreds::switch(&self.host_caller(ctx)?))
+                .transpose()?;
             make(p.fd()?.as_fd())?;
         }
         self.do_lookup(&p, name)
@@ -241,7 +244,7 @@ impl PassthroughFs {
         if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {
             return Err(errno(libc::EROFS));
         }
-        let _creds = CallerCreds::switch(ctx)?;
+        let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
             &proc_name(data.fd()?.as_fd()),

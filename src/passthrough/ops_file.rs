@@ -64,7 +64,7 @@ impl PassthroughFs {
         };
         let fd = {
             let _umask = ThreadUmask::set(args.umask)?;
-            let _creds = CallerCreds::switch(ctx)?;
+            let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
             sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)?
         };
         if args.open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags & libc::O_TRUNC != 0 {
