@@ -45,9 +45,10 @@ pub enum SeccompArg {
 /// Inode representation (`--inode-file-handles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InodeFileHandlesArg {
-    /// Keep an O_PATH fd per inode (default).
+    /// Keep an O_PATH fd per inode.
     Never,
-    /// Use file handles where the host filesystem supports them.
+    /// Use file handles where the host filesystem supports them and the daemon has
+    /// CAP_DAC_READ_SEARCH, else O_PATH fds (default, as virtiofsd's since 2025).
     Prefer,
     /// Fail lookups that cannot be kept as a file handle.
     Mandatory,
@@ -134,8 +135,9 @@ pub struct Args {
     #[arg(long)]
     pub announce_submounts: bool,
 
-    /// Keep inodes as file handles rather than O_PATH fds, so fewer fds stay open.
-    #[arg(long, value_enum, default_value_t = InodeFileHandlesArg::Never, num_args = 0..=1, default_missing_value = "prefer")]
+    /// Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open
+    /// fd (the daemon then keeps CAP_DAC_READ_SEARCH).
+    #[arg(long, value_enum, default_value_t = InodeFileHandlesArg::Prefer, num_args = 0..=1, default_missing_value = "prefer")]
     pub inode_file_handles: InodeFileHandlesArg,
 
     /// Cache policy.

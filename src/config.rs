@@ -329,6 +329,8 @@ mod tests {
         assert_eq!(c.fs.cache, CachePolicy::Auto);
         assert!(!c.fs.xattr);
         assert!(c.tag.is_none());
+        assert_eq!(c.seccomp, SeccompAction::Kill);
+        assert_eq!(c.fs.inode_file_handles, InodeFileHandles::Prefer);
     }
 
     #[test]

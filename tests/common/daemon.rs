@@ -34,6 +34,7 @@ fn seccomp() -> Vec<String> {
 pub struct DaemonBuilder {
     args: Vec<String>,
     sandbox: String,
+    tmpfs: bool,
 }
 
 impl Default for DaemonBuilder {
@@ -48,7 +49,15 @@ impl DaemonBuilder {
         Self {
             args: Vec::new(),
             sandbox: "none".to_owned(),
+            tmpfs: false,
         }
+    }
+
+    /// Mounts a tmpfs on the shared directory before the daemon starts (needs root); it
+    /// is unmounted when the daemon is dropped.
+    pub fn tmpfs_share(mut self) -> Self {
+        self.tmpfs = true;
+        self
     }
 
     /// Runs the daemon with `--sandbox mode` instead of `none`.
@@ -115,6 +124,9 @@ impl DaemonBuilder {
             .expect("create the test directory");
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).expect("create the shared directory");
+        if self.tmpfs {
+            mount_tmpfs(&shared);
+        }
         let socket = dir.path().join("vhost.sock");
         let log_path = dir.path().join("daemon.log");
         let log = File::create(&log_path).expect("create the daemon log");
@@ -136,6 +148,7 @@ impl DaemonBuilder {
             .expect("spawn vhostfsd");
         let mut daemon = Daemon {
             child,
+            tmpfs: self.tmpfs,
             exited: None,
             socket,
             shared,
@@ -150,6 +163,8 @@ impl DaemonBuilder {
 /// A running daemon; killed (by pid) when dropped.
 pub struct Daemon {
     child: Child,
+    /// A tmpfs is mounted on `shared`.
+    tmpfs: bool,
     exited: Option<ExitStatus>,
     socket: PathBuf,
     shared: PathBuf,
@@ -293,6 +308,11 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if self.tmpfs {
+            let c = std::ffi::CString::new(self.shared.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path living across the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
         if std::thread::panicking() {
             eprintln!(
                 "---- vhostfsd log ({}) ----\n{}---- end of vhostfsd log ----",
@@ -301,4 +321,26 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// Mounts a fresh tmpfs on `dir`.
+fn mount_tmpfs(dir: &Path) {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: every pointer is a NUL-terminated string living across the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0755".as_ptr().cast(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount a tmpfs on {}: {} (needs root)",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
 }
