@@ -5,6 +5,21 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+/// The package version, as in Cargo.toml (the man page shows this one).
+pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit the binary was built from (`build.rs`; "unknown" outside a git checkout
+/// unless `VHOSTFSD_GIT_COMMIT` was set at build time).
+pub const GIT_COMMIT: &str = env!("VHOSTFSD_GIT_COMMIT");
+
+/// What `--version` prints after the name: the package version and the git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VHOSTFSD_GIT_COMMIT"),
+    ")"
+);
+
 /// Cache policy (`--cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CacheArg {
@@ -68,7 +83,7 @@ pub enum LogLevelArg {
 /// vhost-user virtio-fs daemon: shares a host directory with QEMU and Cloud Hypervisor
 /// guests.
 #[derive(Debug, Parser)]
-#[command(name = "vhostfsd", version, about, long_about = None)]
+#[command(name = "vhostfsd", version = VERSION, about, long_about = None)]
 pub struct Args {
     /// Shared directory path.
     #[arg(long, value_name = "DIR")]
@@ -80,9 +95,20 @@ pub struct Args {
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
 
-    /// vhost-user socket path to listen on.
-    #[arg(long, alias = "socket", value_name = "PATH", required_unless_present_any = ["fd", "print_capabilities"])]
+    /// vhost-user socket path to listen on. Without it and without --fd, the daemon serves
+    /// the socket systemd passes (socket activation, LISTEN_FDS).
+    #[arg(long, alias = "socket", value_name = "PATH")]
     pub socket_path: Option<PathBuf>,
+
+    /// Host mount mode: mount the shared directory at this directory through /dev/fuse
+    /// (allow_other, default_permissions) instead of serving a VM; SIGTERM/SIGINT unmount.
+    /// Reader threads: --thread-pool-size, or one per CPU when 0. Needs root.
+    #[arg(
+        long,
+        value_name = "MNT",
+        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "print_capabilities"]
+    )]
+    pub mount: Option<PathBuf>,
 
     /// Name of the group that owns the socket (libvirt uses this).
     #[arg(long, value_name = "GROUP")]

@@ -9,6 +9,7 @@ use crate::passthrough::id_map::IdRuleError;
 use crate::passthrough::{self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles};
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
 pub use crate::sandbox::seccomp::SeccompAction;
+use crate::systemd::{self, SystemdError};
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no socket: pass --socket-path PATH or --fd FD")]
+    #[error(
+        "no socket: pass --socket-path PATH or --fd FD, or start vhostfsd from a systemd \
+         socket unit (or pass --mount MNT for a host mount)"
+    )]
     NoSocket,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     #[error("--num-request-queues must be between 1 and {max}, got {got}")]
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
@@ -43,6 +49,15 @@ pub enum ConfigError {
     IdTranslation(#[from] IdRuleError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
+    #[error(
+        "cannot use mountpoint {path:?} for --mount: check that the directory exists (a FUSE \
+         mount left by a killed daemon is cleared with `umount -l {path:?}`)"
+    )]
+    MountpointUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the vhost-user socket comes from.
@@ -52,6 +67,24 @@ pub enum Listen {
     SocketPath(PathBuf),
     /// An inherited, already listening socket.
     Fd(RawFd),
+}
+
+/// What the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A VM, through a vhost-user socket.
+    VhostUser(Listen),
+    /// A host mount through /dev/fuse (`--mount`).
+    HostMount(HostMount),
+}
+
+/// Host mount mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    /// Where the shared directory is mounted (canonical).
+    pub mountpoint: PathBuf,
+    /// Reader threads on /dev/fuse.
+    pub threads: usize,
 }
 
 /// Sandbox mode.
@@ -65,7 +98,7 @@ pub enum SandboxMode {
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Listen,
+    pub transport: Transport,
     pub socket_group: Option<String>,
     pub shared_dir: PathBuf,
     pub tag: Option<String>,
@@ -164,9 +197,24 @@ impl TryFrom<Args> for Config {
             }
         }
 
-        let listen = match (args.socket_path, args.fd) {
-            (Some(p), None) => Listen::SocketPath(p),
-            (None, Some(fd)) => Listen::Fd(fd),
+        let transport = match (args.mount, args.socket_path, args.fd) {
+            (Some(mnt), None, None) => Transport::HostMount(HostMount {
+                mountpoint: mnt.canonicalize().map_err(|source| {
+                    ConfigError::MountpointUnusable {
+                        path: mnt.clone(),
+                        source,
+                    }
+                })?,
+                threads: match args.thread_pool_size {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
+            }),
+            (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
+            (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
+            (None, None, None) => systemd::listen_fd_from_env()?
+                .map(|fd| Transport::VhostUser(Listen::Fd(fd)))
+                .ok_or(ConfigError::NoSocket)?,
             _ => return Err(ConfigError::NoSocket),
         };
         let shared_dir = args.shared_dir.ok_or(ConfigError::NoSharedDir)?;
@@ -223,7 +271,7 @@ impl TryFrom<Args> for Config {
         };
 
         Ok(Config {
-            listen,
+            transport,
             socket_group: args.socket_group,
             shared_dir: shared_dir.clone(),
             tag: args.tag,
@@ -276,7 +324,7 @@ impl Config {
     /// directory: only `print_capabilities` is meaningful.
     fn print_capabilities_only() -> Self {
         Config {
-            listen: Listen::Fd(-1),
+            transport: Transport::VhostUser(Listen::Fd(-1)),
             socket_group: None,
             shared_dir: PathBuf::from("/"),
             tag: None,

@@ -62,7 +62,11 @@ fn file_handles_by_default_look_up_200k_files_with_1024_fds() {
         .start();
     let t = Instant::now();
     populate(d.shared());
-    eprintln!("created {} files in {:?}", DIRS * FILES_PER_DIR, t.elapsed());
+    eprintln!(
+        "created {} files in {:?}",
+        DIRS * FILES_PER_DIR,
+        t.elapsed()
+    );
     let mut f = Fuse::start(&d);
     let t = Instant::now();
     let mut seen = 0;
@@ -107,6 +111,7 @@ fn running_out_of_fds_is_an_errno_and_the_daemon_keeps_serving() {
     for id in &looked_up {
         f.forget(*id, 1);
     }
-    f.lookup(ROOT, "f99").expect("LOOKUP once fds are free again");
+    f.lookup(ROOT, "f99")
+        .expect("LOOKUP once fds are free again");
     common::assert_alive(&mut f);
 }

@@ -5,8 +5,9 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,20 +60,10 @@ fn an_unknown_socket_group_is_refused_by_name() {
     assert!(log.contains("no-such-group-vhostfsd"), "log: {log}");
 }
 
-#[test]
-fn serves_an_inherited_listening_socket() {
-    require_root!();
-    let dir = tempfile::tempdir().unwrap();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    std::fs::write(shared.join("hello"), b"hi").unwrap();
-    let sock = dir.path().join("inherited.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+/// Spawns `cmd` with `listener` on fd 3 without close-on-exec, as a parent process (libvirt,
+/// systemd) passes it.
+fn spawn_with_socket_on_fd3(cmd: &mut Command, listener: &UnixListener) -> std::process::Child {
     let fd = listener.as_raw_fd();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vhostfsd"));
-    cmd.args(["--sandbox", "none", "--fd", "3", "--shared-dir"])
-        .arg(&shared)
-        .stdin(Stdio::null());
     // SAFETY: between fork and exec only dup2 and fcntl run, both async-signal-safe; they
     // put the listening socket on fd 3 without close-on-exec, as a parent process would
     // (dup2 onto itself keeps the flag, so an fd that already is 3 gets it cleared).
@@ -89,30 +80,113 @@ fn serves_an_inherited_listening_socket() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    drop(listener);
-    let dev = Device::connect(&sock, 1);
+    cmd.stdin(Stdio::null()).spawn().unwrap()
+}
+
+/// LOOKUP of the file `hello` (2 bytes) through the socket at `sock`.
+fn lookup_hello(sock: &std::path::Path) {
+    let dev = Device::connect(sock, 1);
     let mut f = Fuse::from_device(dev);
     let e = f
         .on(1)
         .lookup(ROOT, "hello")
-        .expect("LOOKUP over the inherited socket");
+        .expect("LOOKUP over the passed socket");
     assert_eq!(e.attr.size, 2);
-    drop(f);
+}
+
+/// SIGTERM, then the exit status within 10 s.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     // SAFETY: kill takes integers only; the pid is our own child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         if start.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
             panic!("the daemon did not exit on SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// A temporary directory with `shared/hello` and a listening socket `name` in it.
+fn share_and_listener(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf, UnixListener) {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("hello"), b"hi").unwrap();
+    let sock = dir.path().join(name);
+    let listener = UnixListener::bind(&sock).unwrap();
+    (dir, shared, sock, listener)
+}
+
+#[test]
+fn serves_an_inherited_listening_socket() {
+    require_root!();
+    let (_dir, shared, sock, listener) = share_and_listener("inherited.sock");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vhostfsd"));
+    cmd.args(["--sandbox", "none", "--fd", "3", "--shared-dir"])
+        .arg(&shared);
+    let mut child = spawn_with_socket_on_fd3(&mut cmd, &listener);
+    drop(listener);
+    lookup_hello(&sock);
+    let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serves_a_socket_passed_by_systemd_and_notifies_ready() {
+    require_root!();
+    let (dir, shared, sock, listener) = share_and_listener("activated.sock");
+    let notify_path = dir.path().join("notify");
+    let manager = UnixDatagram::bind(&notify_path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // LISTEN_PID must be the daemon's pid: a shell sets it to its own, then execs.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_vhostfsd"))
+        // The namespace sandbox: READY=1 comes from the sandboxed child, through the
+        // notification socket connected before pivot_root.
+        .args(["--sandbox", "namespace", "--shared-dir"])
+        .arg(&shared)
+        .env("NOTIFY_SOCKET", &notify_path);
+    let mut child = spawn_with_socket_on_fd3(&mut cmd, &listener);
+    drop(listener);
+    let mut buf = [0u8; 256];
+    let n = manager
+        .recv(&mut buf)
+        .expect("READY=1 from the daemon within 20 s");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("READY=1"), "notification {msg:?}");
+    lookup_hello(&sock);
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    let n = manager.recv(&mut buf).expect("STOPPING=1 on SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
+
+#[test]
+fn without_a_socket_the_daemon_names_every_way_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vhostfsd"))
+        .args(["--sandbox", "none", "--shared-dir"])
+        .arg(dir.path())
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "status {:?}", out.status);
+    assert!(
+        err.contains("--socket-path") && err.contains("--fd") && err.contains("systemd"),
+        "stderr: {err}"
+    );
 }
 
 /// A session through a sandboxed daemon: create, write on the host side, escape attempts.

@@ -179,3 +179,65 @@ fn flock_conflicts_between_open_files() {
     )
     .unwrap();
 }
+
+#[test]
+fn an_owners_locks_go_on_flush_and_release_even_when_the_request_fails() {
+    require_root!();
+    let (d, mut f) = start(&["--thread-pool-size", "2"]);
+    fs::write(d.path("x"), vec![0u8; 100]).unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fa = f.open(e, libc::O_RDWR).unwrap().fh;
+    let fb = f.open(e, libc::O_RDWR).unwrap().fh;
+    let wr = libc::F_WRLCK;
+    let gone = fa + fb + 1000;
+    // POSIX: owner 1 locks, then its FLUSH names a handle that is already gone.
+    lk(&mut f, opcode::SETLK, e, Req::new(fa, 1, wr, (0, 9), false)).unwrap();
+    let flush = abi::FlushIn {
+        fh: gone,
+        lock_owner: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        f.call_ok(opcode::FLUSH, e, &[flush.as_slice()], 0)
+            .map(drop),
+        Err(libc::EBADF)
+    );
+    lk(&mut f, opcode::SETLK, e, Req::new(fb, 2, wr, (0, 9), false))
+        .expect("owner 1's POSIX lock outlived its FLUSH");
+    // flock: owner 3 locks, then its RELEASE (FLOCK_UNLOCK) names a handle already gone.
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req::new(fa, 3, wr, (0, u64::MAX), true),
+    )
+    .unwrap();
+    let rel = abi::ReleaseIn {
+        fh: gone,
+        flags: libc::O_RDWR as u32,
+        release_flags: abi::RELEASE_FLOCK_UNLOCK,
+        lock_owner: 3,
+    };
+    assert_eq!(
+        f.call_ok(opcode::RELEASE, e, &[rel.as_slice()], 0)
+            .map(drop),
+        Err(libc::EBADF)
+    );
+    lk(
+        &mut f,
+        opcode::SETLK,
+        e,
+        Req::new(fb, 4, wr, (0, u64::MAX), true),
+    )
+    .expect("owner 3's flock outlived its RELEASE");
+    // RELEASE with RELEASE_FLUSH is also a FLUSH: owner 2's POSIX locks go.
+    let rel = abi::ReleaseIn {
+        fh: fb,
+        flags: libc::O_RDWR as u32,
+        release_flags: abi::RELEASE_FLUSH,
+        lock_owner: 2,
+    };
+    f.call_ok(opcode::RELEASE, e, &[rel.as_slice()], 0).unwrap();
+    lk(&mut f, opcode::SETLK, e, Req::new(fa, 5, wr, (0, 9), false))
+        .expect("owner 2's POSIX lock outlived a RELEASE with RELEASE_FLUSH");
+}

@@ -1,16 +1,19 @@
 //! Starts the daemon from a checked configuration and serves one vhost-user frontend after
 //! another until SIGTERM or SIGINT.
 //!
-//! Order of start-up: logging; SIGTERM/SIGINT blocked and read from a signalfd (before any
-//! thread exists, so every thread inherits the mask); the listening socket; RLIMIT_NOFILE;
-//! /proc/self/fd; the sandbox; the filesystem and FUSE server. Then, for each frontend, a
+//! Order of start-up: logging; systemd's notification socket, if any; SIGTERM/SIGINT blocked
+//! and read from a signalfd (before any thread exists, so every thread inherits the mask);
+//! the listening socket; RLIMIT_NOFILE; /proc/self/fd; the sandbox; the filesystem and FUSE
+//! server; READY=1 to systemd. Then, for each frontend, a
 //! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
 //! goes away, the requests in flight finish, the filesystem state is dropped, and the next
 //! frontend is awaited.
 
+mod host_mount;
 mod limits;
 mod listener;
 mod logger;
+mod panic;
 
 use std::fs::File;
 use std::io;
@@ -25,18 +28,25 @@ use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon}
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
-use crate::config::Config;
+use crate::config::{Config, Listen, Transport};
 use crate::fuse::server::Server;
+use crate::fusedev::FusedevError;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::privileges::{self, CapsError};
 use crate::sandbox::seccomp::{self, SeccompError};
 use crate::sandbox::{self, Outcome, SandboxError};
+use crate::systemd::Notifier;
 use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(
+        "cannot connect to systemd's NOTIFY_SOCKET: check the unit (Type=notify) or unset \
+         NOTIFY_SOCKET"
+    )]
+    NotifySocket(#[source] io::Error),
     #[error("cannot set up SIGTERM/SIGINT handling (signalfd)")]
     Signals(#[source] io::Error),
     #[error(
@@ -100,6 +110,8 @@ pub enum DaemonError {
     VhostUser(String),
     #[error("waiting for a vhost-user frontend failed")]
     Wait(#[source] io::Error),
+    #[error(transparent)]
+    HostMount(#[from] FusedevError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (then `Ok`) or a fatal error.
@@ -112,18 +124,68 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         return Ok(());
     }
     logger::init(cfg.log_level, cfg.syslog);
+    panic::abort_on_panic();
+    // Connected now: the socket's path is out of reach once the sandbox is entered.
+    let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
     let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
         .map_err(DaemonError::Signals)?;
-    let (listener, _socket_file) = listener::open(&cfg.listen, cfg.socket_group.as_deref())?;
+    match &cfg.transport {
+        Transport::VhostUser(listen) => run_vhost_user(&cfg, listen, signals, &notifier),
+        Transport::HostMount(hm) => host_mount::run(&cfg, hm, signals, &notifier),
+    }
+}
+
+/// The vhost-user daemon: listens, then serves one frontend after another.
+fn run_vhost_user(
+    cfg: &Config,
+    listen: &Listen,
+    signals: File,
+    notifier: &Notifier,
+) -> Result<(), DaemonError> {
+    let (listener, _socket_file) = listener::open(listen, cfg.socket_group.as_deref())?;
+    let fs = match open_filesystem(cfg)? {
+        Opened::Serve(fs) => *fs,
+        Opened::ChildExited(0) => return Ok(()),
+        Opened::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
+    };
+    // A blocking lock request holds its worker until granted: serve locks on the host only
+    // when requests run on a pool, so the request that releases the lock can still run.
+    // Otherwise the guest kernel keeps locks local, as with virtiofsd.
+    let fs = fs.with_locks(cfg.thread_pool_size > 0);
+    let server = Arc::new(Server::new(Arc::new(fs)));
+    let device = DeviceConfig {
+        num_request_queues: cfg.num_request_queues,
+        queue_size: cfg.queue_size,
+        tag: cfg.tag.clone(),
+        thread_pool_size: cfg.thread_pool_size,
+    };
+    notifier.ready();
+    let result = serve(listener, server, &device, signals);
+    notifier.stopping();
+    log::info!("exiting");
+    result
+}
+
+/// What [`open_filesystem`] leaves this process to do.
+enum Opened {
+    /// Serve this filesystem.
+    Serve(Box<PassthroughFs>),
+    /// This is the parent outside the sandbox; the serving child exited with this code.
+    ChildExited(i32),
+}
+
+/// Raises RLIMIT_NOFILE, enters the sandbox, opens the shared directory, then drops the
+/// capabilities it no longer needs and installs the seccomp filter. Call it while the
+/// process is single-threaded, so every thread started later inherits the confinement.
+fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
     log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(&cfg)? {
+    let (proc_self_fd, root_dir) = match sandbox::enter(cfg)? {
         Outcome::Serve {
             proc_self_fd,
             root_dir,
         } => (proc_self_fd, root_dir),
-        Outcome::ChildExited(0) => return Ok(()),
-        Outcome::ChildExited(code) => return Err(DaemonError::SandboxedChild(code)),
+        Outcome::ChildExited(code) => return Ok(Opened::ChildExited(code)),
     };
     let fs_cfg = passthrough::Config {
         root_dir,
@@ -134,29 +196,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             path: cfg.shared_dir.clone(),
             source,
         })?;
-    // A blocking lock request holds its worker until granted: serve locks on the host only
-    // when requests run on a pool, so the request that releases the lock can still run.
-    // Otherwise the guest kernel keeps locks local, as with virtiofsd.
-    let fs = fs.with_locks(cfg.thread_pool_size > 0);
-    // Still single-threaded (the signal thread and the workers start in `serve`): what is
-    // dropped here is dropped for every thread.
+    let host_mount = matches!(cfg.transport, Transport::HostMount(_));
     let needs = privileges::Needs {
         file_handles: fs.uses_file_handles(),
-        sys_admin: false,
+        // Unmounting at exit (and FUSE passthrough's backing ioctls) need CAP_SYS_ADMIN.
+        sys_admin: host_mount,
     };
     privileges::restrict(privileges::kept_set(needs, cfg.modcaps))?;
-    seccomp::install(cfg.seccomp)?;
+    let features = seccomp::Features { host_mount };
+    seccomp::install(cfg.seccomp, features)?;
     log::debug!("seccomp filter: {}", cfg.seccomp);
-    let server = Arc::new(Server::new(Arc::new(fs)));
-    let device = DeviceConfig {
-        num_request_queues: cfg.num_request_queues,
-        queue_size: cfg.queue_size,
-        tag: cfg.tag.clone(),
-        thread_pool_size: cfg.thread_pool_size,
-    };
-    let result = serve(listener, server, &device, signals);
-    log::info!("exiting");
-    result
+    Ok(Opened::Serve(Box::new(fs)))
 }
 
 /// What the signal thread shares with the serving loop.

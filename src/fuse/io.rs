@@ -50,7 +50,8 @@ pub trait Writer: io::Write + ZeroCopyWriter + Sized {
     fn bytes_written(&self) -> usize;
 }
 
-/// In-memory transport for unit tests and fuzzing.
+/// In-memory transport: the /dev/fuse request and reply buffers (`fusedev`), unit tests and
+/// fuzzing.
 pub mod mem {
     use std::io::{self, Read, Write};
     use std::os::fd::{AsRawFd, BorrowedFd};
@@ -58,40 +59,44 @@ pub mod mem {
     use super::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
     use crate::oslib;
 
-    /// A request held in a byte vector.
-    pub struct VecReader {
-        data: Vec<u8>,
+    /// A request held in memory: an owned vector, or a borrowed buffer (`&[u8]`).
+    pub struct VecReader<B: AsRef<[u8]> = Vec<u8>> {
+        data: B,
         pos: usize,
     }
 
-    impl VecReader {
+    impl<B: AsRef<[u8]>> VecReader<B> {
         /// Wraps a whole request (header and arguments).
-        pub fn new(data: Vec<u8>) -> Self {
+        pub fn new(data: B) -> Self {
             Self { data, pos: 0 }
         }
+
+        fn rest(&self) -> &[u8] {
+            &self.data.as_ref()[self.pos..]
+        }
     }
 
-    impl Read for VecReader {
+    impl<B: AsRef<[u8]>> Read for VecReader<B> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(self.data.len() - self.pos);
-            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            let n = buf.len().min(self.rest().len());
+            buf[..n].copy_from_slice(&self.rest()[..n]);
             self.pos += n;
             Ok(n)
         }
     }
 
-    impl ZeroCopyReader for VecReader {
+    impl<B: AsRef<[u8]>> ZeroCopyReader for VecReader<B> {
         fn read_to(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
-            let n = count.min(self.data.len() - self.pos);
-            let n = oslib::pwrite(fd.as_raw_fd(), &self.data[self.pos..self.pos + n], off)?;
+            let n = count.min(self.rest().len());
+            let n = oslib::pwrite(fd.as_raw_fd(), &self.rest()[..n], off)?;
             self.pos += n;
             Ok(n)
         }
     }
 
-    impl Reader for VecReader {
+    impl<B: AsRef<[u8]>> Reader for VecReader<B> {
         fn available_bytes(&self) -> usize {
-            self.data.len() - self.pos
+            self.rest().len()
         }
     }
 
@@ -106,10 +111,16 @@ pub mod mem {
     impl VecWriter {
         /// Reply space of `capacity` bytes.
         pub fn new(capacity: usize) -> Self {
+            Self::over(std::rc::Rc::new(std::cell::RefCell::new(vec![0; capacity])))
+        }
+
+        /// Reply space over all of `buf` (reused from one request to the next).
+        pub fn over(buf: std::rc::Rc<std::cell::RefCell<Vec<u8>>>) -> Self {
+            let end = buf.borrow().len();
             Self {
-                buf: std::rc::Rc::new(std::cell::RefCell::new(vec![0; capacity])),
+                buf,
                 start: 0,
-                end: capacity,
+                end,
                 pos: 0,
             }
         }
@@ -135,9 +146,11 @@ pub mod mem {
     impl ZeroCopyWriter for VecWriter {
         fn write_from(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
             let n = count.min(self.end - self.pos);
-            let mut tmp = vec![0u8; n];
-            let got = oslib::pread(fd.as_raw_fd(), &mut tmp, off)?;
-            self.buf.borrow_mut()[self.pos..self.pos + got].copy_from_slice(&tmp[..got]);
+            let got = oslib::pread(
+                fd.as_raw_fd(),
+                &mut self.buf.borrow_mut()[self.pos..self.pos + n],
+                off,
+            )?;
             self.pos += got;
             Ok(got)
         }

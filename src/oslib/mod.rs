@@ -4,6 +4,7 @@
 pub mod caps;
 pub mod creds;
 pub mod fs;
+pub mod fusedev;
 pub mod io;
 pub mod namespace;
 pub mod proc;

@@ -7,6 +7,9 @@
 //! first detaches its fs_struct (`unshare(CLONE_FS)`, once), so the process umask is never
 //! touched.
 //!
+//! If switching back ever fails, the process aborts (see [`CallerCreds`]'s `Drop`): a
+//! thread must never go on with a guest caller's credentials.
+//!
 //! Root in the guest is root on the host (as with virtiofsd): a request from uid 0 / gid 0
 //! with no supplementary group runs with the daemon's own credentials.
 
@@ -75,13 +78,18 @@ impl Drop for CallerCreds {
             return;
         };
         // The real and saved uid stayed 0, so switching back cannot be refused; if it ever
-        // were, this thread would serve later requests as the wrong user: stop.
+        // were, this thread would serve later requests as the wrong user. Stopping the
+        // thread is not enough (its request would never complete and the pool would
+        // shrink without a word): stop the whole daemon, whatever the panic strategy.
         let res = creds::thread_setresuid(UNCHANGED, 0, UNCHANGED)
             .and_then(|()| creds::thread_setresgid(UNCHANGED, gid, UNCHANGED))
             .and_then(|()| creds::thread_setgroups(&groups));
         if let Err(e) = res {
-            error!("cannot restore the daemon's credentials on a worker thread: {e}");
-            panic!("cannot restore the daemon's credentials: {e}");
+            error!(
+                "cannot restore the daemon's credentials on a worker thread ({e}): aborting, \
+                 as the thread would serve later requests as the wrong user"
+            );
+            std::process::abort();
         }
     }
 }
@@ -208,6 +216,43 @@ mod tests {
         .unwrap();
         // Other threads were never affected.
         assert_eq!(creds::geteuid(), 0);
+    }
+
+    #[test]
+    fn a_failed_restore_stops_the_process() {
+        if creds::geteuid() != 0 {
+            eprintln!("skipped: switching credentials needs root");
+            return;
+        }
+        if crate::test_support::is_child() {
+            std::thread::spawn(|| {
+                let ctx = Context {
+                    uid: 1000,
+                    gid: 1000,
+                    ..Context::default()
+                };
+                let guard = CallerCreds::switch(&ctx).unwrap();
+                // Give away the saved and real uid too: switching back is now refused.
+                creds::thread_setresuid(1000, 1000, 1000).unwrap();
+                drop(guard);
+                println!("the thread went on with the wrong credentials");
+            })
+            .join()
+            .ok();
+            println!("the process went on");
+            return;
+        }
+        let out = crate::test_support::run_in_child(
+            "passthrough::credentials::tests::a_failed_restore_stops_the_process",
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("went on"), "child output: {stdout}");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(libc::SIGABRT),
+            "the child ended with {:?}; output: {stdout}",
+            out.status
+        );
     }
 
     #[test]

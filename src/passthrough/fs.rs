@@ -560,9 +560,9 @@ impl FileSystem for PassthroughFs {
         self.do_write(ctx, inode, fh, r, size, offset, write_flags)
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
-        self.do_flush(inode, fh)?;
+        // The guest's close(2) happened whatever the host says: its locks go first.
         self.release_posix_locks(inode, lock_owner);
-        Ok(())
+        self.do_flush(inode, fh)
     }
     fn release(
         &self,
@@ -573,11 +573,14 @@ impl FileSystem for PassthroughFs {
         release_flags: u32,
         lock_owner: u64,
     ) -> io::Result<()> {
-        self.handles.remove(inode, fh)?;
+        // The guest's file is gone whatever the host says: its locks go first.
+        if release_flags & abi::RELEASE_FLUSH != 0 {
+            self.release_posix_locks(inode, lock_owner);
+        }
         if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
             self.release_flock(inode, lock_owner);
         }
-        Ok(())
+        self.handles.remove(inode, fh).map(drop)
     }
     fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::credentials::{CallerCreds, ThreadUmask};
 use super::fs::{PassthroughFs, check_name, errno, proc_name, stat_fd};
+use super::inode_store::InodeData;
 use crate::fuse::abi::{SetattrIn, setattr_valid as valid};
 use crate::fuse::filesystem::{Context, Entry};
 use crate::oslib::fs as sys;
@@ -244,11 +245,22 @@ impl PassthroughFs {
         if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {
             return Err(errno(libc::EROFS));
         }
+        self.check_access(ctx, &data, mask as i32)
+    }
+
+    /// Whether the caller may access `data` with `mask` (`R_OK`, `W_OK`, `X_OK`), checked
+    /// by the host kernel with the caller's credentials.
+    pub(crate) fn check_access(
+        &self,
+        ctx: &Context,
+        data: &InodeData,
+        mask: i32,
+    ) -> io::Result<()> {
         let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
             &proc_name(data.fd()?.as_fd()),
-            mask as i32,
+            mask,
             libc::AT_EACCESS,
         )
     }

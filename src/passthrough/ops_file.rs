@@ -10,6 +10,7 @@ use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
 use super::fs::{PassthroughFs, check_name, errno};
+use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
@@ -42,6 +43,13 @@ impl PassthroughFs {
     }
 
     /// CREATE (`name` given) or TMPFILE (`name` is `None`).
+    ///
+    /// A new file is made with `O_CREAT|O_EXCL` as the caller, so this open can never
+    /// reach an existing inode. When the name exists and the guest did not ask for
+    /// `O_EXCL`, the existing inode is looked up and opened like OPEN does, which refuses
+    /// FIFOs, sockets and devices before any open (CVE-2020-35517: a guest could
+    /// otherwise MKNOD a device node and open the host's device through it, or block a
+    /// worker in the open of a FIFO).
     pub(crate) fn do_create(
         &self,
         ctx: &Context,
@@ -54,18 +62,25 @@ impl PassthroughFs {
             check_name(name, false)?;
         }
         let p = self.inodes.get(parent)?;
-        let mut flags = self.host_open_flags(args.flags) | libc::O_NOFOLLOW;
+        let flags = self.host_open_flags(args.flags) | libc::O_NOFOLLOW;
         let (path, flags) = match name {
-            Some(name) => {
-                flags |= libc::O_CREAT | (args.flags as i32 & libc::O_EXCL);
-                (name, flags)
-            }
+            Some(name) => (name, flags | libc::O_CREAT | libc::O_EXCL),
             None => (c".", (flags & !libc::O_DIRECTORY) | libc::O_TMPFILE),
         };
-        let fd = {
+        let created = {
             let _umask = ThreadUmask::set(args.umask)?;
             let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
-            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)?
+            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)
+        };
+        let fd = match (created, name) {
+            (Ok(fd), _) => fd,
+            (Err(e), Some(name))
+                if e.raw_os_error() == Some(libc::EEXIST)
+                    && args.flags as i32 & libc::O_EXCL == 0 =>
+            {
+                return self.open_existing(ctx, &p, name, args);
+            }
+            (Err(e), _) => return Err(e),
         };
         if args.open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags & libc::O_TRUNC != 0 {
             self.kill_suidgid(fd.as_fd())?;
@@ -74,6 +89,58 @@ impl PassthroughFs {
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
         let fh = self.handles.insert(entry.inode, fd);
         Ok((entry, fh, self.open_reply_flags(false)))
+    }
+
+    /// CREATE of a name that exists, without `O_EXCL`: the lookup and open of OPEN (only
+    /// regular files are opened; a directory is `EISDIR` as `open(O_CREAT)` says), after
+    /// checking the caller may open the file so (the guest kernel believed it was making a
+    /// new file and checked nothing).
+    fn open_existing(
+        &self,
+        ctx: &Context,
+        parent: &InodeData,
+        name: &CStr,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        let entry = self.do_lookup(parent, name)?;
+        let opened = self.inodes.get(entry.inode).and_then(|data| {
+            if data.is_dir() {
+                return Err(errno(libc::EISDIR));
+            }
+            let mut mask = match args.flags as i32 & libc::O_ACCMODE {
+                libc::O_RDONLY => libc::R_OK,
+                libc::O_WRONLY => libc::W_OK,
+                _ => libc::R_OK | libc::W_OK,
+            };
+            if args.flags as i32 & libc::O_TRUNC != 0 {
+                mask |= libc::W_OK;
+            }
+            if data.is_reg() {
+                self.check_access(ctx, &data, mask)?;
+            }
+            let fd = self.reopen(&data, self.host_open_flags(args.flags))?;
+            if args.open_flags & abi::OPEN_KILL_SUIDGID != 0
+                && args.flags as i32 & libc::O_TRUNC != 0
+            {
+                self.kill_suidgid(fd.as_fd())?;
+            }
+            Ok(fd)
+        });
+        match opened {
+            Ok(fd) => {
+                let entry = match self.do_getattr(entry.inode, None) {
+                    Ok((attr, _)) => Entry { attr, ..entry },
+                    Err(_) => entry,
+                };
+                let fh = self.handles.insert(entry.inode, fd);
+                Ok((entry, fh, self.open_reply_flags(false)))
+            }
+            Err(e) => {
+                // The guest gets no entry: it will not count (nor forget) this lookup.
+                self.inodes.forget(entry.inode, 1);
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn do_read(

@@ -4,7 +4,7 @@
 //!
 //! This file is the one home of the allowlist. Each group names the code path that needs
 //! it; a feature that makes a new system call at run time adds it to its group here (or a
-//! new group, listed in [`GROUPS`]), and the whole test suite runs with the default
+//! new group, listed in `GROUPS`), and the whole test suite runs with the default
 //! `--seccomp kill`, so a missing entry fails a test. How the list was found and checked:
 //! `--seccomp log` while running every integration test and guest test, reading the
 //! kernel's `type=1326` audit records (see docs/threat-model.md).
@@ -17,9 +17,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use seccompiler::{BpfProgram, SeccompFilter, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
 
-use crate::oslib::xattr;
+use crate::oslib::{fusedev, xattr};
 
 /// What happens on a system call outside the allowlist (`--seccomp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,8 +241,24 @@ const FILE_HANDLES: Group = Group {
     calls: &[libc::SYS_name_to_handle_at, libc::SYS_open_by_handle_at],
 };
 
-/// Every group, in the order above. A feature with its own calls (DAX window mappings,
-/// host mount mode's /dev/fuse ioctls and io_uring, migration) adds its group here.
+/// Host mount mode (`--mount`): reading and answering /dev/fuse, unmounting at exit. Its
+/// ioctls are allowed only with the requests in [`HOST_MOUNT_IOCTLS`].
+const HOST_MOUNT: Group = Group {
+    why: "host mount mode: /dev/fuse reads and replies, unmount at exit",
+    calls: &[libc::SYS_umount2],
+};
+
+/// The ioctl requests host mount mode makes on /dev/fuse: FUSE_DEV_IOC_CLONE and the FUSE
+/// passthrough backing ids.
+const HOST_MOUNT_IOCTLS: &[libc::c_ulong] = &[
+    fusedev::FUSE_DEV_IOC_CLONE,
+    fusedev::FUSE_DEV_IOC_BACKING_OPEN,
+    fusedev::FUSE_DEV_IOC_BACKING_CLOSE,
+];
+
+/// Every group every mode needs, in the order above. A feature with its own calls (DAX
+/// window mappings, io_uring, migration) adds its group here, or to [`Features`] when only
+/// some modes make them.
 const GROUPS: &[Group] = &[
     RUNTIME,
     SIGNALS,
@@ -252,11 +271,24 @@ const GROUPS: &[Group] = &[
     FILE_HANDLES,
 ];
 
-/// Every allowed system call number, sorted, without duplicates (a negative number stands
-/// for a call this architecture lacks).
-pub fn allowlist() -> Vec<libc::c_long> {
-    let mut all: Vec<_> = GROUPS
-        .iter()
+/// The modes that add system calls to the base list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    /// Host mount mode: the `HOST_MOUNT` group and the /dev/fuse ioctls.
+    pub host_mount: bool,
+}
+
+impl Features {
+    fn groups(self) -> impl Iterator<Item = &'static Group> {
+        GROUPS.iter().chain(self.host_mount.then_some(&HOST_MOUNT))
+    }
+}
+
+/// Every system call number allowed whatever its arguments, sorted, without duplicates (a
+/// negative number stands for a call this architecture lacks).
+pub fn allowlist(features: Features) -> Vec<libc::c_long> {
+    let mut all: Vec<_> = features
+        .groups()
         .flat_map(|g| g.calls.iter().copied())
         .filter(|nr| *nr >= 0)
         .collect();
@@ -265,9 +297,11 @@ pub fn allowlist() -> Vec<libc::c_long> {
     all
 }
 
-/// The groups and their calls, for `--help`-style listings and debugging.
-pub fn describe() -> impl Iterator<Item = (&'static str, &'static [libc::c_long])> {
-    GROUPS.iter().map(|g| (g.why, g.calls))
+/// The groups and their calls, for listings and debugging.
+pub fn describe(
+    features: Features,
+) -> impl Iterator<Item = (&'static str, &'static [libc::c_long])> {
+    features.groups().map(|g| (g.why, g.calls))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -277,19 +311,36 @@ const ARCH: TargetArch = TargetArch::aarch64;
 #[cfg(target_arch = "riscv64")]
 const ARCH: TargetArch = TargetArch::riscv64;
 
-/// Compiles the filter for `action` (`None` for [`SeccompAction::None`]).
+/// Compiles the filter for `action` (`None` for [`SeccompAction::None`]) and `features`.
 ///
 /// # Errors
 /// The filter cannot be built for this architecture.
-pub fn program(action: SeccompAction) -> Result<Option<BpfProgram>, SeccompError> {
+pub fn program(
+    action: SeccompAction,
+    features: Features,
+) -> Result<Option<BpfProgram>, SeccompError> {
     let mismatch = match action {
         SeccompAction::None => return Ok(None),
         SeccompAction::Kill => seccompiler::SeccompAction::KillProcess,
         SeccompAction::Log => seccompiler::SeccompAction::Log,
         SeccompAction::Trap => seccompiler::SeccompAction::Trap,
     };
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        allowlist().into_iter().map(|nr| (nr, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = allowlist(features)
+        .into_iter()
+        .map(|nr| (nr, Vec::new()))
+        .collect();
+    if features.host_mount {
+        let ioctls = HOST_MOUNT_IOCTLS
+            .iter()
+            .map(|req| {
+                let cond =
+                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *req)?;
+                SeccompRule::new(vec![cond])
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SeccompError::Build)?;
+        rules.insert(libc::SYS_ioctl, ioctls);
+    }
     let filter = SeccompFilter::new(rules, mismatch, seccompiler::SeccompAction::Allow, ARCH)
         .map_err(SeccompError::Build)?;
     BpfProgram::try_from(filter)
@@ -297,13 +348,14 @@ pub fn program(action: SeccompAction) -> Result<Option<BpfProgram>, SeccompError
         .map_err(SeccompError::Compile)
 }
 
-/// Installs the filter for `action` on the calling thread (call it single-threaded, so
-/// every later thread inherits it). Sets `no_new_privs`, which the filter needs.
+/// Installs the filter for `action` and `features` on the calling thread (call it
+/// single-threaded, so every later thread inherits it). Sets `no_new_privs`, which the
+/// filter needs.
 ///
 /// # Errors
 /// The filter cannot be built or installed.
-pub fn install(action: SeccompAction) -> Result<(), SeccompError> {
-    if let Some(prog) = program(action)? {
+pub fn install(action: SeccompAction, features: Features) -> Result<(), SeccompError> {
+    if let Some(prog) = program(action, features)? {
         seccompiler::apply_filter(&prog).map_err(SeccompError::Install)?;
     }
     Ok(())
@@ -316,13 +368,19 @@ mod tests {
 
     #[test]
     fn every_group_is_listed_and_nothing_twice() {
-        let total: usize = describe().map(|(_, c)| c.len()).sum();
-        assert_eq!(allowlist().len(), total, "a call is listed in two groups");
+        for features in [Features::default(), Features { host_mount: true }] {
+            let total: usize = describe(features).map(|(_, c)| c.len()).sum();
+            assert_eq!(
+                allowlist(features).len(),
+                total,
+                "a call is listed in two groups"
+            );
+        }
     }
 
     #[test]
     fn dangerous_calls_stay_out() {
-        let all = allowlist();
+        let all = allowlist(Features { host_mount: true });
         for nr in [
             libc::SYS_execve,
             libc::SYS_execveat,
@@ -337,6 +395,7 @@ mod tests {
             libc::SYS_capset,
             libc::SYS_setuid,
             libc::SYS_process_vm_writev,
+            libc::SYS_ioctl,
         ] {
             assert!(!all.contains(&nr), "syscall {nr} must not be allowed");
         }
@@ -345,7 +404,7 @@ mod tests {
     /// Forks a child that installs the filter for `action` and then calls chroot(2), which
     /// the allowlist leaves out; returns the child's raw wait status.
     fn forbidden_call_in_child(action: SeccompAction) -> i32 {
-        let prog = program(action).unwrap().unwrap();
+        let prog = program(action, Features::default()).unwrap().unwrap();
         // SAFETY: the child only makes system calls (prctl, seccomp, chroot, _exit) on
         // memory prepared before the fork, and never returns into the test harness.
         let pid = unsafe { namespace::fork() }.unwrap();
@@ -381,8 +440,15 @@ mod tests {
     #[test]
     fn every_action_compiles() {
         for action in [SeccompAction::Kill, SeccompAction::Log, SeccompAction::Trap] {
-            assert!(program(action).unwrap().is_some());
+            for host_mount in [false, true] {
+                let features = Features { host_mount };
+                assert!(program(action, features).unwrap().is_some());
+            }
         }
-        assert!(program(SeccompAction::None).unwrap().is_none());
+        assert!(
+            program(SeccompAction::None, Features::default())
+                .unwrap()
+                .is_none()
+        );
     }
 }

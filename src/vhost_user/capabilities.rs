@@ -1,5 +1,7 @@
 //! `--print-capabilities`: the JSON a vhost-user backend prints for libvirt and other
-//! management tools (QEMU docs/interop/vhost-user.rst, "Backend program conventions").
+//! management tools (QEMU docs/interop/vhost-user.rst, "Backend program conventions"), and
+//! the backend descriptor installed in `/usr/share/qemu/vhost-user/` that points them at the
+//! binary (generated from the same constants by `cargo xtask gen`).
 
 /// The device type.
 pub const TYPE: &str = "fs";
@@ -10,14 +12,48 @@ pub const FEATURES: &[&str] = &["separate-options"];
 
 /// The capabilities as pretty-printed JSON, in the layout virtiofsd prints.
 pub fn json() -> String {
-    let mut out = format!("{{\n  \"type\": \"{TYPE}\"");
+    let mut out = format!("{{\n  \"type\": {}", json_string(TYPE));
     if !FEATURES.is_empty() {
         out.push_str(",\n  \"features\": [\n");
-        let items: Vec<String> = FEATURES.iter().map(|f| format!("    \"{f}\"")).collect();
+        let items: Vec<String> = FEATURES
+            .iter()
+            .map(|f| format!("    {}", json_string(f)))
+            .collect();
         out.push_str(&items.join(",\n"));
         out.push_str("\n  ]");
     }
     out.push_str("\n}\n");
+    out
+}
+
+/// What the descriptor says the backend is.
+pub const DESCRIPTION: &str = "vhostfsd: vhost-user virtio-fs daemon";
+
+/// The vhost-user backend descriptor (QEMU `docs/interop/vhost-user.json`,
+/// `VhostUserBackend`) for the daemon installed at `binary`. It carries the type and the
+/// binary only: libvirt runs `binary --print-capabilities` for the features.
+pub fn descriptor_json(binary: &str) -> String {
+    format!(
+        "{{\n  \"description\": {},\n  \"type\": {},\n  \"binary\": {}\n}}\n",
+        json_string(DESCRIPTION),
+        json_string(TYPE),
+        json_string(binary)
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -31,5 +67,15 @@ mod tests {
             json(),
             "{\n  \"type\": \"fs\",\n  \"features\": [\n    \"separate-options\"\n  ]\n}\n"
         );
+    }
+
+    #[test]
+    fn descriptor_follows_qemu_schema() {
+        assert_eq!(
+            descriptor_json("/usr/libexec/vhostfsd"),
+            "{\n  \"description\": \"vhostfsd: vhost-user virtio-fs daemon\",\n  \
+             \"type\": \"fs\",\n  \"binary\": \"/usr/libexec/vhostfsd\"\n}\n"
+        );
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

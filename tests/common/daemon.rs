@@ -14,7 +14,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The daemon binary: this crate's, or `$VHOSTFSD_ITEST_BIN` (to check the harness and the
 /// tests' expectations against a reference daemon such as virtiofsd).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     std::env::var_os("VHOSTFSD_ITEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vhostfsd")))
@@ -24,7 +24,7 @@ fn binary() -> PathBuf {
 /// system call missing from the allowlist fails the test; `$VHOSTFSD_ITEST_SECCOMP=log`
 /// runs them with `--seccomp log` instead, to find such calls in the kernel log
 /// (`dmesg | grep type=1326`).
-fn seccomp() -> Vec<String> {
+pub fn seccomp() -> Vec<String> {
     std::env::var("VHOSTFSD_ITEST_SECCOMP")
         .map(|action| vec![format!("--seccomp={action}")])
         .unwrap_or_default()

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
+pub mod host_mount;
 pub mod virtqueue;
 
 /// Whether the tests run as root: they need it to create files as other users, chown and

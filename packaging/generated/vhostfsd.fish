@@ -1,0 +1,54 @@
+complete -c vhostfsd -l shared-dir -d 'Shared directory path' -r -F
+complete -c vhostfsd -l tag -d 'Tag the guest mounts (`mount -t virtiofs TAG`). When given, the backend offers the virtio-fs config space with this tag; QEMU\'s vhost-user-fs-pci takes the tag from its own command line instead' -r
+complete -c vhostfsd -l socket-path -d 'vhost-user socket path to listen on. Without it and without --fd, the daemon serves the socket systemd passes (socket activation, LISTEN_FDS)' -r -F
+complete -c vhostfsd -l mount -d 'Host mount mode: mount the shared directory at this directory through /dev/fuse (allow_other, default_permissions) instead of serving a VM; SIGTERM/SIGINT unmount. Reader threads: --thread-pool-size, or one per CPU when 0. Needs root' -r -F
+complete -c vhostfsd -l socket-group -d 'Name of the group that owns the socket (libvirt uses this)' -r
+complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-user socket (instead of --socket-path)' -r
+complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r
+complete -c vhostfsd -l num-request-queues -d 'Number of request queues offered to the guest (besides the high-priority queue)' -r
+complete -c vhostfsd -l queue-size -d 'Size of each virtqueue' -r
+complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not implemented yet: refused)' -r
+complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
+chroot\t'chroot into the shared directory (needs root, no namespaces)'
+none\t'No sandbox: the shared directory is still the limit of what the guest can reach'"
+complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No seccomp filter'
+kill\t'Kill the process (default)'
+log\t'Allow the call and log it to the kernel audit log (dmesg `type=1326`)'
+trap\t'Raise SIGSYS'"
+complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open fd (the daemon then keeps CAP_DAC_READ_SEARCH)' -r -f -a "never\t'Keep an O_PATH fd per inode'
+prefer\t'Use file handles where the host filesystem supports them and the daemon has CAP_DAC_READ_SEARCH, else O_PATH fds (default, as virtiofsd\'s since 2025)'
+mandatory\t'Fail lookups that cannot be kept as a file handle'"
+complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: every access goes to the daemon, files open with direct I/O'
+metadata\t'Cache metadata only; file data is not cached'
+auto\t'Cache metadata and data with a short timeout (default)'
+always\t'Cache metadata and data for a long time'"
+complete -c vhostfsd -l rlimit-nofile -d 'Maximum number of open files (default: the hard limit, or 1,000,000 if lower)' -r
+complete -c vhostfsd -l log-level -d 'Log level' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''
+off\t''"
+complete -c vhostfsd -l modcaps -d 'Change the capabilities the daemon keeps once set up: `+cap` keeps one more, `-cap` drops one, joined by `:` (e.g. `--modcaps=+sys_admin:-mknod`). Kept by default: chown, dac_override, fowner, fsetid, setgid, setuid, mknod, setfcap, and dac_read_search when inodes are file handles' -r
+complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not implemented yet: refused)' -r
+complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
+complete -c vhostfsd -l translate-uid -d 'Translate uids between guest and host inside the daemon (caller credentials, chown, attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest` (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins, ids no rule covers pass unchanged' -r
+complete -c vhostfsd -l translate-gid -d 'Translate gids, as --translate-uid does uids' -r
+complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2' -r
+complete -c vhostfsd -l xattr -d 'Serve extended attributes'
+complete -c vhostfsd -l posix-acl -d 'Serve POSIX ACLs (implies --xattr)'
+complete -c vhostfsd -l allow-suid-dev -d 'With --sandbox namespace, do not mount the shared directory nosuid,nodev in the sandbox (by default device nodes and setuid files in the share are inert there)'
+complete -c vhostfsd -l announce-submounts -d 'Tell the guest about submounts of the shared directory, so it shows them as separate mounts with their own st_dev'
+complete -c vhostfsd -l allow-direct-io -d 'Honour O_DIRECT opens from the guest (otherwise the flag is dropped on the host)'
+complete -c vhostfsd -l writeback -d 'Let the guest use its writeback cache'
+complete -c vhostfsd -l no-readdirplus -d 'Do not offer READDIRPLUS'
+complete -c vhostfsd -l readonly -d 'Export the directory read-only: every modification answers EROFS'
+complete -c vhostfsd -l allow-mmap -d 'Allow shared mmap of files opened with direct I/O (--cache=never)'
+complete -c vhostfsd -l killpriv-v2 -d 'Offer FUSE_HANDLE_KILLPRIV_V2 (the daemon clears setuid/setgid bits itself)'
+complete -c vhostfsd -l no-killpriv-v2 -d 'Do not offer FUSE_HANDLE_KILLPRIV_V2'
+complete -c vhostfsd -l syslog -d 'Log to syslog instead of stderr'
+complete -c vhostfsd -l print-capabilities -d 'Print the vhost-user backend capabilities as JSON and exit'
+complete -c vhostfsd -s f -d 'Stay in the foreground (always the case; accepted for compatibility)'
+complete -c vhostfsd -s d -d 'Debug logging (same as --log-level debug; accepted for compatibility)'
+complete -c vhostfsd -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vhostfsd -s V -l version -d 'Print version'

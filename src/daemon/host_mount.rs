@@ -1,0 +1,93 @@
+//! Host mount mode (`--mount MNT`): mount first (in the host's mount namespace, before any
+//! sandbox), then sandbox and filesystem as for a VM, then serve /dev/fuse until
+//! SIGTERM/SIGINT or an unmount, and unmount.
+//!
+//! The unmount is done by the process that stayed in the host's mount namespace: the
+//! serving process itself with `--sandbox none|chroot`, the waiting parent with
+//! `--sandbox namespace`.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::thread;
+
+use super::{DaemonError, Opened, open_filesystem};
+use crate::config::{Config, HostMount, SandboxMode};
+use crate::fuse::server::Server;
+use crate::fusedev::{self, Ended, Mount, MountOptions, Stop};
+use crate::oslib;
+use crate::systemd::Notifier;
+
+/// Runs the host mount until a signal or an unmount.
+pub(super) fn run(
+    cfg: &Config,
+    hm: &HostMount,
+    signals: File,
+    notifier: &Notifier,
+) -> Result<(), DaemonError> {
+    let mut mount = Mount::new(&MountOptions {
+        mountpoint: &hm.mountpoint,
+        shared_dir: &cfg.shared_dir,
+        readonly: cfg.fs.readonly,
+        readers: hm.threads,
+    })?;
+    let fs = match open_filesystem(cfg) {
+        Ok(Opened::Serve(fs)) => *fs,
+        Ok(Opened::ChildExited(code)) => {
+            mount.unmount()?;
+            return match code {
+                0 => Ok(()),
+                code => Err(DaemonError::SandboxedChild(code)),
+            };
+        }
+        Err(e) => {
+            // Do not leave a mount nobody serves.
+            if let Err(u) = mount.unmount() {
+                log::error!("{u}");
+            }
+            return Err(e);
+        }
+    };
+    // A blocking lock request holds its reader thread until granted: serve locks on the
+    // host only when another thread is left to serve the request that releases it.
+    let fs = fs.with_locks(hm.threads > 1);
+    let server = Arc::new(Server::new(Arc::new(fs)));
+    notifier.ready();
+    let result = serve(server, &mut mount, signals);
+    notifier.stopping();
+    // Inside the namespace sandbox the mount is the parent's to undo.
+    if cfg.sandbox != SandboxMode::Namespace {
+        mount.unmount()?;
+    }
+    log::info!("exiting");
+    result
+}
+
+fn serve(
+    server: Arc<Server<crate::passthrough::PassthroughFs>>,
+    mount: &mut Mount,
+    mut signals: File,
+) -> Result<(), DaemonError> {
+    let stop = Arc::new(Stop::new().map_err(DaemonError::Signals)?);
+    let signal_stop = stop.clone();
+    thread::Builder::new()
+        .name("vhostfsd-signals".into())
+        .spawn(move || {
+            match oslib::signal::read_signal(&mut signals) {
+                Ok(sig) => log::info!("got signal {sig}, unmounting"),
+                Err(e) => log::error!("cannot read signals ({e}), unmounting"),
+            }
+            signal_stop.request();
+        })
+        .map_err(DaemonError::Signals)?;
+    let readers = mount.take_readers();
+    log::info!(
+        "serving {} with {} reader thread(s)",
+        mount.path().display(),
+        readers.len()
+    );
+    match fusedev::session::serve(server, readers, stop)? {
+        Ended::Stopped => {}
+        Ended::Unmounted => log::info!("{} was unmounted", mount.path().display()),
+    }
+    Ok(())
+}

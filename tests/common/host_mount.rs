@@ -1,0 +1,211 @@
+//! Spawns `vhostfsd --mount` for one test: a fresh shared directory and mountpoint, waits
+//! for the mount to appear, and on drop kills the daemon and detaches a mount it left.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::daemon::binary;
+
+/// How long the daemon may take to mount.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `path` is a mountpoint of type `fuse.vhostfsd` right now.
+pub fn is_mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("read /proc/self/mounts");
+    let want = path.to_str().expect("UTF-8 test path");
+    mounts.lines().any(|l| {
+        let mut f = l.split(' ');
+        let (_src, dst, ty) = (f.next(), f.next(), f.next());
+        dst == Some(want) && ty == Some("fuse.vhostfsd")
+    })
+}
+
+/// Returns early from a test (which then passes) when /dev/fuse or root is missing.
+#[macro_export]
+macro_rules! require_fuse {
+    () => {
+        if !$crate::common::is_root() || !std::path::Path::new("/dev/fuse").exists() {
+            eprintln!(
+                "SKIPPED: this host-mount test needs root and /dev/fuse (it mounts a FUSE \
+                 filesystem); run `cargo test` as root with the fuse module loaded"
+            );
+            return;
+        }
+    };
+}
+
+/// A daemon serving a host mount.
+pub struct Mounted {
+    child: Child,
+    exited: Option<ExitStatus>,
+    mnt: PathBuf,
+    shared: PathBuf,
+    log_path: PathBuf,
+    dir: TempDir,
+}
+
+impl Mounted {
+    /// Starts `vhostfsd --mount` with `args` (and `--sandbox none` unless they name one),
+    /// and waits for the mount.
+    pub fn start(args: &[&str]) -> Self {
+        let m = Self::spawn(args);
+        m.wait_mounted()
+    }
+
+    /// Spawns the daemon without waiting.
+    pub fn spawn(args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-mount")
+            .tempdir()
+            .expect("create the test directory");
+        let shared = dir.path().join("shared");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&shared).expect("create the shared directory");
+        std::fs::create_dir(&mnt).expect("create the mountpoint");
+        Self::spawn_on(dir, shared, mnt, args)
+    }
+
+    /// Spawns a second daemon on the same directories as `self` (after `self` died).
+    pub fn respawn(self, args: &[&str]) -> (Self, Self) {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-mount")
+            .tempdir()
+            .expect("create the test directory");
+        let next = Self::spawn_on(dir, self.shared.clone(), self.mnt.clone(), args);
+        (self, next)
+    }
+
+    fn spawn_on(dir: TempDir, shared: PathBuf, mnt: PathBuf, args: &[&str]) -> Self {
+        let log_path = dir.path().join("daemon.log");
+        let log = File::create(&log_path).expect("create the daemon log");
+        let sandbox: &[&str] = if args.contains(&"--sandbox") {
+            &[]
+        } else {
+            &["--sandbox", "none"]
+        };
+        let child = Command::new(binary())
+            .args(sandbox)
+            .args(super::daemon::seccomp())
+            .args(["--log-level", "debug"])
+            .arg("--shared-dir")
+            .arg(&shared)
+            .arg("--mount")
+            .arg(&mnt)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup the log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vhostfsd");
+        Self {
+            child,
+            exited: None,
+            mnt,
+            shared,
+            log_path,
+            dir,
+        }
+    }
+
+    fn wait_mounted(mut self) -> Self {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !is_mounted(&self.mnt) || !self.log().contains("reader thread") {
+            if !self.is_running() {
+                panic!(
+                    "vhostfsd exited ({:?}) before mounting; its log:\n{}",
+                    self.exited,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vhostfsd did not mount within {START_TIMEOUT:?}; its log:\n{}",
+                self.log()
+            );
+            sleep(Duration::from_millis(10));
+        }
+        self
+    }
+
+    /// The mountpoint.
+    pub fn mnt(&self) -> &Path {
+        &self.mnt
+    }
+
+    /// A path inside the mount.
+    pub fn at(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// The same path in the shared directory on the host.
+    pub fn host(&self, rel: &str) -> PathBuf {
+        self.shared.join(rel)
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait().expect("wait for vhostfsd") {
+            Some(status) => {
+                self.exited = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill() with the pid of our own unreaped child (the pid cannot have been
+        // reused) has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits up to `timeout` for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return self.exited;
+            }
+            sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The daemon's log directory (outside the mount and the shared directory).
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let c = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path that outlives the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        if std::thread::panicking() {
+            eprintln!("vhostfsd log:\n{}", self.log());
+        }
+    }
+}
