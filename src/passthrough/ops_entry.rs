@@ -147,11 +147,14 @@ impl PassthroughFs {
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
         {
+            // Before the switch: opening a file-handle inode needs CAP_DAC_READ_SEARCH,
+            // which a thread running as a non-root caller has lost.
+            let dir = p.fd()?;
             let _umask = umask.map(ThreadUmask::set).transpose()?;
             let _creds = as_caller
                 .then(|| CallerCreds::switch(&self.host_caller(ctx)?))
                 .transpose()?;
-            make(p.fd()?.as_fd())?;
+            make(dir.as_fd())?;
         }
         self.do_lookup(&p, name)
     }
@@ -256,10 +259,12 @@ impl PassthroughFs {
         data: &InodeData,
         mask: i32,
     ) -> io::Result<()> {
+        // Opened before the switch (see `create_entry`).
+        let fd = data.fd()?;
         let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
-            &proc_name(data.fd()?.as_fd()),
+            &proc_name(fd.as_fd()),
             mask,
             libc::AT_EACCESS,
         )
