@@ -38,7 +38,8 @@ fi
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
 
-step "cargo test (unit and vhost-user integration tests)"
+# Also runs benches/vhostfs-bench in test mode: 1 s of every workload, every reply checked.
+step "cargo test (unit, vhost-user integration tests, vhostfs-bench smoke)"
 cargo test --locked --all-targets
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then

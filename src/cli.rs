@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::fusedev::backing::PassthroughMode;
+
 /// The package version, as in Cargo.toml (the man page shows this one).
 pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -109,6 +111,13 @@ pub struct Args {
         conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "print_capabilities"]
     )]
     pub mount: Option<PathBuf>,
+
+    /// Host mount mode: kernel FUSE passthrough (Linux >= 6.9). Reads and writes of an open
+    /// file go from the kernel straight to the host file, not through the daemon. `auto`
+    /// uses it when the kernel offers it; `on` fails when it does not; never with
+    /// --writeback.
+    #[arg(long, value_enum, requires = "mount", default_value_t = PassthroughMode::Auto)]
+    pub passthrough: PassthroughMode,
 
     /// Name of the group that owns the socket (libvirt uses this).
     #[arg(long, value_name = "GROUP")]

@@ -4,7 +4,9 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Args, CacheArg, InodeFileHandlesArg, LogLevelArg, SandboxArg, SeccompArg};
+use crate::cli::{
+    Args, CacheArg, InodeFileHandlesArg, LogLevelArg, PassthroughMode, SandboxArg, SeccompArg,
+};
 use crate::passthrough::id_map::IdRuleError;
 use crate::passthrough::{self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles};
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
@@ -50,6 +52,11 @@ pub enum ConfigError {
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
     #[error(
+        "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
+         passthrough with the writeback cache; drop one"
+    )]
+    PassthroughWithWriteback,
+    #[error(
         "cannot use mountpoint {path:?} for --mount: check that the directory exists (a FUSE \
          mount left by a killed daemon is cleared with `umount -l {path:?}`)"
     )]
@@ -85,6 +92,8 @@ pub struct HostMount {
     pub mountpoint: PathBuf,
     /// Reader threads on /dev/fuse.
     pub threads: usize,
+    /// Kernel passthrough policy (`--passthrough`).
+    pub passthrough: PassthroughMode,
 }
 
 /// Sandbox mode.
@@ -209,6 +218,7 @@ impl TryFrom<Args> for Config {
                     0 => std::thread::available_parallelism().map_or(1, usize::from),
                     n => n,
                 },
+                passthrough: args.passthrough,
             }),
             (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
             (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),
@@ -256,6 +266,9 @@ impl TryFrom<Args> for Config {
         };
         if args.writeback && cache == CachePolicy::Never {
             return Err(ConfigError::WritebackWithoutCache);
+        }
+        if args.writeback && args.passthrough == PassthroughMode::On {
+            return Err(ConfigError::PassthroughWithWriteback);
         }
         let log_level = if args.debug {
             log::LevelFilter::Debug

@@ -9,24 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::process::Command;
 use std::time::Duration;
 
-use common::host_mount::{Mounted, is_mounted};
-
-/// Runs `sh -c script` as uid/gid 1000 with no supplementary groups; returns whether it
-/// succeeded.
-fn as_user(script: &str) -> bool {
-    Command::new("setpriv")
-        .args([
-            "--reuid=1000",
-            "--regid=1000",
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .status()
-        .expect("run setpriv (util-linux)")
-        .success()
-}
+use common::host_mount::{Mounted, as_user, is_mounted};
 
 #[test]
 fn files_round_trip_between_mount_and_host() {

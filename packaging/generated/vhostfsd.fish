@@ -2,6 +2,9 @@ complete -c vhostfsd -l shared-dir -d 'Shared directory path' -r -F
 complete -c vhostfsd -l tag -d 'Tag the guest mounts (`mount -t virtiofs TAG`). When given, the backend offers the virtio-fs config space with this tag; QEMU\'s vhost-user-fs-pci takes the tag from its own command line instead' -r
 complete -c vhostfsd -l socket-path -d 'vhost-user socket path to listen on. Without it and without --fd, the daemon serves the socket systemd passes (socket activation, LISTEN_FDS)' -r -F
 complete -c vhostfsd -l mount -d 'Host mount mode: mount the shared directory at this directory through /dev/fuse (allow_other, default_permissions) instead of serving a VM; SIGTERM/SIGINT unmount. Reader threads: --thread-pool-size, or one per CPU when 0. Needs root' -r -F
+complete -c vhostfsd -l passthrough -d 'Host mount mode: kernel FUSE passthrough (Linux >= 6.9). Reads and writes of an open file go from the kernel straight to the host file, not through the daemon. `auto` uses it when the kernel offers it; `on` fails when it does not; never with --writeback' -r -f -a "auto\t'Use kernel passthrough when the kernel offers it, serve reads and writes otherwise'
+on\t'Require kernel passthrough: the mount fails when the kernel does not offer it'
+off\t'Serve every read and write in the daemon'"
 complete -c vhostfsd -l socket-group -d 'Name of the group that owns the socket (libvirt uses this)' -r
 complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-user socket (instead of --socket-path)' -r
 complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r

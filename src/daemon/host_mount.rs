@@ -13,7 +13,8 @@ use std::thread;
 use super::{DaemonError, Opened, open_filesystem};
 use crate::config::{Config, HostMount, SandboxMode};
 use crate::fuse::server::Server;
-use crate::fusedev::{self, Ended, Mount, MountOptions, Stop};
+use crate::fusedev::backing::{DevBacking, PassthroughMode};
+use crate::fusedev::{self, Ended, FusedevError, Mount, MountOptions, Stop};
 use crate::oslib;
 use crate::systemd::Notifier;
 
@@ -50,6 +51,13 @@ pub(super) fn run(
     // A blocking lock request holds its reader thread until granted: serve locks on the
     // host only when another thread is left to serve the request that releases it.
     let fs = fs.with_locks(hm.threads > 1);
+    let fs = match hm.passthrough {
+        PassthroughMode::Off => fs,
+        mode => {
+            let dev = oslib::fs::dup(mount.dev()).map_err(FusedevError::Dup)?;
+            fs.with_backing(Arc::new(DevBacking::new(dev, mode)))
+        }
+    };
     let server = Arc::new(Server::new(Arc::new(fs)));
     notifier.ready();
     let result = serve(server, &mut mount, signals);
@@ -88,6 +96,7 @@ fn serve(
     match fusedev::session::serve(server, readers, stop)? {
         Ended::Stopped => {}
         Ended::Unmounted => log::info!("{} was unmounted", mount.path().display()),
+        Ended::InitRefused => return Err(FusedevError::InitRefused.into()),
     }
     Ok(())
 }

@@ -174,6 +174,11 @@ pub trait FileSystem: Send + Sync {
     ) -> io::Result<(u64, u32)> {
         enosys()
     }
+    /// The passthrough backing id of handle `fh` of `inode`, when it was opened with
+    /// `FOPEN_PASSTHROUGH` (see [`crate::fuse::backing`]).
+    fn backing_id(&self, inode: u64, fh: u64) -> Option<u32> {
+        None
+    }
     /// CREATE: returns the entry, the handle and `open_out_flags`.
     fn create(
         &self,

@@ -3,6 +3,7 @@
 //! decodes a request, calls the filesystem and encodes the reply.
 
 pub mod abi;
+pub mod backing;
 pub mod filesystem;
 pub mod io;
 pub mod server;

@@ -3,13 +3,15 @@
 //! virtio-fs device.
 //!
 //! - [`mount`]: mountpoint checks, mount(2) with the session fd, unmount;
-//! - [`session`]: the reader threads (one /dev/fuse clone each) and their stop.
+//! - [`session`]: the reader threads (one /dev/fuse clone each) and their stop;
+//! - [`backing`]: kernel passthrough backing files through the session fd's ioctls.
 //!
 //! Requests and replies travel through the in-memory transport of
 //! [`fuse::io::mem`](crate::fuse::io::mem): one request buffer and one reply buffer per
 //! thread, READ and WRITE payloads moved with one `pread`/`pwrite` between them and the
 //! host file.
 
+pub mod backing;
 pub mod mount;
 pub mod session;
 
@@ -68,4 +70,8 @@ pub enum FusedevError {
     ThreadPanicked,
     #[error("reading requests from /dev/fuse failed")]
     Read(#[source] io::Error),
+    #[error("cannot duplicate the /dev/fuse session fd for passthrough backing files")]
+    Dup(#[source] io::Error),
+    #[error("the kernel's INIT was refused (see the error above); the mount is unusable")]
+    InitRefused,
 }

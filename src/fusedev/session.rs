@@ -59,6 +59,8 @@ pub enum Ended {
     Stopped,
     /// The filesystem was unmounted (the kernel ended the session).
     Unmounted,
+    /// The filesystem refused the kernel's INIT: nothing can be served.
+    InitRefused,
 }
 
 /// Serves the session with one reader thread per fd of `readers` (clones of the session
@@ -89,6 +91,7 @@ pub fn serve<F: FileSystem + 'static>(
     let mut result = Ok(Ended::Stopped);
     for h in handles {
         match h.join() {
+            Ok(Ok(Ended::InitRefused)) => result = Err(FusedevError::InitRefused),
             Ok(Ok(Ended::Unmounted)) if result.is_ok() => result = Ok(Ended::Unmounted),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => result = Err(FusedevError::Read(e)),
@@ -136,16 +139,26 @@ fn reader_loop<F: FileSystem>(
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Ended::Unmounted),
             Err(e) => return Err(e),
         };
-        let Some(written) = answer(server, &request[..n], &reply) else {
-            continue;
-        };
-        match dev::write(fd, &reply.borrow()[..written]) {
-            Ok(_) => {}
-            // The request was interrupted and the kernel no longer waits for it.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Ended::Unmounted),
-            Err(e) => log::warn!("cannot write a reply to /dev/fuse: {e}"),
+        let answered = answer(server, &request[..n], &reply);
+        let is_init = request.get(4..8) == Some(&abi::opcode::INIT.to_ne_bytes()[..]);
+        if let Some(written) = answered {
+            write_reply(fd, &reply.borrow()[..written]);
         }
+        if is_init && !server.initialized() {
+            return Ok(Ended::InitRefused);
+        }
+    }
+}
+
+/// Writes one reply. A request interrupted meanwhile (ENOENT) no longer waits for it; after
+/// an unmount (ENODEV) the next read ends the thread.
+fn write_reply(fd: BorrowedFd<'_>, reply: &[u8]) {
+    match dev::write(fd, reply) {
+        Ok(_) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => {
+            log::debug!("reply not delivered: {e}");
+        }
+        Err(e) => log::warn!("cannot write a reply to /dev/fuse: {e}"),
     }
 }
 

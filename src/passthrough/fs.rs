@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::backing::Backing;
 use super::handle_table::HandleTable;
 use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
 use super::locks::LockTable;
@@ -24,6 +25,7 @@ use super::{CachePolicy, Config, InodeFileHandles};
 use log::warn;
 
 use crate::fuse::abi::{self, init_flags, open_out_flags};
+use crate::fuse::backing::BackingFiles;
 use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
 };
@@ -51,6 +53,9 @@ pub struct PassthroughFs {
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
     mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// Kernel passthrough backing ids, when the transport offers them
+    /// ([`Self::with_backing`]).
+    pub(crate) backing: Option<Backing>,
 }
 
 impl PassthroughFs {
@@ -88,6 +93,7 @@ impl PassthroughFs {
         Ok(Self {
             handles_mode,
             mount_fds: Mutex::default(),
+            backing: None,
             cfg,
             proc_self_fd,
             inodes,
@@ -132,6 +138,13 @@ impl PassthroughFs {
     #[must_use]
     pub fn with_locks(mut self, enabled: bool) -> Self {
         self.locks_enabled = enabled;
+        self
+    }
+
+    /// Offers kernel passthrough at INIT, registering opened files through `files` (the
+    /// /dev/fuse transport's ioctls), unless the writeback cache is on (they do not mix).
+    pub fn with_backing(mut self, files: Arc<dyn BackingFiles>) -> Self {
+        self.backing = Some(Backing::new(files));
         self
     }
 
@@ -379,6 +392,9 @@ impl PassthroughFs {
         if self.locks_enabled {
             want |= POSIX_LOCKS | FLOCK_LOCKS;
         }
+        if self.backing.is_some() && !self.cfg.writeback {
+            want |= PASSTHROUGH;
+        }
         let agreed = want & capable;
         self.negotiated.store(agreed, Ordering::Relaxed);
         agreed
@@ -428,9 +444,26 @@ pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
 
 impl FileSystem for PassthroughFs {
     fn init(&self, capable: u64) -> io::Result<u64> {
-        Ok(self.do_init(capable))
+        let agreed = self.do_init(capable);
+        if let Some(b) = &self.backing
+            && b.required()
+            && agreed & init_flags::PASSTHROUGH == 0
+        {
+            log::error!(
+                "--passthrough on: the kernel did not offer FUSE_PASSTHROUGH (it needs Linux \
+                 >= 6.9 built with CONFIG_FUSE_PASSTHROUGH, and no --writeback)"
+            );
+            return Err(errno(libc::EPROTO));
+        }
+        Ok(agreed)
+    }
+    fn backing_id(&self, _inode: u64, fh: u64) -> Option<u32> {
+        self.backing.as_ref()?.id(fh)
     }
     fn destroy(&self) {
+        if let Some(b) = &self.backing {
+            b.clear();
+        }
         self.locks.clear();
         self.handles.clear();
         self.inodes.clear();
@@ -580,7 +613,11 @@ impl FileSystem for PassthroughFs {
         if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
             self.release_flock(inode, lock_owner);
         }
-        self.handles.remove(inode, fh).map(drop)
+        self.handles.remove(inode, fh)?;
+        if let Some(b) = &self.backing {
+            b.detach(fh);
+        }
+        Ok(())
     }
     fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)

@@ -17,6 +17,7 @@
 //!
 //! Not implemented (answer `ENOSYS`): DAX mappings (SETUPMAPPING/REMOVEMAPPING).
 
+pub mod backing;
 pub mod config;
 pub mod credentials;
 pub mod fs;

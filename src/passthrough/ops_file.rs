@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, errno};
+use super::fs::{PassthroughFs, check_name, errno, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};
@@ -39,7 +39,45 @@ impl PassthroughFs {
             self.kill_suidgid(fd.as_fd())?;
         }
         let fh = self.handles.insert(inode, fd);
-        Ok((fh, self.open_reply_flags(false)))
+        Ok((fh, self.file_open_flags(inode, fh)))
+    }
+
+    /// `open_out_flags` of a new file handle: with kernel passthrough, its fd becomes the
+    /// inode's backing file and the kernel does the reads and writes (no DIRECT_IO then:
+    /// it would override passthrough); otherwise the cache policy's flags.
+    ///
+    /// Files with setuid or setgid bits stay in the daemon: a passthrough write runs with
+    /// the daemon's credentials, which keep CAP_FSETID, so the kernel would not clear the
+    /// bits as it does for the caller; the daemon's WRITE does.
+    fn file_open_flags(&self, inode: u64, fh: u64) -> u32 {
+        let plain = self.open_reply_flags(false);
+        let Some(backing) = &self.backing else {
+            return plain;
+        };
+        if !self.negotiated(init_flags::PASSTHROUGH) {
+            return plain;
+        }
+        let Ok(h) = self.handles.get(inode, fh) else {
+            return plain;
+        };
+        match stat_fd(h.fd()) {
+            Ok(stx) => {
+                let mode = u32::from(stx.stx_mode);
+                if mode & libc::S_IFMT != libc::S_IFREG
+                    || mode & (libc::S_ISUID | libc::S_ISGID) != 0
+                {
+                    return plain;
+                }
+            }
+            Err(_) => return plain,
+        }
+        match backing.attach(inode, fh, h.fd()) {
+            Ok(_) => 0,
+            Err(e) => {
+                log::debug!("passthrough refused for node {inode}, serving its I/O: {e}");
+                plain
+            }
+        }
     }
 
     /// CREATE (`name` given) or TMPFILE (`name` is `None`).
@@ -91,7 +129,8 @@ impl PassthroughFs {
         let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
         let fh = self.handles.insert(entry.inode, fd);
-        Ok((entry, fh, self.open_reply_flags(false)))
+        let flags = self.file_open_flags(entry.inode, fh);
+        Ok((entry, fh, flags))
     }
 
     /// CREATE of a name that exists, without `O_EXCL`: the lookup and open of OPEN (only
@@ -136,7 +175,8 @@ impl PassthroughFs {
                     Err(_) => entry,
                 };
                 let fh = self.handles.insert(entry.inode, fd);
-                Ok((entry, fh, self.open_reply_flags(false)))
+                let flags = self.file_open_flags(entry.inode, fh);
+                Ok((entry, fh, flags))
             }
             Err(e) => {
                 // The guest gets no entry: it will not count (nor forget) this lookup.

@@ -82,6 +82,18 @@ impl Device {
     /// Like [`Self::connect`], acking only `wanted` (plus PROTOCOL_FEATURES) of the
     /// offered virtio features.
     pub fn connect_with(socket: &Path, request_queues: usize, wanted: u64) -> Self {
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        Self::connect_in(socket, request_queues, wanted, mem)
+    }
+
+    /// Like [`Self::connect_with`], in guest memory `mem`: queue `i` is laid out at
+    /// `i * QUEUE_AREA`, and whatever `mem` holds beyond the queues is the caller's.
+    pub fn connect_in(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        mem: Arc<GuestMemory>,
+    ) -> Self {
         let nqueues = 1 + request_queues;
         let mut fe = connect_raw(socket, nqueues as u64);
         fe.set_owner().expect("SET_OWNER");
@@ -112,7 +124,6 @@ impl Device {
         let acked = offered & (wanted | F_PROTOCOL_FEATURES);
         fe.set_features(acked).expect("SET_FEATURES");
 
-        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
         fe.set_mem_table(&mem.regions()).expect("SET_MEM_TABLE");
         let mut queues = Vec::new();
         for i in 0..nqueues {

@@ -25,6 +25,30 @@ pub fn is_mounted(path: &Path) -> bool {
     })
 }
 
+/// Runs `sh -c script` as uid/gid 1000 with no supplementary groups; returns whether it
+/// succeeded.
+pub fn as_user(script: &str) -> bool {
+    Command::new("setpriv")
+        .args([
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .expect("run setpriv (util-linux)")
+        .success()
+}
+
+/// How many requests with opcode `name` the daemon logged (`--log-level debug` logs one
+/// line per request: `#UNIQUE NAME node ...`).
+pub fn requests_logged(log: &str, name: &str) -> usize {
+    let pat = format!(" {name} node ");
+    log.lines().filter(|l| l.contains(&pat)).count()
+}
+
 /// Returns early from a test (which then passes) when /dev/fuse or root is missing.
 #[macro_export]
 macro_rules! require_fuse {

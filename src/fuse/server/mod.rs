@@ -60,6 +60,11 @@ impl<F: FileSystem> Server<F> {
         &self.fs
     }
 
+    /// Whether INIT succeeded (and no DESTROY came since).
+    pub fn initialized(&self) -> bool {
+        self.session.initialized.load(Ordering::Acquire)
+    }
+
     /// Handles one request read from `r`, writing the reply (if the opcode has one) to `w`.
     /// Returns the number of reply bytes written (0 for FORGET and other reply-less ops).
     ///
@@ -364,9 +369,20 @@ impl<F: FileSystem> Server<F> {
                 newname,
             } => reply.unit(fs.rename(ctx, node, oldname, newdir, newname, flags)),
             Op::Link { args, name } => reply.entry(fs.link(ctx, args.oldnodeid, node, name)),
-            Op::Open(a) => reply.open(fs.open(ctx, node, a.flags, a.open_flags)),
-            Op::Create { args, name } => reply.create(fs.create(ctx, node, name, &args)),
-            Op::Tmpfile(a) => reply.create(fs.tmpfile(ctx, node, &a)),
+            Op::Open(a) => reply.open(
+                fs.open(ctx, node, a.flags, a.open_flags)
+                    .map(|(fh, flags)| (fh, flags, fs.backing_id(node, fh))),
+            ),
+            Op::Create { args, name } => {
+                reply.create(fs.create(ctx, node, name, &args).map(|(e, fh, flags)| {
+                    let id = fs.backing_id(e.inode, fh);
+                    (e, fh, flags, id)
+                }))
+            }
+            Op::Tmpfile(a) => reply.create(fs.tmpfile(ctx, node, &a).map(|(e, fh, flags)| {
+                let id = fs.backing_id(e.inode, fh);
+                (e, fh, flags, id)
+            })),
             Op::Read(a) => self.read(ctx, h, &a, reply),
             Op::Flush(a) => reply.unit(fs.flush(ctx, node, a.fh, a.lock_owner)),
             Op::Release(a) => {
@@ -379,7 +395,10 @@ impl<F: FileSystem> Server<F> {
             Op::Statfs => reply.value(fs.statfs(ctx, node).map(|st| abi::StatfsOut {
                 st: reply::kstatfs(&st),
             })),
-            Op::Opendir(a) => reply.open(fs.opendir(ctx, node, a.flags)),
+            Op::Opendir(a) => reply.open(
+                fs.opendir(ctx, node, a.flags)
+                    .map(|(fh, fl)| (fh, fl, None)),
+            ),
             Op::Readdir(a) => self.readdir(ctx, h, &a, false, reply),
             Op::Readdirplus(a) => self.readdir(ctx, h, &a, true, reply),
             Op::Releasedir(a) => reply.unit(fs.releasedir(ctx, node, a.flags, a.fh)),

@@ -184,23 +184,25 @@ impl<W: Writer> Reply<W> {
         }))
     }
 
-    /// An `OpenOut` for a handle and its open flags, or the error.
+    /// An `OpenOut` for a handle, its open flags and its passthrough backing id, or the
+    /// error.
     ///
     /// # Errors
     /// As [`Reply::ok`].
-    pub fn open(self, r: io::Result<(u64, u32)>) -> io::Result<usize> {
-        self.value(r.map(|(fh, open_flags)| open_out(fh, open_flags)))
+    pub fn open(self, r: io::Result<(u64, u32, Option<u32>)>) -> io::Result<usize> {
+        self.value(r.map(|(fh, open_flags, backing)| open_out(fh, open_flags, backing)))
     }
 
     /// CREATE/TMPFILE: `EntryOut` then `OpenOut`, or the error.
     ///
     /// # Errors
     /// As [`Reply::ok`].
-    pub fn create(self, r: io::Result<(Entry, u64, u32)>) -> io::Result<usize> {
+    pub fn create(self, r: io::Result<(Entry, u64, u32, Option<u32>)>) -> io::Result<usize> {
         match r {
-            Ok((e, fh, flags)) => {
-                self.ok(&[entry_out(&e).as_slice(), open_out(fh, flags).as_slice()])
-            }
+            Ok((e, fh, flags, backing)) => self.ok(&[
+                entry_out(&e).as_slice(),
+                open_out(fh, flags, backing).as_slice(),
+            ]),
             Err(e) => self.error(&e),
         }
     }
@@ -225,11 +227,19 @@ impl<W: Writer> Reply<W> {
     }
 }
 
-fn open_out(fh: u64, open_flags: u32) -> abi::OpenOut {
-    abi::OpenOut {
-        fh,
-        open_flags,
-        backing_id: 0,
+/// `fuse_open_out`; a backing id turns on `FOPEN_PASSTHROUGH`.
+fn open_out(fh: u64, open_flags: u32, backing: Option<u32>) -> abi::OpenOut {
+    match backing {
+        Some(id) => abi::OpenOut {
+            fh,
+            open_flags: open_flags | abi::open_out_flags::PASSTHROUGH,
+            backing_id: id as i32,
+        },
+        None => abi::OpenOut {
+            fh,
+            open_flags,
+            backing_id: 0,
+        },
     }
 }
 

@@ -1,0 +1,270 @@
+//! The shared directory every daemon serves, and what the host knows about it (inode
+//! numbers, sizes, contents) to check each reply against.
+//!
+//! File contents follow one pattern: the 8 bytes at file offset `o` are `o ^ seed` (little
+//! endian), so any READ reply can be checked without keeping the file in memory.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// How big the share is.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// The file READ workloads read.
+    pub data: u64,
+    /// The file 4k WRITE writes into.
+    pub write: u64,
+    /// Files in `names/` (LOOKUP hits, a file per slot for SETATTR).
+    pub names: usize,
+    /// Entries of `dir10k/` (READDIRPLUS).
+    pub dir_entries: usize,
+    /// Directories of the build tree, and files in each.
+    pub tree_dirs: usize,
+    pub tree_files: usize,
+}
+
+impl Sizes {
+    /// For measurements.
+    pub const BENCH: Sizes = Sizes {
+        data: 64 << 20,
+        write: 16 << 20,
+        names: 1000,
+        dir_entries: 10_000,
+        tree_dirs: 16,
+        tree_files: 64,
+    };
+    /// For the smoke test: small enough to build in seconds on a busy machine (creating
+    /// files is the slow part), big enough for every workload.
+    pub const SMOKE: Sizes = Sizes {
+        data: 8 << 20,
+        write: 1 << 20,
+        names: 128,
+        dir_entries: 1000,
+        tree_dirs: 4,
+        tree_files: 16,
+    };
+}
+/// Files of `inodes/`, looked up once each to measure memory per inode.
+pub const INODE_FILES: usize = 100_000;
+
+/// Seed of the data file's pattern.
+pub const DATA_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Seed of the write file's pattern.
+pub const WRITE_SEED: u64 = 0x5851_f42d_4c95_7f2d;
+
+/// The 8-byte pattern word at offset `off` (a multiple of 8) of a file seeded `seed`.
+pub fn word(seed: u64, off: u64) -> u64 {
+    off ^ seed
+}
+
+/// Fills `buf` with the pattern of file `seed` from offset `off` (a multiple of 8).
+pub fn fill(buf: &mut [u8], seed: u64, off: u64) {
+    for (i, w) in buf.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&word(seed, off + 8 * i as u64).to_le_bytes());
+    }
+}
+
+/// Whether `buf` holds the pattern of file `seed` from offset `off`; the first bad offset.
+pub fn check(buf: &[u8], seed: u64, off: u64) -> Result<(), u64> {
+    let bad = buf.chunks_exact(8).enumerate().position(|(i, w)| {
+        u64::from_le_bytes(w.try_into().unwrap()) != word(seed, off + 8 * i as u64)
+    });
+    match bad {
+        Some(i) => Err(off + 8 * i as u64),
+        None if buf.len() % 8 != 0 => Err(off + buf.len() as u64),
+        None => Ok(()),
+    }
+}
+
+/// One file of the build tree.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub name: String,
+    pub ino: u64,
+    pub size: u64,
+    pub seed: u64,
+}
+
+/// One directory of the build tree.
+#[derive(Debug, Clone)]
+pub struct TreeDir {
+    pub name: String,
+    pub ino: u64,
+    pub files: Vec<TreeFile>,
+}
+
+/// The shared directory and its host facts.
+pub struct Share {
+    pub root: PathBuf,
+    pub sizes: Sizes,
+    /// `names/` entries: (name, inode number).
+    pub names: Vec<(String, u64)>,
+    /// `dir10k/` entries by name: inode number.
+    pub dir_entries: HashMap<String, u64>,
+    pub tree: Vec<TreeDir>,
+    /// Inode numbers of the top-level files and directories, by name.
+    pub top: HashMap<String, u64>,
+}
+
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+        .ino()
+}
+
+fn write_pattern(p: &Path, size: u64, seed: u64) {
+    if fs::metadata(p).is_ok_and(|m| m.len() == size) {
+        return;
+    }
+    let mut f = File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+    let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+    let mut off = 0;
+    while off < size {
+        let n = buf.len().min((size - off) as usize);
+        fill(&mut buf[..n], seed, off);
+        f.write_all(&buf[..n]).expect("write a pattern file");
+        off += n as u64;
+    }
+}
+
+/// Creates `n` empty files named `prefix{i:05}` in `dir` (kept when already there).
+fn many_files(dir: &Path, prefix: &str, n: usize) {
+    fs::create_dir_all(dir).expect("create a directory of the share");
+    for i in 0..n {
+        let p = dir.join(format!("{prefix}{i:05}"));
+        if !p.exists() {
+            File::create(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+        }
+    }
+}
+
+impl Share {
+    /// Builds (or reuses) the share under `root`; `inodes` adds the 100,000-file directory
+    /// for the memory measurement.
+    pub fn prepare(root: &Path, sizes: Sizes, inodes: bool) -> Self {
+        fs::create_dir_all(root).expect("create the shared directory");
+        write_pattern(&root.join("data.bin"), sizes.data, DATA_SEED);
+        write_pattern(&root.join("write.bin"), sizes.write, WRITE_SEED);
+        // The data file is read from the page cache, for every daemon alike.
+        std::io::copy(
+            &mut File::open(root.join("data.bin")).expect("open data.bin"),
+            &mut std::io::sink(),
+        )
+        .expect("read data.bin");
+        write_pattern(&root.join("attr.bin"), 4096, 0);
+        many_files(&root.join("names"), "n", sizes.names);
+        many_files(&root.join("dir10k"), "e", sizes.dir_entries);
+        if inodes {
+            many_files(&root.join("inodes"), "i", INODE_FILES);
+        }
+        let create = root.join("create");
+        let _ = fs::remove_dir_all(&create);
+        fs::create_dir(&create).expect("create create/");
+        let mut tree = Vec::new();
+        for d in 0..sizes.tree_dirs {
+            let dname = format!("src{d:02}");
+            let dpath = root.join("tree").join(&dname);
+            fs::create_dir_all(&dpath).expect("create a tree directory");
+            let mut files = Vec::new();
+            for f in 0..sizes.tree_files {
+                let name = format!("unit{f:02}.c");
+                // 1-16 KiB, a multiple of 8.
+                let size = 1024 * (1 + ((d * 7 + f * 13) % 16) as u64);
+                let seed = (d * sizes.tree_files + f) as u64 * 0x1000_0001;
+                let p = dpath.join(&name);
+                write_pattern(&p, size, seed);
+                files.push(TreeFile {
+                    ino: ino(&p),
+                    name,
+                    size,
+                    seed,
+                });
+            }
+            tree.push(TreeDir {
+                ino: ino(&dpath),
+                name: dname,
+                files,
+            });
+        }
+        let names = (0..sizes.names)
+            .map(|i| {
+                let n = format!("n{i:05}");
+                let i = ino(&root.join("names").join(&n));
+                (n, i)
+            })
+            .collect();
+        let dir_entries = fs::read_dir(root.join("dir10k"))
+            .expect("list dir10k")
+            .map(|e| {
+                let e = e.expect("list dir10k");
+                (e.file_name().into_string().expect("utf-8"), e.ino())
+            })
+            .collect();
+        let top = [
+            "data.bin",
+            "write.bin",
+            "attr.bin",
+            "names",
+            "dir10k",
+            "create",
+            "tree",
+            "inodes",
+        ]
+        .iter()
+        .filter(|n| root.join(n).exists())
+        .map(|n| (n.to_string(), ino(&root.join(n))))
+        .collect();
+        Self {
+            root: root.to_path_buf(),
+            sizes,
+            names,
+            dir_entries,
+            tree,
+            top,
+        }
+    }
+
+    /// Host inode number of a top-level entry.
+    pub fn ino(&self, name: &str) -> u64 {
+        self.top[name]
+    }
+
+    /// Zeroes the write file, so that a WRITE the daemon dropped cannot pass the check.
+    pub fn reset_write_file(&self) {
+        let f = File::options()
+            .write(true)
+            .open(self.root.join("write.bin"))
+            .expect("open write.bin");
+        f.set_len(0).expect("truncate write.bin");
+        f.set_len(self.sizes.write).expect("size write.bin");
+    }
+
+    /// Checks the write file on the host: every block in `written` holds the pattern,
+    /// every other block is still zero.
+    pub fn check_write_file(&self, written: &[bool], block: u64) -> Result<(), String> {
+        let data = fs::read(self.root.join("write.bin")).map_err(|e| e.to_string())?;
+        for (i, w) in written.iter().enumerate() {
+            let off = i as u64 * block;
+            let b = &data[off as usize..(off + block) as usize];
+            if *w {
+                check(b, WRITE_SEED, off)
+                    .map_err(|at| format!("write.bin on the host differs at offset {at}"))?;
+            } else if b.iter().any(|&x| x != 0) {
+                return Err(format!(
+                    "write.bin block at {off} was never written but is not zero"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries left in `create/` (none once every created file was unlinked).
+    pub fn created_left(&self) -> usize {
+        fs::read_dir(self.root.join("create"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
