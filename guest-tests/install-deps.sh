@@ -41,23 +41,34 @@ if ! grep -rqsE '^(deb-src |Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sou
 fi
 
 BPO_PKGS=(qemu-system-x86 qemu-system-data qemu-system-common)   # QEMU 10.0
+# libvirt 11.3 for packaging/test-package.sh (it drives QEMU 10.0 and builds virtiofsd command
+# lines with --shared-dir etc.). Named pkg/bookworm-backports, not -t: libvirt-daemon-system
+# and -t would pull systemd 254 from backports too.
+LIBVIRT_BPO_PKGS=(libvirt0 libvirt-common libvirt-clients libvirt-daemon libvirt-daemon-common
+                  libvirt-daemon-log libvirt-daemon-driver-qemu)
 PKGS=(
     seabios ipxe-qemu
     busybox-static cpio gzip zstd xz-utils
     build-essential pkg-config libaio-dev zlib1g-dev dpkg-dev   # static fio
     libseccomp-dev libcap-ng-dev       # virtiofsd (compare.sh)
     python3 coreutils util-linux procps
+    rpm rpmlint man-db                 # packaging/test-package.sh: RPM build, man page check
 )
 missing=()
 bpo_missing=()
 for p in "${BPO_PKGS[@]}"; do
     dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | grep -q '^install ok installed 1:10' || bpo_missing+=("$p")
 done
+libvirt_missing=()
+for p in "${LIBVIRT_BPO_PKGS[@]}"; do
+    dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | grep -q '^install ok installed 11\.' || libvirt_missing+=("$p")
+done
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
 done
 stamp=/var/lib/apt/periodic/vhostfsd-guest-tests-update
-if [ "$changed" = 1 ] || [ ! -e "$stamp" ] || [ ${#missing[@]} -gt 0 ] || [ ${#bpo_missing[@]} -gt 0 ]; then
+if [ "$changed" = 1 ] || [ ! -e "$stamp" ] || [ ${#missing[@]} -gt 0 ] || [ ${#bpo_missing[@]} -gt 0 ] ||
+   [ ${#libvirt_missing[@]} -gt 0 ]; then
     apt-get update -qq
     mkdir -p "$(dirname "$stamp")" && touch "$stamp"
 fi
@@ -65,6 +76,10 @@ export DEBIAN_FRONTEND=noninteractive
 if [ ${#bpo_missing[@]} -gt 0 ]; then
     echo "install-deps.sh: installing from bookworm-backports: ${bpo_missing[*]}"
     apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo_missing[@]}"
+fi
+if [ ${#libvirt_missing[@]} -gt 0 ]; then
+    echo "install-deps.sh: installing from bookworm-backports: ${libvirt_missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${libvirt_missing[@]/%//bookworm-backports}"
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps.sh: installing ${missing[*]}"

@@ -173,12 +173,22 @@ class Daemon:
             cmd += ["--num-request-queues", str(queues)]
         self.cmd = cmd
         self.proc: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}
+        self.returncode: int | None = None
+
+    @classmethod
+    def from_command(cls, cmd: list[str], sock: Path, logfile: Path, env: dict[str, str] | None = None) -> "Daemon":
+        """A daemon started by a given command line (packaged.py: the systemd unit's), serving `sock`."""
+        d = cls.__new__(cls)
+        d.cmd, d.sock, d.logfile, d.allow_mmap, d.proc = cmd, sock, logfile, False, None
+        d.env, d.returncode = dict(env or {}), None
+        return d
 
     def start(self, timeout: float = 15) -> None:
         self.logfh = open(self.logfile, "wb")
         self.logfh.write(("$ " + " ".join(self.cmd) + "\n").encode())
         self.logfh.flush()
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.logfh,
                                      stderr=subprocess.STDOUT, env=env)
@@ -208,6 +218,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.logfh.close()
+        self.returncode = self.proc.returncode
         self.proc = None
         return rc
 

@@ -4,7 +4,9 @@
 # QEMU mounting the share and running fio and filesystem workloads).
 #
 # Needs root (credentials, namespaces, QEMU's vhost-user socket); installs what it needs
-# with apt-get on Debian bookworm. SKIP_FUZZ=1 skips the short fuzz runs (FUZZ_SECONDS per
+# with apt-get on Debian bookworm. The last step builds and installs the .deb and boots guests
+# through the installed systemd unit's command line and through libvirt
+# (packaging/test-package.sh). SKIP_FUZZ=1 skips the short fuzz runs (FUZZ_SECONDS per
 # target, default 15); SKIP_GUEST_TESTS=1 stops before the guest tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,5 +55,8 @@ if [ "${SKIP_GUEST_TESTS:-0}" = 1 ]; then
 fi
 
 step "guest tests (real Linux guest under QEMU)"
-cargo build --release --locked
+cargo build --release --locked --package vhostfsd
 VHOSTFSD="$PWD/target/release/vhostfsd" guest-tests/run.sh
+
+step "package: .deb and RPM, installed files, systemd units, unit and libvirt guest boots"
+packaging/test-package.sh

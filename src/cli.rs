@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 pub use crate::fusedev::backing::PassthroughMode;
+use crate::passthrough::DaxPolicy;
 
 /// The package version, as in Cargo.toml (the man page shows this one).
 pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -108,7 +109,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "MNT",
-        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "print_capabilities"]
+        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "dax_window", "dax_policy", "print_capabilities"]
     )]
     pub mount: Option<PathBuf>,
 
@@ -139,6 +140,18 @@ pub struct Args {
     /// Size of each virtqueue.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub queue_size: usize,
+
+    /// Size of the DAX window the guest maps files into, e.g. 1G or 512M (a multiple of
+    /// 2M; 0 = no DAX). Needs a frontend with vhost-user shared-memory regions (QEMU >= 11.1
+    /// with vhost-user-test-device-pci and --tag; see docs/dax.md). The guest mounts with
+    /// `-o dax=always` or `-o dax=inode`.
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    pub dax_window: u64,
+
+    /// Which files the guest gets in DAX mode when it mounts with `-o dax=inode` (or with no
+    /// dax option); with `dax=always` every file is.
+    #[arg(long, value_enum, default_value_t = DaxPolicy::Attr)]
+    pub dax_policy: DaxPolicy,
 
     /// Serve extended attributes.
     #[arg(long)]
@@ -261,7 +274,54 @@ pub struct Args {
     /// Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock,
     /// no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback,
     /// no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L,
-    /// timeout=SECS, killpriv_v2, no_killpriv_v2.
+    /// timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE.
     #[arg(short = 'o', value_name = "OPTS")]
     pub options: Vec<String>,
+}
+
+/// A size with an optional binary suffix: `4096`, `512K`, `64M`, `1G`, `2T` (case
+/// insensitive, an optional trailing `B`/`iB` accepted).
+///
+/// # Errors
+/// Not a number, an unknown suffix, or a size that does not fit 64 bits.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(t);
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let shift = match &t[digits.len()..] {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        other => return Err(format!("unknown size suffix {other:?}: use K, M, G or T")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 1G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_binary_suffixes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        for bad in ["", "G", "1X", "-1", "1.5G", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

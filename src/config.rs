@@ -51,6 +51,8 @@ pub enum ConfigError {
     IdTranslation(#[from] IdRuleError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
+    #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
+    BadDaxWindow(u64),
     #[error(
         "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
          passthrough with the writeback cache; drop one"
@@ -114,6 +116,10 @@ pub struct Config {
     pub num_request_queues: usize,
     pub queue_size: usize,
     pub thread_pool_size: usize,
+    /// Bytes of the DAX window (`--dax-window`); 0 = no DAX.
+    pub dax_window: u64,
+    /// `--dax-policy`.
+    pub dax_policy: passthrough::DaxPolicy,
     pub sandbox: SandboxMode,
     pub seccomp: SeccompAction,
     /// `--modcaps`: changes to the capabilities kept after set-up.
@@ -128,6 +134,9 @@ pub struct Config {
     pub print_capabilities: bool,
     pub fs: passthrough::Config,
 }
+
+/// The DAX window is a whole number of these: the Linux guest maps 2 MiB chunks.
+pub const DAX_WINDOW_GRANULE: u64 = 2 << 20;
 
 /// Most request queues we offer.
 /// (Each queue gets a worker thread, selected by one bit of a u64: 64 queues in all.)
@@ -172,6 +181,10 @@ impl TryFrom<Args> for Config {
                 let bad = || ConfigError::BadOptionValue(opt.to_string());
                 match (key, value) {
                     ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
+                    // libvirt before 10 passes the sandbox here (`-o source=DIR,sandbox=MODE`).
+                    ("sandbox", Some(v)) => {
+                        args.sandbox = SandboxArg::from_str_ci(v).ok_or_else(bad)?;
+                    }
                     ("cache", Some(v)) => {
                         args.cache = CacheArg::from_str_ci(v).ok_or_else(bad)?;
                     }
@@ -257,6 +270,9 @@ impl TryFrom<Args> for Config {
         {
             return Err(ConfigError::TagTooLong(tag.clone()));
         }
+        if args.dax_window % DAX_WINDOW_GRANULE != 0 {
+            return Err(ConfigError::BadDaxWindow(args.dax_window));
+        }
 
         let cache = match args.cache {
             CacheArg::Never => CachePolicy::Never,
@@ -291,6 +307,8 @@ impl TryFrom<Args> for Config {
             num_request_queues: args.num_request_queues,
             queue_size: args.queue_size,
             thread_pool_size: args.thread_pool_size,
+            dax_window: args.dax_window,
+            dax_policy: args.dax_policy,
             sandbox: match args.sandbox {
                 SandboxArg::Namespace => SandboxMode::Namespace,
                 SandboxArg::Chroot => SandboxMode::Chroot,
@@ -344,6 +362,8 @@ impl Config {
             num_request_queues: 1,
             queue_size: 1024,
             thread_pool_size: 0,
+            dax_window: 0,
+            dax_policy: passthrough::DaxPolicy::default(),
             sandbox: SandboxMode::None,
             seccomp: SeccompAction::None,
             modcaps: CapChanges::default(),
@@ -380,6 +400,20 @@ mod tests {
         v.push(&d);
         v.extend_from_slice(args);
         Config::try_from(Args::try_parse_from(v).unwrap())
+    }
+
+    #[test]
+    fn dax_window_and_policy() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.dax_window, 0);
+        assert_eq!(c.dax_policy, passthrough::DaxPolicy::Attr);
+        let c = parse(&["--dax-window", "1G", "--dax-policy", "large-files"]).unwrap();
+        assert_eq!(c.dax_window, 1 << 30);
+        assert_eq!(c.dax_policy, passthrough::DaxPolicy::LargeFiles);
+        assert!(matches!(
+            parse(&["--dax-window", "3M"]),
+            Err(ConfigError::BadDaxWindow(_))
+        ));
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! nothing outside the share changes (a sentinel file and the listing of the share's
 //! parent are compared after every input).
 //!
+//! With `dax` set, the filesystem serves SETUPMAPPING/REMOVEMAPPING through a window that
+//! enforces QEMU 11.1's rules (in the window, no overlap, unmaps matching a map exactly):
+//! whatever the guest sends, the daemon must never ask the VMM for a map it would refuse.
+//!
 //! Host safety, not protocol restrictions: MKNOD gets `rdev` 0 and FIFOs become regular
 //! files (no host device nodes, no blocking opens), SETLKW becomes SETLK (a single
 //! thread would wait on itself forever), FALLOCATE and COPY_FILE_RANGE lengths are capped
@@ -21,15 +25,16 @@ use std::io;
 use std::mem::size_of;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::dax::{DaxWindow, MapRequest};
 use vhostfsd::fuse::io::Writer;
 use vhostfsd::fuse::io::mem::{VecReader, VecWriter};
 use vhostfsd::fuse::server::Server;
-use vhostfsd::passthrough::{CachePolicy, Config, PassthroughFs};
+use vhostfsd::passthrough::{CachePolicy, Config, DaxPolicy, PassthroughFs};
 use vm_memory::ByteValued;
 
 /// Every opcode the protocol defines (implemented or not).
@@ -100,6 +105,8 @@ struct Input {
 
 #[derive(Arbitrary, Debug)]
 struct FsConfig {
+    /// A DAX window, and the `--dax-policy` (index into the policies).
+    dax: Option<u8>,
     xattr: bool,
     readonly: bool,
     writeback: bool,
@@ -570,6 +577,47 @@ fn reset_share(env: &Env) -> io::Result<()> {
     Ok(())
 }
 
+/// A DAX window with QEMU 11.1's rules: a violation is a bug in the daemon's checks.
+struct StrictWindow {
+    maps: Mutex<Vec<(u64, u64)>>,
+}
+
+/// The fuzzed window: small, so guest offsets hit its edges.
+const WINDOW: u64 = 16 << 20;
+
+impl DaxWindow for StrictWindow {
+    fn size(&self) -> u64 {
+        WINDOW
+    }
+    fn epoch(&self) -> u64 {
+        0
+    }
+    fn map(&self, r: &MapRequest<'_>) -> io::Result<()> {
+        let (off, len) = (r.window_offset, r.len);
+        assert!(
+            len > 0 && off.checked_add(len).is_some_and(|e| e <= WINDOW),
+            "map out of the window"
+        );
+        assert!(off % 4096 == 0 && len % 4096 == 0, "misaligned map");
+        let mut maps = self.maps.lock().unwrap();
+        assert!(
+            !maps.iter().any(|&(o, l)| off < o + l && o < off + len),
+            "map overlapping a mapping: {off:#x}+{len:#x} over {maps:x?}"
+        );
+        maps.push((off, len));
+        Ok(())
+    }
+    fn unmap(&self, off: u64, len: u64) -> io::Result<()> {
+        let mut maps = self.maps.lock().unwrap();
+        let i = maps
+            .iter()
+            .position(|&m| m == (off, len))
+            .unwrap_or_else(|| panic!("unmap of no mapping: {off:#x}+{len:#x} in {maps:x?}"));
+        maps.remove(i);
+        Ok(())
+    }
+}
+
 fn request(op: u32, nodeid: u64, body: &[u8]) -> Vec<u8> {
     let h = abi::InHeader {
         len: (size_of::<abi::InHeader>() + body.len()) as u32,
@@ -601,7 +649,19 @@ fn run(input: &Input) {
         ..Config::default()
     };
     let proc_self_fd = fs::File::open("/proc/self/fd").expect("/proc/self/fd");
-    let fs = PassthroughFs::new(cfg, proc_self_fd).expect("the passthrough filesystem");
+    let mut fs = PassthroughFs::new(cfg, proc_self_fd).expect("the passthrough filesystem");
+    if let Some(p) = input.config.dax {
+        let policies = [
+            DaxPolicy::Always,
+            DaxPolicy::Never,
+            DaxPolicy::LargeFiles,
+            DaxPolicy::Attr,
+        ];
+        let window = Arc::new(StrictWindow {
+            maps: Mutex::default(),
+        });
+        fs = fs.with_dax(window, policies[usize::from(p) % policies.len()]);
+    }
     let server = Server::new(Arc::new(fs));
 
     let minor = input

@@ -10,6 +10,11 @@ complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-use
 complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r
 complete -c vhostfsd -l num-request-queues -d 'Number of request queues offered to the guest (besides the high-priority queue)' -r
 complete -c vhostfsd -l queue-size -d 'Size of each virtqueue' -r
+complete -c vhostfsd -l dax-window -d 'Size of the DAX window the guest maps files into, e.g. 1G or 512M (a multiple of 2M; 0 = no DAX). Needs a frontend with vhost-user shared-memory regions (QEMU >= 11.1 with vhost-user-test-device-pci and --tag; see docs/dax.md). The guest mounts with `-o dax=always` or `-o dax=inode`' -r
+complete -c vhostfsd -l dax-policy -d 'Which files the guest gets in DAX mode when it mounts with `-o dax=inode` (or with no dax option); with `dax=always` every file is' -r -f -a "always\t'Every regular file'
+never\t'No file'
+large-files\t'Regular files of at least [`LARGE_FILE`] bytes (2 MiB, one guest DAX chunk)'
+attr\t'Files with the host inode flag FS_DAX_FL (`chattr +x FILE`; `lsattr` shows `x`)'"
 complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not implemented yet: refused)' -r
 complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
 chroot\t'chroot into the shared directory (needs root, no namespaces)'
@@ -37,7 +42,7 @@ complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not im
 complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
 complete -c vhostfsd -l translate-uid -d 'Translate uids between guest and host inside the daemon (caller credentials, chown, attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest` (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins, ids no rule covers pass unchanged' -r
 complete -c vhostfsd -l translate-gid -d 'Translate gids, as --translate-uid does uids' -r
-complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2' -r
+complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE' -r
 complete -c vhostfsd -l xattr -d 'Serve extended attributes'
 complete -c vhostfsd -l posix-acl -d 'Serve POSIX ACLs (implies --xattr)'
 complete -c vhostfsd -l allow-suid-dev -d 'With --sandbox namespace, do not mount the shared directory nosuid,nodev in the sandbox (by default device nodes and setuid files in the share are inert there)'

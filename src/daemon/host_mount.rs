@@ -8,9 +8,8 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::thread;
 
-use super::{DaemonError, Opened, open_filesystem};
+use super::{DaemonError, Opened, open_filesystem, signals};
 use crate::config::{Config, HostMount, SandboxMode};
 use crate::fuse::server::Server;
 use crate::fusedev::backing::{DevBacking, PassthroughMode};
@@ -60,8 +59,9 @@ pub(super) fn run(
     };
     let server = Arc::new(Server::new(Arc::new(fs)));
     notifier.ready();
-    let result = serve(server, &mut mount, signals);
+    let result = serve(server.clone(), &mut mount, signals);
     notifier.stopping();
+    signals::log_requests(&server);
     // Inside the namespace sandbox the mount is the parent's to undo.
     if cfg.sandbox != SandboxMode::Namespace {
         mount.unmount()?;
@@ -73,20 +73,14 @@ pub(super) fn run(
 fn serve(
     server: Arc<Server<crate::passthrough::PassthroughFs>>,
     mount: &mut Mount,
-    mut signals: File,
+    signals: File,
 ) -> Result<(), DaemonError> {
     let stop = Arc::new(Stop::new().map_err(DaemonError::Signals)?);
     let signal_stop = stop.clone();
-    thread::Builder::new()
-        .name("vhostfsd-signals".into())
-        .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, unmounting"),
-                Err(e) => log::error!("cannot read signals ({e}), unmounting"),
-            }
-            signal_stop.request();
-        })
-        .map_err(DaemonError::Signals)?;
+    signals::spawn(signals, server.clone(), "unmounting", move || {
+        signal_stop.request()
+    })
+    .map_err(DaemonError::Signals)?;
     let readers = mount.take_readers();
     log::info!(
         "serving {} with {} reader thread(s)",

@@ -1,9 +1,10 @@
 //! Starts the daemon from a checked configuration and serves one vhost-user frontend after
 //! another until SIGTERM or SIGINT.
 //!
-//! Order of start-up: logging; systemd's notification socket, if any; SIGTERM/SIGINT blocked
-//! and read from a signalfd (before any thread exists, so every thread inherits the mask);
-//! the listening socket; RLIMIT_NOFILE; /proc/self/fd; the sandbox; the filesystem and FUSE
+//! Order of start-up: logging; systemd's notification socket, if any; SIGTERM/SIGINT (shut
+//! down) and SIGUSR1 (log the requests served per opcode, also logged at exit) blocked and
+//! read from a signalfd (before any thread exists, so every thread inherits the mask); the
+//! listening socket; RLIMIT_NOFILE; /proc/self/fd; the sandbox; the filesystem and FUSE
 //! server; READY=1 to systemd. Then, for each frontend, a
 //! fresh backend and `VhostUserDaemon` (new queues and worker threads); when the frontend
 //! goes away, the requests in flight finish, the filesystem state is dropped, and the next
@@ -14,6 +15,7 @@ mod limits;
 mod listener;
 mod logger;
 mod panic;
+mod signals;
 
 use std::fs::File;
 use std::io;
@@ -21,7 +23,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use vhost::vhost_user::{Error as VhostError, Listener};
 use vhost_user_backend::{Error as BackendError, ShutdownHandle, VhostUserDaemon};
@@ -37,7 +38,9 @@ use crate::sandbox::privileges::{self, CapsError};
 use crate::sandbox::seccomp::{self, SeccompError};
 use crate::sandbox::{self, Outcome, SandboxError};
 use crate::systemd::Notifier;
-use crate::vhost_user::{DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities};
+use crate::vhost_user::{
+    BackendChannel, DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities,
+};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +130,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     panic::abort_on_panic();
     // Connected now: the socket's path is out of reach once the sandbox is entered.
     let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
-    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT])
+    let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1])
         .map_err(DaemonError::Signals)?;
     match &cfg.transport {
         Transport::VhostUser(listen) => run_vhost_user(&cfg, listen, signals, &notifier),
@@ -151,7 +154,18 @@ fn run_vhost_user(
     // A blocking lock request holds its worker until granted: serve locks on the host only
     // when requests run on a pool, so the request that releases the lock can still run.
     // Otherwise the guest kernel keeps locks local, as with virtiofsd.
-    let fs = fs.with_locks(cfg.thread_pool_size > 0);
+    let mut fs = fs.with_locks(cfg.thread_pool_size > 0);
+    // One channel slot for the daemon's life: each connection attaches its backend request
+    // channel; the filesystem maps DAX ranges through it.
+    let channel = Arc::new(BackendChannel::new(cfg.dax_window));
+    if cfg.dax_window > 0 {
+        fs = fs.with_dax(channel.clone(), cfg.dax_policy);
+        log::info!(
+            "DAX window of {} MiB, --dax-policy {:?}",
+            cfg.dax_window >> 20,
+            cfg.dax_policy
+        );
+    }
     let server = Arc::new(Server::new(Arc::new(fs)));
     let device = DeviceConfig {
         num_request_queues: cfg.num_request_queues,
@@ -160,8 +174,9 @@ fn run_vhost_user(
         thread_pool_size: cfg.thread_pool_size,
     };
     notifier.ready();
-    let result = serve(listener, server, &device, signals);
+    let result = serve(listener, &server, &device, &channel, signals);
     notifier.stopping();
+    signals::log_requests(&server);
     log::info!("exiting");
     result
 }
@@ -241,9 +256,10 @@ impl Shutdown {
 
 fn serve(
     mut listener: Listener,
-    server: Arc<Server<PassthroughFs>>,
+    server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
-    mut signals: File,
+    channel: &Arc<BackendChannel>,
+    signals: File,
 ) -> Result<(), DaemonError> {
     let shutdown = Arc::new(Shutdown {
         requested: AtomicBool::new(false),
@@ -252,16 +268,10 @@ fn serve(
         listener_fd: listener.as_raw_fd(),
     });
     let signal_shutdown = shutdown.clone();
-    thread::Builder::new()
-        .name("vhostfsd-signals".into())
-        .spawn(move || {
-            match oslib::signal::read_signal(&mut signals) {
-                Ok(sig) => log::info!("got signal {sig}, shutting down"),
-                Err(e) => log::error!("cannot read signals ({e}), shutting down"),
-            }
-            signal_shutdown.request();
-        })
-        .map_err(DaemonError::Signals)?;
+    signals::spawn(signals, server.clone(), "shutting down", move || {
+        signal_shutdown.request();
+    })
+    .map_err(DaemonError::Signals)?;
 
     loop {
         log::info!("waiting for a vhost-user frontend to connect");
@@ -270,7 +280,7 @@ fn serve(
         if shutdown.requested() {
             return Ok(());
         }
-        serve_one(&mut listener, &server, device, &shutdown)?;
+        serve_one(&mut listener, server, device, channel, &shutdown)?;
         if shutdown.requested() {
             return Ok(());
         }
@@ -282,6 +292,7 @@ fn serve_one(
     listener: &mut Listener,
     server: &Arc<Server<PassthroughFs>>,
     device: &DeviceConfig,
+    channel: &Arc<BackendChannel>,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
     let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
@@ -289,6 +300,7 @@ fn serve_one(
         server.clone(),
         device,
         mem.clone(),
+        channel.clone(),
     )?);
     let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
         .map_err(|e| DaemonError::VhostUser(e.to_string()))?;

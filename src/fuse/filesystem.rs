@@ -26,6 +26,8 @@ pub struct Context {
     pub pid: u32,
     /// One supplementary group the client sent (FUSE_CREATE_SUPP_GROUP), if any.
     pub supp_gid: Option<u32>,
+    /// The request's FUSE unique id (what FUSE_INTERRUPT names).
+    pub unique: u64,
 }
 
 /// A looked-up inode, as LOOKUP/MKDIR/CREATE/... reply with it.
@@ -88,8 +90,15 @@ pub trait FileSystem: Send + Sync {
     fn init(&self, capable: u64) -> io::Result<u64> {
         Ok(0)
     }
-    /// DESTROY, or a client that went away: drop every inode and handle.
+    /// DESTROY, or a client that went away: drop every inode and handle. Blocking waits
+    /// refused by [`Self::abort_waits`] are allowed again afterwards.
     fn destroy(&self) {}
+    /// The session is ending (disconnect, device reset, SIGTERM): end every blocking wait
+    /// in progress (lock waits answer `EINTR`) and refuse new ones until [`Self::destroy`],
+    /// so that every request in flight finishes.
+    fn abort_waits(&self) {}
+    /// FUSE_INTERRUPT of the request `unique`: end it early if it is waiting.
+    fn interrupt(&self, unique: u64) {}
 
     fn lookup(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         enosys()

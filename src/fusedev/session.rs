@@ -81,8 +81,10 @@ pub fn serve<F: FileSystem + 'static>(
             .name(format!("vhostfsd-fuse{i}"))
             .spawn(move || {
                 let ended = reader_loop(&server, fd.as_fd(), &stop);
-                // Whatever ended this thread ends the session: wake the others.
+                // Whatever ended this thread ends the session: wake the others, those
+                // waiting for a lock too.
                 stop.request();
+                server.fs().abort_waits();
                 ended
             })
             .map_err(FusedevError::Thread)?;

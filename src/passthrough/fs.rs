@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::backing::Backing;
+use super::dax::{Dax, DaxPolicy};
 use super::handle_table::HandleTable;
 use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
 use super::locks::LockTable;
@@ -26,6 +27,7 @@ use log::warn;
 
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
+use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
 };
@@ -53,6 +55,8 @@ pub struct PassthroughFs {
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
     mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
+    pub(crate) dax: Option<Dax>,
     /// Kernel passthrough backing ids, when the transport offers them
     /// ([`Self::with_backing`]).
     pub(crate) backing: Option<Backing>,
@@ -101,6 +105,7 @@ impl PassthroughFs {
             locks: LockTable::default(),
             locks_enabled: false,
             negotiated: AtomicU64::new(0),
+            dax: None,
         })
     }
 
@@ -129,6 +134,14 @@ impl PassthroughFs {
     /// CAP_DAC_READ_SEARCH for as long as the daemon serves).
     pub fn uses_file_handles(&self) -> bool {
         self.handles_mode != InodeFileHandles::Never
+    }
+
+    /// Serve DAX (SETUPMAPPING/REMOVEMAPPING) through the transport's `window`, with
+    /// `policy` deciding which files are DAX when the guest mounts with `dax=inode`.
+    #[must_use]
+    pub fn with_dax(mut self, window: Arc<dyn DaxWindow>, policy: DaxPolicy) -> Self {
+        self.dax = Some(Dax::new(window, policy));
+        self
     }
 
     /// Serve POSIX and flock locks to the guest (ask for POSIX_LOCKS and FLOCK_LOCKS at
@@ -214,6 +227,7 @@ impl PassthroughFs {
         {
             attr_flags |= abi::ATTR_SUBMOUNT;
         }
+        attr_flags |= self.dax_attr_flag(data, stx);
         Entry {
             inode: data.id,
             generation: 0,
@@ -392,6 +406,9 @@ impl PassthroughFs {
         if self.locks_enabled {
             want |= POSIX_LOCKS | FLOCK_LOCKS;
         }
+        if self.dax.is_some() {
+            want |= MAP_ALIGNMENT | HAS_INODE_DAX;
+        }
         if self.backing.is_some() && !self.cfg.writeback {
             want |= PASSTHROUGH;
         }
@@ -461,16 +478,26 @@ impl FileSystem for PassthroughFs {
         self.backing.as_ref()?.id(fh)
     }
     fn destroy(&self) {
+        if let Some(dax) = &self.dax {
+            dax.forget_all();
+        }
         if let Some(b) = &self.backing {
             b.clear();
         }
         self.locks.clear();
+        self.locks.waits.resume();
         self.handles.clear();
         self.inodes.clear();
         self.mount_fds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+    fn abort_waits(&self) {
+        self.locks.waits.abort();
+    }
+    fn interrupt(&self, unique: u64) {
+        self.locks.waits.interrupt(unique);
     }
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.do_lookup(&*self.inodes.get(parent)?, name)
@@ -727,15 +754,26 @@ impl FileSystem for PassthroughFs {
     fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         self.do_removexattr(inode, name)
     }
+    fn setupmapping(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        args: &abi::SetupmappingIn,
+    ) -> io::Result<()> {
+        self.do_setupmapping(inode, args)
+    }
+    fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
+        self.do_removemapping(ranges)
+    }
     fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
         self.check_locks_served()?;
         self.do_getlk(inode, args)
     }
-    fn setlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+    fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
         // Without locks served (no thread pool), a SETLKW could block its queue's only
         // worker: a guest that sends lock requests anyway gets ENOSYS.
         self.check_locks_served()?;
-        self.do_setlk(inode, args, sleep)
+        self.do_setlk(ctx.unique, inode, args, sleep)
     }
 }
 

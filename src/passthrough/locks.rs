@@ -7,9 +7,11 @@
 //! of host processes) conflict, and dropping the owner's description releases them all:
 //! on FLUSH for POSIX locks (close(2) semantics), on RELEASE with FLOCK_UNLOCK for flock.
 //!
-//! A blocking request (SETLKW, flock without LOCK_NB) blocks the calling worker thread
-//! until the lock is granted. Served inline on a queue's only thread, the request that
-//! would release the lock could then never run: so the filesystem asks for POSIX_LOCKS and
+//! A blocking request (SETLKW, flock without LOCK_NB) holds the calling worker thread
+//! until the lock is granted, the guest interrupts it, or the session ends (see
+//! `lock_wait`: the wait never blocks in the kernel, so it can always be ended). Served
+//! inline on a queue's only thread, the request that would release the lock could never
+//! run: so the filesystem asks for POSIX_LOCKS and
 //! FLOCK_LOCKS at INIT only when built [`with_locks`](super::PassthroughFs::with_locks)
 //! (meant for a thread pool), and otherwise leaves locking to the guest kernel, as
 //! virtiofsd does. GETLK reports a conflicting lock with pid 0: the host cannot tell
@@ -17,15 +19,24 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fs::{PassthroughFs, errno};
+use super::lock_wait::LockWaits;
 use crate::fuse::abi::{self, FileLock, LkIn};
 use crate::oslib::fs as sys;
 
 /// `FileLock.end` meaning "to the end of the file" (the kernel's OFFSET_MAX).
 const OFFSET_MAX: u64 = i64::MAX as u64;
+
+/// The open file description of one lock owner.
+struct Owner {
+    fd: OwnedFd,
+    /// A lock request of this owner succeeded once: it may hold locks.
+    locked: AtomicBool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -33,26 +44,58 @@ enum Kind {
     Flock,
 }
 
-/// Open file descriptions of the lock owners, by (inode, owner, kind).
+/// Open file descriptions of the lock owners, by (inode, owner, kind), and the requests
+/// waiting for a lock.
 #[derive(Default)]
 pub struct LockTable {
-    owners: Mutex<HashMap<(u64, u64, Kind), Arc<OwnedFd>>>,
+    owners: Mutex<HashMap<(u64, u64, Kind), Arc<Owner>>>,
+    pub(crate) waits: LockWaits,
 }
 
 impl LockTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(u64, u64, Kind), Arc<OwnedFd>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(u64, u64, Kind), Arc<Owner>>> {
         // Single map operations only: a poisoned map is still consistent.
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops the description of `owner`'s locks of `kind` on `inode`, releasing them.
     fn drop_owner(&self, inode: u64, owner: u64, kind: Kind) {
-        self.lock().remove(&(inode, owner, kind));
+        if self.lock().remove(&(inode, owner, kind)).is_some() {
+            self.waits.changed();
+        }
+    }
+
+    /// Drops the descriptions of every owner of `inode` (its last handle was released, or
+    /// the guest forgot it: no guest process can hold a lock on it any more).
+    pub fn drop_inode(&self, inode: u64) {
+        let before = {
+            let mut owners = self.lock();
+            let before = owners.len();
+            owners.retain(|(i, _, _), _| *i != inode);
+            before - owners.len()
+        };
+        if before > 0 {
+            self.waits.changed();
+        }
+    }
+
+    /// Drops `owner`, whose lock request just failed, if it never held a lock and no other
+    /// request uses it (a guest trying a new owner each time must not pile up fds). A
+    /// request using it holds a reference; one starting later opens a new description.
+    fn drop_if_unused(&self, key: (u64, u64, Kind), owner: Arc<Owner>) {
+        let mut owners = self.lock();
+        let unused = owners.get(&key).is_some_and(|o| {
+            Arc::ptr_eq(o, &owner) && Arc::strong_count(o) == 2 && !o.locked.load(Ordering::Acquire)
+        });
+        if unused {
+            owners.remove(&key);
+        }
     }
 
     /// Drops every owner's description (DESTROY).
     pub fn clear(&self) {
         self.lock().clear();
+        self.waits.changed();
     }
 
     /// Number of owners holding a description (tests).
@@ -91,13 +134,19 @@ fn to_flock(lk: &FileLock) -> io::Result<libc::flock64> {
 
 impl PassthroughFs {
     /// The open file description of `owner`'s locks of `kind` on `inode`, opened on first
-    /// use (read-write when the host allows it, else read-only).
-    fn owner_fd(&self, inode: u64, owner: u64, kind: Kind) -> io::Result<Arc<OwnedFd>> {
+    /// use (read-write when the host allows it, else read-only; always read-only with
+    /// `--readonly`).
+    fn owner_fd(&self, inode: u64, owner: u64, kind: Kind) -> io::Result<Arc<Owner>> {
         if let Some(fd) = self.locks.lock().get(&(inode, owner, kind)) {
             return Ok(fd.clone());
         }
         let data = self.inodes.get(inode)?;
-        let fd = match self.reopen(&data, libc::O_RDWR | libc::O_NONBLOCK) {
+        let access = if self.cfg.readonly {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
+        let fd = match self.reopen(&data, access | libc::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e)
                 if matches!(
@@ -109,7 +158,10 @@ impl PassthroughFs {
             }
             Err(e) => return Err(e),
         };
-        let fd = Arc::new(fd);
+        let fd = Arc::new(Owner {
+            fd,
+            locked: AtomicBool::new(false),
+        });
         // Another request of the same owner may have raced us: keep the first.
         Ok(self
             .locks
@@ -120,13 +172,24 @@ impl PassthroughFs {
     }
 
     pub(crate) fn do_getlk(&self, inode: u64, args: &LkIn) -> io::Result<FileLock> {
-        self.handles.get(inode, args.fh)?;
+        let handle = self.handles.get(inode, args.fh)?;
         if args.lk_flags & abi::LK_FLOCK != 0 {
             return Err(errno(libc::EINVAL));
         }
         let mut fl = to_flock(&args.lk)?;
-        let fd = self.owner_fd(inode, args.owner, Kind::Posix)?;
-        sys::fcntl_lock(fd.as_fd(), libc::F_OFD_GETLK, &mut fl)?;
+        // An owner that holds locks asks through its own description (its locks never
+        // conflict with itself); any other owner holds none, and asks through the
+        // handle's description, which holds no lock either: no fd is opened for it.
+        let owner_fd = self
+            .locks
+            .lock()
+            .get(&(inode, args.owner, Kind::Posix))
+            .cloned();
+        let fd = match &owner_fd {
+            Some(owner) => owner.fd.as_fd(),
+            None => handle.fd(),
+        };
+        sys::fcntl_lock(fd, libc::F_OFD_GETLK, &mut fl)?;
         if i32::from(fl.l_type) == libc::F_UNLCK {
             return Ok(FileLock {
                 typ: libc::F_UNLCK as u32,
@@ -147,44 +210,61 @@ impl PassthroughFs {
         })
     }
 
-    pub(crate) fn do_setlk(&self, inode: u64, args: &LkIn, sleep: bool) -> io::Result<()> {
+    /// SETLK, or SETLKW (`sleep`) of the request `unique`.
+    pub(crate) fn do_setlk(
+        &self,
+        unique: u64,
+        inode: u64,
+        args: &LkIn,
+        sleep: bool,
+    ) -> io::Result<()> {
         self.handles.get(inode, args.fh)?;
         let unlock = args.lk.typ as i32 == libc::F_UNLCK;
-        if args.lk_flags & abi::LK_FLOCK != 0 {
-            let op = match args.lk.typ as i32 {
-                libc::F_RDLCK => libc::LOCK_SH,
-                libc::F_WRLCK => libc::LOCK_EX,
-                libc::F_UNLCK => libc::LOCK_UN,
-                _ => return Err(errno(libc::EINVAL)),
-            };
-            if unlock
-                && !self
-                    .locks
-                    .lock()
-                    .contains_key(&(inode, args.owner, Kind::Flock))
-            {
-                return Ok(());
+        let kind = if args.lk_flags & abi::LK_FLOCK != 0 {
+            Kind::Flock
+        } else {
+            Kind::Posix
+        };
+        let attempt: Box<dyn Fn(BorrowedFd<'_>) -> io::Result<()>> = match kind {
+            Kind::Flock => {
+                let op = match args.lk.typ as i32 {
+                    libc::F_RDLCK => libc::LOCK_SH,
+                    libc::F_WRLCK => libc::LOCK_EX,
+                    libc::F_UNLCK => libc::LOCK_UN,
+                    _ => return Err(errno(libc::EINVAL)),
+                };
+                Box::new(move |fd| sys::flock(fd, op | libc::LOCK_NB))
             }
-            let fd = self.owner_fd(inode, args.owner, Kind::Flock)?;
-            let nb = if sleep { 0 } else { libc::LOCK_NB };
-            return sys::flock(fd.as_fd(), op | nb);
-        }
-        let mut fl = to_flock(&args.lk)?;
-        if unlock
-            && !self
-                .locks
-                .lock()
-                .contains_key(&(inode, args.owner, Kind::Posix))
-        {
+            Kind::Posix => {
+                let fl = to_flock(&args.lk)?;
+                Box::new(move |fd| {
+                    let mut fl = fl;
+                    sys::fcntl_lock(fd, libc::F_OFD_SETLK, &mut fl)
+                })
+            }
+        };
+        let key = (inode, args.owner, kind);
+        if unlock {
+            let Some(owner) = self.locks.lock().get(&key).cloned() else {
+                return Ok(());
+            };
+            attempt(owner.fd.as_fd())?;
+            self.locks.waits.changed();
             return Ok(());
         }
-        let fd = self.owner_fd(inode, args.owner, Kind::Posix)?;
-        let cmd = if sleep {
-            libc::F_OFD_SETLKW
+        let owner = self.owner_fd(inode, args.owner, kind)?;
+        let res = if sleep {
+            self.locks
+                .waits
+                .wait_for(unique, || attempt(owner.fd.as_fd()))
         } else {
-            libc::F_OFD_SETLK
+            attempt(owner.fd.as_fd())
         };
-        sys::fcntl_lock(fd.as_fd(), cmd, &mut fl)
+        match res {
+            Ok(()) => owner.locked.store(true, Ordering::Release),
+            Err(_) => self.locks.drop_if_unused(key, owner),
+        }
+        res
     }
 
     /// FLUSH: the guest process closed a file: its POSIX locks on the inode go.

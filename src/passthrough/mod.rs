@@ -15,16 +15,21 @@
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
-//! Not implemented (answer `ENOSYS`): DAX mappings (SETUPMAPPING/REMOVEMAPPING).
+//! - [`dax`]: the map of the DAX window and the `--dax-policy`; `ops_dax` serves
+//!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
+//!   one they answer `ENOSYS`).
 
 pub mod backing;
 pub mod config;
 pub mod credentials;
+pub mod dax;
 pub mod fs;
 pub mod handle_table;
 pub mod id_map;
 pub mod inode_store;
+mod lock_wait;
 pub mod locks;
+mod ops_dax;
 mod ops_dir;
 mod ops_entry;
 mod ops_file;
@@ -33,5 +38,6 @@ mod ops_xattr;
 mod test_util;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
+pub use dax::DaxPolicy;
 pub use fs::PassthroughFs;
 pub use id_map::{IdMap, IdRule, IdTranslation};

@@ -18,6 +18,7 @@ pub const ROOT: Context = Context {
     gid: 0,
     pid: 1,
     supp_gid: None,
+    unique: 1,
 };
 
 /// An unprivileged guest user with gid = uid.
@@ -27,6 +28,7 @@ pub fn user(uid: u32) -> Context {
         gid: uid,
         pid: 2,
         supp_gid: None,
+        unique: 2,
     }
 }
 

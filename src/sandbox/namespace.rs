@@ -3,7 +3,7 @@
 //!
 //! The calling process unshares the pid namespace and forks. The child (pid 1 of the new
 //! pid namespace) unshares the mount and network namespaces, sets up its root and serves;
-//! the parent stays in the host's namespaces, forwards SIGTERM/SIGINT/SIGHUP to the child
+//! the parent stays in the host's namespaces, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1 to the child
 //! and reports its exit code.
 
 use std::ffi::CStr;
@@ -42,7 +42,7 @@ pub(super) fn enter(shared_dir: &Path, inert_share: bool) -> Result<Outcome, San
 
 fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
     CHILD_PID.store(pid, Ordering::SeqCst);
-    let forwarded = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+    let forwarded = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1];
     for sig in forwarded {
         // SAFETY: `forward_signal` only loads an atomic and calls kill(2), both
         // async-signal-safe.

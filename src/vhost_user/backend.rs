@@ -7,7 +7,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use vhost::vhost_user::message::VhostUserProtocolFeatures;
+use vhost::vhost_user::Backend;
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserShMemConfig};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
@@ -17,6 +18,7 @@ use vmm_sys_util::event::{
 };
 
 use super::VhostUserError;
+use super::backend_channel::BackendChannel;
 use super::chain::split_chain;
 use super::config_space::ConfigSpace;
 use super::features;
@@ -54,11 +56,13 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     mem: RwLock<GuestMemory>,
     pools: Vec<ThreadPool>,
     inflight: Arc<InFlight>,
+    channel: Arc<BackendChannel>,
 }
 
 impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     /// A backend serving `server` over the queues `cfg` describes; `mem` is the guest memory
-    /// object also given to the vhost-user daemon.
+    /// object also given to the vhost-user daemon; `channel` keeps the backend request
+    /// channel of the connection (and is the DAX window the filesystem maps through).
     ///
     /// # Errors
     /// Too many queues, a tag too long, or worker threads that cannot be started.
@@ -66,6 +70,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         server: Arc<Server<F>>,
         cfg: &DeviceConfig,
         mem: GuestMemory,
+        channel: Arc<BackendChannel>,
     ) -> Result<Self, VhostUserError> {
         let num_queues = cfg
             .num_request_queues
@@ -96,12 +101,18 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             mem: RwLock::new(mem),
             pools,
             inflight: Arc::new(InFlight::default()),
+            channel,
         })
     }
 
-    /// Waits for every request in flight, stops the thread pools and drops the filesystem
-    /// state (inodes, handles). Called when the frontend has gone away.
+    /// Ends the filesystem's blocking waits, waits for every request in flight, stops the
+    /// thread pools and drops the filesystem state (inodes, handles). Called when the
+    /// frontend has gone away.
     pub fn shutdown(&self) {
+        self.channel.detach();
+        // A request blocked in a lock wait would otherwise keep the wait below (and the
+        // disconnect, or SIGTERM, behind it) waiting for ever.
+        self.server.fs().abort_waits();
         self.inflight.stop_and_wait();
         for pool in &self.pools {
             pool.shutdown();
@@ -244,10 +255,12 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        features::protocol_features(self.config.is_some())
+        features::protocol_features(self.config.is_some(), self.channel.has_window())
     }
 
     fn reset_device(&self) {
+        self.channel.device_reset();
+        self.server.fs().abort_waits();
         self.inflight.stop_and_wait();
         self.server.fs().destroy();
         self.inflight.resume();
@@ -262,6 +275,24 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
             .as_ref()
             .map(|c| c.read(offset, size))
             .unwrap_or_default()
+    }
+
+    fn set_backend_req_fd(&self, backend: Backend) {
+        self.channel.attach(backend);
+    }
+
+    fn get_shmem_config(&self) -> io::Result<VhostUserShMemConfig> {
+        self.channel.shmem_config().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no shared-memory region: the daemon runs without --dax-window",
+            )
+        })
+    }
+
+    fn stop_vring(&self, _queue_index: u32) -> io::Result<()> {
+        self.channel.device_stopped();
+        Ok(())
     }
 
     fn update_memory(&self, mem: GuestMemory) -> io::Result<()> {
@@ -298,6 +329,7 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
         let Some(_ticket) = self.inflight.enter() else {
             return Ok(());
         };
+        self.channel.device_running();
         if let Err(e) = self.process_queue(vring, thread_id) {
             // A broken ring is the guest's problem; keep the worker alive for the next kick.
             log::warn!("queue {thread_id}: {e}");
@@ -333,7 +365,7 @@ mod tests {
             tag: tag.map(str::to_string),
             thread_pool_size: pool,
         };
-        VhostUserFsBackend::new(server, &dev, mem).unwrap()
+        VhostUserFsBackend::new(server, &dev, mem, Arc::new(BackendChannel::new(0))).unwrap()
     }
 
     /// Puts a well-formed chain (head 0) and a writable-then-readable one (head 2) on a

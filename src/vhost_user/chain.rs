@@ -22,6 +22,11 @@ use crate::oslib;
 /// simply shorter, as the traits allow.
 const MAX_IOVECS: usize = 1024;
 
+/// Most descriptors one chain may have. A Linux guest sends at most a few hundred (one per
+/// page of a 1 MiB request, plus headers); the guest chooses the number, up to 65535 in
+/// an indirect table, so it is bounded for what the daemon keeps per descriptor.
+pub const MAX_CHAIN_DESCRIPTORS: usize = 4096;
+
 /// Errors in a descriptor chain sent by the guest.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -42,6 +47,11 @@ pub enum ChainError {
     },
     #[error("the descriptor chain is longer than 4 GiB, which virtio forbids")]
     TooLong,
+    #[error(
+        "the descriptor chain has more than {MAX_CHAIN_DESCRIPTORS} descriptors, more than \
+         any guest driver sends (a hostile guest)"
+    )]
+    TooManyDescriptors,
 }
 
 /// The slices still to be consumed on one side of a chain.
@@ -173,7 +183,10 @@ where
     let mut readable = Buffers::new();
     let mut writable = Buffers::new();
     let mut seen_writable = false;
-    for desc in descriptors {
+    for (n, desc) in descriptors.into_iter().enumerate() {
+        if n == MAX_CHAIN_DESCRIPTORS {
+            return Err(ChainError::TooManyDescriptors);
+        }
         let (side, access) = if desc.is_write_only() {
             seen_writable = true;
             (&mut writable, Permissions::Write)

@@ -17,8 +17,9 @@ pub fn virtio_features() -> u64 {
 
 /// vhost-user protocol features. CONFIG (the frontend reads the tag from us) is offered only
 /// when the operator gave a tag: QEMU takes the tag from its own command line, and QEMU
-/// 7.1-8.0 crash when a backend offers CONFIG.
-pub fn protocol_features(with_config: bool) -> VhostUserProtocolFeatures {
+/// 7.1-8.0 crash when a backend offers CONFIG. SHMEM (shared-memory regions, for the DAX
+/// window) only with a window: it rides on BACKEND_REQ, BACKEND_SEND_FD and REPLY_ACK.
+pub fn protocol_features(with_config: bool, with_shmem: bool) -> VhostUserProtocolFeatures {
     let mut f = VhostUserProtocolFeatures::MQ
         | VhostUserProtocolFeatures::REPLY_ACK
         | VhostUserProtocolFeatures::BACKEND_REQ
@@ -26,6 +27,9 @@ pub fn protocol_features(with_config: bool) -> VhostUserProtocolFeatures {
         | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
     if with_config {
         f |= VhostUserProtocolFeatures::CONFIG;
+    }
+    if with_shmem {
+        f |= VhostUserProtocolFeatures::SHMEM;
     }
     f
 }
@@ -36,10 +40,10 @@ mod tests {
 
     #[test]
     fn config_is_offered_only_with_a_tag() {
-        assert!(protocol_features(true).contains(VhostUserProtocolFeatures::CONFIG));
-        assert!(!protocol_features(false).contains(VhostUserProtocolFeatures::CONFIG));
+        assert!(protocol_features(true, false).contains(VhostUserProtocolFeatures::CONFIG));
+        assert!(!protocol_features(false, false).contains(VhostUserProtocolFeatures::CONFIG));
         for with in [false, true] {
-            let f = protocol_features(with);
+            let f = protocol_features(with, with);
             assert!(f.contains(
                 VhostUserProtocolFeatures::MQ
                     | VhostUserProtocolFeatures::REPLY_ACK
@@ -48,6 +52,14 @@ mod tests {
                     | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
             ));
         }
+    }
+
+    #[test]
+    fn shmem_is_bit_22_and_only_with_a_window() {
+        // vhost 0.16 had it at bit 21; the spec and QEMU 11 use 22.
+        assert_eq!(VhostUserProtocolFeatures::SHMEM.bits(), 1 << 22);
+        assert!(protocol_features(true, true).contains(VhostUserProtocolFeatures::SHMEM));
+        assert!(!protocol_features(true, false).contains(VhostUserProtocolFeatures::SHMEM));
     }
 
     #[test]

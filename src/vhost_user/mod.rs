@@ -2,6 +2,8 @@
 //!
 //! - [`backend`]: the `VhostUserBackend` implementation: queues, their worker threads,
 //!   EVENT_IDX notification, the optional per-queue thread pool.
+//! - [`backend_channel`]: the backend request channel, kept for the whole connection, and
+//!   the DAX window mapped through it (GET_SHMEM_CONFIG, BACKEND_SHMEM_MAP/UNMAP).
 //! - [`chain`]: reading requests from and writing replies into descriptor chains, with the
 //!   zero-copy `preadv`/`pwritev` paths.
 //! - [`config_space`]: the virtio-fs configuration space (tag, number of request queues).
@@ -10,6 +12,7 @@
 //! - [`pool`], [`inflight`]: request worker threads, and waiting for requests in flight.
 
 pub mod backend;
+pub mod backend_channel;
 pub mod capabilities;
 pub mod chain;
 pub mod config_space;
@@ -18,6 +21,7 @@ pub mod inflight;
 pub mod pool;
 
 pub use backend::{DeviceConfig, VhostUserFsBackend};
+pub use backend_channel::BackendChannel;
 
 use std::io;
 

@@ -11,6 +11,7 @@ use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
 use vhost::{VhostBackend, VringConfigData};
 
 use super::guest_memory::GuestMemory;
+use super::shmem::Vmm;
 use super::virtqueue::{QUEUE_AREA, Virtqueue};
 
 /// `VIRTIO_RING_F_INDIRECT_DESC`.
@@ -94,7 +95,31 @@ impl Device {
         wanted: u64,
         mem: Arc<GuestMemory>,
     ) -> Self {
+        Self::connect_full(socket, request_queues, wanted, mem, None)
+    }
+
+    /// Connects as a SHMEM-capable VMM: acks SHMEM, BACKEND_REQ and BACKEND_SEND_FD too,
+    /// checks GET_SHMEM_CONFIG announces a window of `vmm`'s size, and hands the daemon
+    /// `vmm`'s backend channel (SET_BACKEND_REQ_FD), which then starts serving.
+    pub fn connect_vmm(socket: &Path, request_queues: usize, vmm: &mut Vmm) -> Self {
+        let wanted = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT_DESC;
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        let dev = Self::connect_full(socket, request_queues, wanted, mem, Some(vmm));
+        vmm.serve();
+        dev
+    }
+
+    fn connect_full(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        mem: Arc<GuestMemory>,
+        vmm: Option<&mut Vmm>,
+    ) -> Self {
         let nqueues = 1 + request_queues;
+        let shmem = VhostUserProtocolFeatures::SHMEM
+            | VhostUserProtocolFeatures::BACKEND_REQ
+            | VhostUserProtocolFeatures::BACKEND_SEND_FD;
         let mut fe = connect_raw(socket, nqueues as u64);
         fe.set_owner().expect("SET_OWNER");
         let offered = fe.get_features().expect("GET_FEATURES");
@@ -102,10 +127,17 @@ impl Device {
         let mut protocol_acked = VhostUserProtocolFeatures::empty();
         if offered & F_PROTOCOL_FEATURES != 0 {
             protocol_offered = fe.get_protocol_features().expect("GET_PROTOCOL_FEATURES");
-            protocol_acked = protocol_offered
-                & (VhostUserProtocolFeatures::MQ
-                    | VhostUserProtocolFeatures::REPLY_ACK
-                    | VhostUserProtocolFeatures::CONFIG);
+            let mut want = VhostUserProtocolFeatures::MQ
+                | VhostUserProtocolFeatures::REPLY_ACK
+                | VhostUserProtocolFeatures::CONFIG;
+            if vmm.is_some() {
+                assert!(
+                    protocol_offered.contains(shmem),
+                    "the daemon offers no SHMEM: {protocol_offered:?}"
+                );
+                want |= shmem;
+            }
+            protocol_acked = protocol_offered & want;
             fe.set_protocol_features(protocol_acked)
                 .expect("SET_PROTOCOL_FEATURES");
             if protocol_acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {
@@ -123,6 +155,13 @@ impl Device {
         }
         let acked = offered & (wanted | F_PROTOCOL_FEATURES);
         fe.set_features(acked).expect("SET_FEATURES");
+        if let Some(vmm) = vmm {
+            let cfg = fe.get_shmem_config().expect("GET_SHMEM_CONFIG");
+            let (n, size) = (cfg.nregions, cfg.memory_sizes[0]);
+            assert_eq!((n, size), (1, vmm.size()), "GET_SHMEM_CONFIG");
+            fe.set_backend_request_fd(&vmm.channel_fd())
+                .expect("SET_BACKEND_REQ_FD");
+        }
 
         fe.set_mem_table(&mem.regions()).expect("SET_MEM_TABLE");
         let mut queues = Vec::new();

@@ -387,6 +387,41 @@ impl Channel {
         Ok(parse(&b))
     }
 
+    /// SETUPMAPPING (DAX): `len` bytes of the file at `foffset` into the window at
+    /// `moffset`; `fh` is `u64::MAX` when naming no handle, as the Linux guest does.
+    pub fn setupmapping(
+        &mut self,
+        nodeid: u64,
+        fh: u64,
+        foffset: u64,
+        len: u64,
+        flags: u64,
+        moffset: u64,
+    ) -> FResult<()> {
+        let arg = abi::SetupmappingIn {
+            fh,
+            foffset,
+            len,
+            flags,
+            moffset,
+        };
+        self.call_ok(opcode::SETUPMAPPING, nodeid, &[arg.as_slice()], 0)
+            .map(drop)
+    }
+
+    /// REMOVEMAPPING (DAX) of `(moffset, len)` ranges.
+    pub fn removemapping(&mut self, ranges: &[(u64, u64)]) -> FResult<()> {
+        let count = abi::RemovemappingIn {
+            count: ranges.len() as u32,
+        };
+        let entries: Vec<u8> = ranges
+            .iter()
+            .flat_map(|&(moffset, len)| abi::RemovemappingOne { moffset, len }.as_slice().to_vec())
+            .collect();
+        self.call_ok(opcode::REMOVEMAPPING, 0, &[count.as_slice(), &entries], 0)
+            .map(drop)
+    }
+
     pub fn open(&mut self, nodeid: u64, flags: i32) -> FResult<abi::OpenOut> {
         let arg = abi::OpenIn {
             flags: flags as u32,
@@ -763,7 +798,12 @@ impl Fuse {
     }
 
     /// Takes over a set-up device and sends INIT.
-    pub fn from_device(mut dev: Device) -> Self {
+    pub fn from_device(dev: Device) -> Self {
+        Self::from_device_with(dev, INIT_FLAGS)
+    }
+
+    /// Takes over a set-up device and sends INIT offering `flags`.
+    pub fn from_device_with(mut dev: Device, flags: u64) -> Self {
         let chans = dev
             .queues
             .drain(..)
@@ -776,7 +816,7 @@ impl Fuse {
             dev,
         };
         f.init = f
-            .init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, INIT_FLAGS)
+            .init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, flags)
             .expect("FUSE_INIT");
         let negotiated = u64::from(f.init.flags) | (u64::from(f.init.flags2) << 32);
         let ext = negotiated & abi::init_flags::SETXATTR_EXT != 0;

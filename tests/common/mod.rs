@@ -6,7 +6,10 @@
 //! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
+//! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
+//!   it maps what the daemon asks (DAX).
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
+//! - [`procfs`]: the daemon's memory and fd use, from `/proc`.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
 
@@ -18,6 +21,8 @@ pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
 pub mod host_mount;
+pub mod procfs;
+pub mod shmem;
 pub mod virtqueue;
 
 /// Whether the tests run as root: they need it to create files as other users, chown and

@@ -35,8 +35,9 @@ impl std::fmt::Display for Error {
                 }
                 write!(
                     f,
-                    "run `cargo xtask gen` and commit {DIR}/ (the man page and completions \
-                     come from src/cli.rs, the descriptor from src/vhost_user/capabilities.rs)"
+                    "run `cargo xtask gen` and commit {DIR}/ and {FLAGS_DOC} (the man page, \
+                     completions and flag reference come from src/cli.rs, the descriptor from \
+                     src/vhost_user/capabilities.rs)"
                 )
             }
         }
@@ -53,14 +54,18 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every generated file: its name in [`DIR`] and its content.
-pub fn files() -> Vec<(&'static str, Vec<u8>)> {
+/// The flag reference, generated too.
+pub const FLAGS_DOC: &str = "docs/flags.md";
+
+/// Every generated file: its path relative to the repository root and its content.
+pub fn files() -> Vec<(String, Vec<u8>)> {
     let mut out = vec![
-        ("vhostfsd.8", man_page()),
+        (format!("{DIR}/vhostfsd.8"), man_page()),
         (
-            "50-vhostfsd.json",
+            format!("{DIR}/50-vhostfsd.json"),
             capabilities::descriptor_json(INSTALLED_BINARY).into_bytes(),
         ),
+        (FLAGS_DOC.to_string(), flags_markdown().into_bytes()),
     ];
     for (shell, name) in [
         (Shell::Bash, "vhostfsd.bash"),
@@ -69,7 +74,7 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     ] {
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut command(), "vhostfsd", &mut buf);
-        out.push((name, buf));
+        out.push((format!("{DIR}/{name}"), buf));
     }
     out
 }
@@ -85,14 +90,15 @@ fn command() -> clap::Command {
 /// # Errors
 /// A file cannot be written.
 pub fn write_all(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    let dir = root.join(DIR);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-        path: dir.clone(),
-        source,
-    })?;
     let mut written = Vec::new();
     for (name, content) in files() {
-        let path = dir.join(name);
+        let path = root.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
         std::fs::write(&path, content).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -109,7 +115,7 @@ pub fn write_all(root: &Path) -> Result<Vec<PathBuf>, Error> {
 pub fn stale_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut stale = Vec::new();
     for (name, content) in files() {
-        let path = Path::new(DIR).join(name);
+        let path = PathBuf::from(name);
         match std::fs::read(root.join(&path)) {
             Ok(committed) if committed == content => {}
             Ok(_) => stale.push(path),
@@ -118,6 +124,76 @@ pub fn stale_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
         }
     }
     Ok(stale)
+}
+
+/// The flag reference in Markdown: every argument with its values, default and help.
+fn flags_markdown() -> String {
+    let mut cmd = command();
+    // Fills in what clap derives (number of values, value names) before we read it.
+    cmd.build();
+    let mut out = String::from(
+        "# vhostfsd flag reference\n\n\
+         Generated from the command-line definition (`src/cli.rs`) by `cargo xtask gen`; do \
+         not edit. The [user guide](user-guide.md) explains how the flags fit together and \
+         how they differ from virtiofsd's; `vhostfsd --help` and `man 8 vhostfsd` say the \
+         same as this page.\n",
+    );
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(long) = arg.get_long() {
+            names.push(format!("--{long}"));
+        }
+        if let Some(short) = arg.get_short() {
+            names.push(format!("-{short}"));
+        }
+        for alias in arg.get_all_aliases().unwrap_or_default() {
+            names.push(format!("--{alias}"));
+        }
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let value = match arg.get_value_names() {
+            Some(v) if takes_value => format!(" {}", v.join(" ")),
+            _ if takes_value => format!(" {}", id.to_uppercase()),
+            _ => String::new(),
+        };
+        let _ = write!(out, "\n## `{}{value}`\n\n", names.join("`, `"));
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let _ = writeln!(out, "{help}");
+        let values: Vec<_> = arg
+            .get_possible_values()
+            .into_iter()
+            .filter(|v| !v.is_hide_set())
+            .collect();
+        if takes_value && !values.is_empty() {
+            out.push('\n');
+            for v in values {
+                let _ = write!(out, "- `{}`", v.get_name());
+                if let Some(h) = v.get_help() {
+                    let _ = write!(out, ": {h}");
+                }
+                out.push('\n');
+            }
+        }
+        let defaults: Vec<_> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() {
+            let _ = writeln!(out, "\nDefault: `{}`.", defaults.join(" "));
+        }
+        if matches!(arg.get_action(), clap::ArgAction::Append) {
+            out.push_str("\nMay be given more than once.\n");
+        }
+    }
+    out
 }
 
 /// The man page: clap's sections (name, synopsis, description, options), then ours.
@@ -261,6 +337,19 @@ fn extra_sections(roff: &mut Roff) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_reference_lists_every_flag() {
+        let doc = flags_markdown();
+        for arg in command().get_arguments() {
+            if let Some(long) = arg.get_long()
+                && long != "help"
+                && long != "version"
+            {
+                assert!(doc.contains(&format!("`--{long}")), "--{long} missing");
+            }
+        }
+    }
 
     #[test]
     fn committed_copies_are_current() {

@@ -17,6 +17,10 @@ pub enum DecodeError {
     /// `InHeader.len` is below the header size or above what the transport holds.
     #[error("request length {len} disagrees with the {available} bytes the transport holds")]
     BadLength { len: u32, available: usize },
+    /// `InHeader.len` is above `MAX_REQUEST_LEN` (max_write plus headers): refused before
+    /// anything is read.
+    #[error("request length {0} exceeds the largest request negotiated (max_write plus headers)")]
+    TooLong(u32),
     /// `total_extlen` runs past the request or the extension limit.
     #[error("request extensions of {0} bytes do not fit the request or the limit")]
     ExtensionTooLong(usize),
@@ -59,6 +63,8 @@ impl DecodeError {
             Self::Dot { errno } => *errno,
             Self::Version { .. } => libc::EPROTO,
             Self::Unsupported(_) => libc::ENOSYS,
+            // As virtiofsd answers a request above its MAX_BUFFER_SIZE.
+            Self::TooLong(_) => libc::ENOMEM,
             _ => libc::EINVAL,
         }
     }
@@ -73,11 +79,25 @@ pub struct Lengths {
     pub ext: usize,
 }
 
-/// Checks `h.len` and `h.total_extlen` against the `available` bytes after the header.
+/// The longest request a client may send: the header, a WRITE's arguments, `max_write`
+/// bytes of payload and the largest extension area. A request's length is guest-chosen and
+/// a descriptor chain can alias one small buffer many times, so every request is checked
+/// against this before its body is read, and no body buffer is ever larger.
+pub const MAX_REQUEST_LEN: usize = size_of::<abi::InHeader>()
+    + size_of::<abi::WriteIn>()
+    + abi::MAX_WRITE as usize
+    + abi::MAX_EXT_LEN;
+
+/// Checks `h.len` against [`MAX_REQUEST_LEN`] and the `available` bytes after the header,
+/// and `h.total_extlen`.
 ///
 /// # Errors
-/// [`DecodeError::BadLength`] or [`DecodeError::ExtensionTooLong`].
+/// [`DecodeError::TooLong`], [`DecodeError::BadLength`] or
+/// [`DecodeError::ExtensionTooLong`].
 pub fn check_lengths(h: &abi::InHeader, available: usize) -> Result<Lengths, DecodeError> {
+    if h.len as usize > MAX_REQUEST_LEN {
+        return Err(DecodeError::TooLong(h.len));
+    }
     let bad = DecodeError::BadLength {
         len: h.len,
         available,
@@ -323,7 +343,7 @@ pub enum Op<'a> {
         args: abi::LkIn,
         sleep: bool,
     },
-    Interrupt,
+    Interrupt(abi::InterruptIn),
     NotifyReply,
     Destroy,
     Setupmapping(abi::SetupmappingIn),
@@ -503,7 +523,7 @@ pub fn decode(
             args: a.take()?,
             sleep: opcode == SETLKW,
         },
-        INTERRUPT => Op::Interrupt,
+        INTERRUPT => Op::Interrupt(a.take()?),
         NOTIFY_REPLY => Op::NotifyReply,
         DESTROY => Op::Destroy,
         SETUPMAPPING => Op::Setupmapping(a.take()?),

@@ -4,6 +4,7 @@ use std::mem::size_of;
 
 use super::decode::{Args, DecodeError};
 use crate::fuse::abi::{self, init_flags as f};
+use crate::fuse::dax;
 
 /// Flags the server itself implements, offered whatever the filesystem says.
 pub const SERVER_FLAGS: u64 = f::ASYNC_READ
@@ -34,6 +35,7 @@ pub const FS_FLAGS: u64 = f::ATOMIC_O_TRUNC
     | f::CACHE_SYMLINKS
     | f::SUBMOUNTS
     | f::HAS_INODE_DAX
+    | f::MAP_ALIGNMENT
     | f::DIRECT_IO_ALLOW_MMAP
     | f::PASSTHROUGH
     | f::NO_EXPORT_SUPPORT;
@@ -141,7 +143,11 @@ pub fn reply(offer: &Offer, minor: u32, flags: u64) -> abi::InitOut {
         } else {
             0
         },
-        map_alignment: 0,
+        map_alignment: if flags & f::MAP_ALIGNMENT != 0 {
+            dax::MAP_ALIGNMENT_SHIFT
+        } else {
+            0
+        },
         flags2: (flags >> 32) as u32,
         max_stack_depth: if flags & f::PASSTHROUGH != 0 {
             MAX_STACK_DEPTH

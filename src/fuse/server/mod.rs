@@ -3,9 +3,11 @@
 //! - `decode`: header/extension checks and each opcode's arguments (pure, over bytes);
 //! - `init`: INIT version check and flag negotiation;
 //! - `reply`: the reply header, the one errno mapping, wire conversions, READDIR packing;
+//! - `counters`: requests received per opcode;
 //! - `limit`: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
 //! - this file: the session state and the dispatch of each operation to the [`FileSystem`].
 
+mod counters;
 mod decode;
 mod init;
 mod limit;
@@ -18,6 +20,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use counters::OpcodeCounters;
 pub use decode::DecodeError;
 use decode::{Lengths, Op};
 use limit::{LimitedReader, LimitedWriter};
@@ -44,6 +47,7 @@ struct Session {
 pub struct Server<F: FileSystem> {
     fs: Arc<F>,
     session: Session,
+    counters: OpcodeCounters,
 }
 
 impl<F: FileSystem> Server<F> {
@@ -52,12 +56,18 @@ impl<F: FileSystem> Server<F> {
         Self {
             fs,
             session: Session::default(),
+            counters: OpcodeCounters::default(),
         }
     }
 
     /// The filesystem served.
     pub fn fs(&self) -> &Arc<F> {
         &self.fs
+    }
+
+    /// Requests received so far, per opcode (malformed ones included).
+    pub fn counters(&self) -> &OpcodeCounters {
+        &self.counters
     }
 
     /// Whether INIT succeeded (and no DESTROY came since).
@@ -84,6 +94,7 @@ impl<F: FileSystem> Server<F> {
             ));
         }
         r.read_exact(h.as_mut_slice())?;
+        self.counters.count(h.opcode);
         debug!(
             "#{} {} node {} len {} uid {} gid {} pid {}",
             h.unique,
@@ -122,6 +133,7 @@ impl<F: FileSystem> Server<F> {
             gid: h.gid,
             pid: h.pid,
             supp_gid: None,
+            unique: h.unique,
         };
         if h.opcode == opcode::WRITE {
             return self.write(&ctx, &h, r, lengths, minor, reply);
@@ -429,7 +441,11 @@ impl<F: FileSystem> Server<F> {
             Op::Removexattr { name } => reply.unit(fs.removexattr(ctx, node, name)),
             Op::Getlk(a) => reply.value(fs.getlk(ctx, node, &a).map(|lk| abi::LkOut { lk })),
             Op::Setlk { args, sleep } => reply.unit(fs.setlk(ctx, node, &args, sleep)),
-            Op::Interrupt | Op::NotifyReply => Ok(0),
+            Op::Interrupt(a) => {
+                fs.interrupt(a.unique);
+                Ok(0)
+            }
+            Op::NotifyReply => Ok(0),
             Op::Destroy => {
                 self.destroy();
                 reply.ok(&[])

@@ -22,6 +22,21 @@ fn len_above_the_bytes_available_is_einval() {
 }
 
 #[test]
+fn len_above_the_largest_request_is_enomem_before_the_body_is_read() {
+    let server = server();
+    use super::super::decode;
+    let too_long = decode::MAX_REQUEST_LEN + 1;
+    let mut req = request(opcode::LOOKUP, 1, &[&vec![b'a'; too_long - 41], b"\0"]);
+    assert_eq!(req.len(), too_long);
+    assert_eq!(errno(&send(&server, req.clone()).1), libc::ENOMEM);
+    // The largest request passes the length check.
+    req.truncate(decode::MAX_REQUEST_LEN);
+    req[0..4].copy_from_slice(&(decode::MAX_REQUEST_LEN as u32).to_le_bytes());
+    *req.last_mut().unwrap() = 0;
+    assert_ne!(errno(&send(&server, req).1), libc::ENOMEM);
+}
+
+#[test]
 fn len_below_the_header_is_einval() {
     let server = server();
     let mut req = request(opcode::STATFS, 1, &[]);

@@ -74,6 +74,19 @@ fn init_passthrough_sets_stack_depth() {
 }
 
 #[test]
+fn init_map_alignment_only_when_the_filesystem_maps() {
+    let client = init_flags::INIT_EXT | init_flags::MAP_ALIGNMENT;
+    let server = fresh(init_flags::MAP_ALIGNMENT);
+    let out: abi::InitOut = payload(&init_reply(&server, init_in(7, 41, client).as_slice()));
+    assert_eq!(u64::from(out.flags), client);
+    assert_eq!(out.map_alignment, crate::fuse::dax::MAP_ALIGNMENT_SHIFT);
+    let server = fresh(0);
+    let out: abi::InitOut = payload(&init_reply(&server, init_in(7, 41, client).as_slice()));
+    assert_eq!(u64::from(out.flags), init_flags::INIT_EXT);
+    assert_eq!(out.map_alignment, 0);
+}
+
+#[test]
 fn init_ignores_flags2_without_init_ext() {
     let server = fresh(u64::MAX);
     let client = init_flags::ASYNC_READ | init_flags::PASSTHROUGH;

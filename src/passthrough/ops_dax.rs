@@ -1,0 +1,82 @@
+//! DAX requests: SETUPMAPPING and REMOVEMAPPING, and the per-file DAX flag under
+//! `dax=inode`. The window bookkeeping and the checks of guest values are in `dax`; this
+//! file finds the host file to map and decides whether it may be mapped writable.
+//!
+//! The Linux guest sends SETUPMAPPING with `fh = -1` and the node id: the daemon opens the
+//! inode itself, as the daemon (like OPEN): the guest kernel already checked the caller's
+//! permission when the file was opened, and a file created read-only (`open(O_CREAT|O_RDWR,
+//! 0444)`, as git does) must still be writable through the mapping. A writable mapping is
+//! refused on a read-only share, and, when the guest names a handle, on a handle not
+//! opened read-write.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use super::dax::{DaxPolicy, LARGE_FILE};
+use super::fs::{PassthroughFs, errno};
+use super::inode_store::InodeData;
+use crate::fuse::abi;
+use crate::oslib::file_flags;
+
+/// `fuse_setupmapping_in.fh` when the guest names no handle.
+const NO_FH: u64 = u64::MAX;
+
+impl PassthroughFs {
+    pub(crate) fn do_setupmapping(&self, inode: u64, a: &abi::SetupmappingIn) -> io::Result<()> {
+        let dax = self.dax.as_ref().ok_or_else(|| errno(libc::ENOSYS))?;
+        let m = dax.check(a)?;
+        if m.writable {
+            self.check_writable()?;
+        }
+        let data = self.inodes.get(inode)?;
+        if !data.is_reg() {
+            return Err(errno(libc::EINVAL));
+        }
+        if a.fh == NO_FH {
+            let mode = if m.writable {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            };
+            let fd = self.reopen(&data, mode | libc::O_NONBLOCK)?;
+            return dax.setup(fd.as_fd(), &m);
+        }
+        let h = self.handles.get(inode, a.fh)?;
+        let allowed = match file_flags::access_mode(h.fd())? {
+            libc::O_RDWR => true,
+            libc::O_RDONLY => !m.writable,
+            // A shared mapping always reads: a write-only fd cannot be mapped at all.
+            _ => false,
+        };
+        if !allowed {
+            return Err(errno(libc::EACCES));
+        }
+        dax.setup(h.fd(), &m)
+    }
+
+    pub(crate) fn do_removemapping(&self, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
+        let dax = self.dax.as_ref().ok_or_else(|| errno(libc::ENOSYS))?;
+        dax.remove(ranges)
+    }
+
+    /// `ATTR_DAX` when the guest mounted with `dax=inode` (it offered HAS_INODE_DAX) and the
+    /// policy makes this file DAX.
+    pub(crate) fn dax_attr_flag(&self, data: &InodeData, stx: &libc::statx) -> u32 {
+        let Some(dax) = &self.dax else {
+            return 0;
+        };
+        if !data.is_reg() || !self.negotiated(abi::init_flags::HAS_INODE_DAX) {
+            return 0;
+        }
+        let on = match dax.policy() {
+            DaxPolicy::Always => true,
+            DaxPolicy::Never => false,
+            DaxPolicy::LargeFiles => stx.stx_size >= LARGE_FILE,
+            DaxPolicy::Attr => self
+                .reopen(data, libc::O_RDONLY | libc::O_NONBLOCK)
+                .and_then(|fd| file_flags::inode_flags(fd.as_fd()))
+                .is_ok_and(|f| f & file_flags::FS_DAX_FL != 0),
+        };
+        if on { abi::ATTR_DAX } else { 0 }
+    }
+}

@@ -1,0 +1,107 @@
+//! A worker blocked in a lock wait must never hold up the end of a session: with
+//! `--thread-pool-size > 0`, owner A holds a lock and owner B waits in SETLKW; a frontend
+//! disconnect (a VM shutting down), SIGTERM, or an INTERRUPT of the wait must all finish.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::fuse::{Fuse, ROOT};
+use vhostfsd::fuse::abi::{self, opcode};
+use vm_memory::ByteValued;
+
+/// A write lock on the whole file held by owner 1, and a SETLKW of owner 2 on it left
+/// waiting (not answered within 300 ms). Returns the node, the SETLKW's head and unique.
+fn leave_a_setlkw_waiting(d: &Daemon, f: &mut Fuse) -> (u64, u16, u64) {
+    fs::write(d.path("x"), vec![0u8; 100]).unwrap();
+    let node = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fa = f.open(node, libc::O_RDWR).unwrap().fh;
+    let fb = f.open(node, libc::O_RDWR).unwrap().fh;
+    let lk = |fh, owner| abi::LkIn {
+        fh,
+        owner,
+        lk: abi::FileLock {
+            start: 0,
+            end: i64::MAX as u64,
+            typ: libc::F_WRLCK as u32,
+            pid: 1,
+        },
+        lk_flags: 0,
+        padding: 0,
+    };
+    f.call_ok(opcode::SETLK, node, &[lk(fa, 1).as_slice()], 0)
+        .expect("owner 1 takes the lock");
+    let arg = lk(fb, 2);
+    let hdr = f.header(opcode::SETLKW, node, size_of::<abi::LkIn>());
+    let head = f.q.submit(&[hdr.as_slice(), arg.as_slice()], &[16]);
+    assert!(
+        f.q.wait_timeout(head, Duration::from_millis(300)).is_none(),
+        "SETLKW of a locked range was answered: it should wait"
+    );
+    (node, head, hdr.unique)
+}
+
+#[test]
+fn a_disconnect_with_a_setlkw_waiting_lets_the_next_frontend_in() {
+    require_root!();
+    let mut d = Daemon::start(&["--thread-pool-size", "2"]);
+    {
+        let mut f = Fuse::start(&d);
+        leave_a_setlkw_waiting(&d, &mut f);
+        // Dropped: the frontend disconnects, as a VM shutting down does.
+    }
+    // The next frontend is served (its messages time out after 10 s otherwise).
+    let mut f = Fuse::start(&d);
+    common::assert_alive(&mut f);
+    assert!(d.is_running());
+    // And the lock of the first session is gone with it.
+    let node = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fh = f.open(node, libc::O_RDWR).unwrap().fh;
+    let lk = abi::LkIn {
+        fh,
+        owner: 9,
+        lk: abi::FileLock {
+            start: 0,
+            end: 10,
+            typ: libc::F_WRLCK as u32,
+            pid: 1,
+        },
+        ..Default::default()
+    };
+    f.call_ok(opcode::SETLK, node, &[lk.as_slice()], 0)
+        .expect("a lock of the first session outlived it");
+}
+
+#[test]
+fn sigterm_with_a_setlkw_waiting_exits() {
+    require_root!();
+    let mut d = Daemon::start(&["--thread-pool-size", "2"]);
+    let mut f = Fuse::start(&d);
+    leave_a_setlkw_waiting(&d, &mut f);
+    d.signal(libc::SIGTERM);
+    let st = d
+        .wait_exit(Duration::from_secs(10))
+        .expect("the daemon did not exit within 10 s of SIGTERM with a SETLKW waiting");
+    assert!(st.success(), "exit status {st:?}");
+    drop(f);
+}
+
+#[test]
+fn interrupt_ends_a_setlkw_wait_with_eintr() {
+    require_root!();
+    let d = Daemon::start(&["--thread-pool-size", "2"]);
+    let mut f = Fuse::start(&d);
+    let (_, head, unique) = leave_a_setlkw_waiting(&d, &mut f);
+    // The kernel sends INTERRUPT on the high-priority queue.
+    let arg = abi::InterruptIn { unique };
+    f.on(0)
+        .call_noreply(opcode::INTERRUPT, 0, &[arg.as_slice()]);
+    let c =
+        f.q.wait_timeout(head, Duration::from_secs(5))
+            .expect("the interrupted SETLKW was not answered");
+    let r = f.decode(unique, c);
+    assert_eq!(r.hdr.error, -libc::EINTR);
+    common::assert_alive(&mut f);
+}
