@@ -22,7 +22,7 @@ use seccompiler::{
     TargetArch,
 };
 
-use crate::oslib::{fusedev, xattr};
+use crate::oslib::{file_flags, fusedev, xattr};
 
 /// What happens on a system call outside the allowlist (`--seccomp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +248,11 @@ const HOST_MOUNT: Group = Group {
     calls: &[libc::SYS_umount2],
 };
 
-/// The ioctl requests host mount mode makes on /dev/fuse: FUSE_DEV_IOC_CLONE and the FUSE
+/// The ioctl requests every mode may make (ioctl is allowed with these requests only):
+/// FS_IOC_GETFLAGS, read by `--dax-policy attr` to find files marked DAX.
+const IOCTLS: &[libc::c_ulong] = &[file_flags::FS_IOC_GETFLAGS];
+
+/// The ioctl requests host mount mode adds on /dev/fuse: FUSE_DEV_IOC_CLONE and the FUSE
 /// passthrough backing ids.
 const HOST_MOUNT_IOCTLS: &[libc::c_ulong] = &[
     fusedev::FUSE_DEV_IOC_CLONE,
@@ -329,18 +333,21 @@ pub fn program(
         .into_iter()
         .map(|nr| (nr, Vec::new()))
         .collect();
-    if features.host_mount {
-        let ioctls = HOST_MOUNT_IOCTLS
-            .iter()
-            .map(|req| {
-                let cond =
-                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *req)?;
-                SeccompRule::new(vec![cond])
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(SeccompError::Build)?;
-        rules.insert(libc::SYS_ioctl, ioctls);
-    }
+    let host_mount_ioctls = if features.host_mount {
+        HOST_MOUNT_IOCTLS
+    } else {
+        &[]
+    };
+    let ioctls = IOCTLS
+        .iter()
+        .chain(host_mount_ioctls)
+        .map(|req| {
+            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *req)?;
+            SeccompRule::new(vec![cond])
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SeccompError::Build)?;
+    rules.insert(libc::SYS_ioctl, ioctls);
     let filter = SeccompFilter::new(rules, mismatch, seccompiler::SeccompAction::Allow, ARCH)
         .map_err(SeccompError::Build)?;
     BpfProgram::try_from(filter)
