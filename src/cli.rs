@@ -243,11 +243,15 @@ pub struct Args {
     #[arg(long, value_name = "CAPS")]
     pub modcaps: Option<String>,
 
-    /// UID map for a user-namespace sandbox (not implemented yet: refused).
+    /// Run the namespace sandbox in a new user namespace whose uids `namespace_uid..` are the
+    /// host's `host_uid..` (`:namespace_uid:host_uid:count:`, e.g. `:0:100000:65536:`); an
+    /// unprivileged user gets the range from /etc/subuid through newuidmap. Needs
+    /// --gid-map too.
     #[arg(long, value_name = "MAP")]
     pub uid_map: Option<String>,
 
-    /// GID map for a user-namespace sandbox (not implemented yet: refused).
+    /// The gid range of the user namespace (`:namespace_gid:host_gid:count:`), through
+    /// newgidmap and /etc/subgid for an unprivileged user.
     #[arg(long, value_name = "MAP")]
     pub gid_map: Option<String>,
 

@@ -11,6 +11,7 @@ use crate::passthrough::id_map::IdRuleError;
 use crate::passthrough::{self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles};
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
 pub use crate::sandbox::seccomp::SeccompAction;
+use crate::sandbox::user_namespace::{IdRangeError, UserNamespace};
 use crate::systemd::{self, SystemdError};
 
 /// Errors in the command line.
@@ -47,6 +48,12 @@ pub enum ConfigError {
     BadOptionValue(String),
     #[error(transparent)]
     Modcaps(#[from] CapChangesError),
+    #[error("--uid-map/--gid-map: {0}")]
+    IdMap(#[from] IdRangeError),
+    #[error("--uid-map and --gid-map go together: pass both")]
+    IdMapNeedsBoth,
+    #[error("--uid-map/--gid-map need --sandbox namespace (the default)")]
+    IdMapNeedsNamespace,
     #[error("--translate-uid/--translate-gid: {0}")]
     IdTranslation(#[from] IdRuleError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
@@ -126,6 +133,8 @@ pub struct Config {
     pub modcaps: CapChanges,
     /// `--allow-suid-dev`: the namespace sandbox does not mount the share nosuid,nodev.
     pub allow_suid_dev: bool,
+    /// `--uid-map`/`--gid-map`: the namespace sandbox starts in a user namespace.
+    pub user_namespace: Option<UserNamespace>,
     pub rlimit_nofile: Option<u64>,
     pub log_level: log::LevelFilter,
     pub syslog: bool,
@@ -156,9 +165,15 @@ impl TryFrom<Args> for Config {
             Some(m) => m.parse()?,
             None => CapChanges::default(),
         };
-        if args.uid_map.is_some() || args.gid_map.is_some() {
-            return Err(ConfigError::NotSupported("--uid-map/--gid-map"));
-        }
+        let user_namespace = match (&args.uid_map, &args.gid_map) {
+            (None, None) => None,
+            (Some(u), Some(g)) if args.sandbox == SandboxArg::Namespace => Some(UserNamespace {
+                uids: u.parse()?,
+                gids: g.parse()?,
+            }),
+            (Some(_), Some(_)) => return Err(ConfigError::IdMapNeedsNamespace),
+            _ => return Err(ConfigError::IdMapNeedsBoth),
+        };
         let parse_rules = |rules: &[String]| {
             rules
                 .iter()
@@ -322,6 +337,7 @@ impl TryFrom<Args> for Config {
             },
             modcaps,
             allow_suid_dev: args.allow_suid_dev,
+            user_namespace,
             rlimit_nofile: args.rlimit_nofile,
             log_level,
             syslog: args.syslog,
@@ -368,6 +384,7 @@ impl Config {
             seccomp: SeccompAction::None,
             modcaps: CapChanges::default(),
             allow_suid_dev: false,
+            user_namespace: None,
             rlimit_nofile: None,
             log_level: log::LevelFilter::Info,
             syslog: false,

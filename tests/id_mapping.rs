@@ -1,6 +1,6 @@
 //! `--translate-uid` / `--translate-gid`: guest ids become host ids for the caller's
 //! credentials and for chown, and host ids become guest ids in the attributes the guest
-//! sees.
+//! sees. `--uid-map` / `--gid-map`: the sandbox in a user namespace.
 
 mod common;
 
@@ -104,6 +104,50 @@ fn squash_guest_and_forbid_guest() {
     f.mkdir(ROOT, "user", 0o755).unwrap();
     let m = lstat(&d.path("user"));
     assert_eq!((m.uid(), m.gid()), (4000, 4000));
+}
+
+/// `--uid-map`/`--gid-map`: the namespace sandbox runs in a user namespace, so guest root
+/// is host id 100000 and guest user 1000 is 101000, with no translation in the daemon.
+#[test]
+fn uid_map_runs_the_sandbox_in_a_user_namespace() {
+    require_root!();
+    let d = DaemonBuilder::new()
+        .sandbox("namespace")
+        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .start();
+    fs::set_permissions(d.shared(), fs::Permissions::from_mode(0o777)).unwrap();
+    let mut f = Fuse::start(&d);
+    let e = f.mkdir(ROOT, "by-root", 0o755).unwrap();
+    let m = lstat(&d.path("by-root"));
+    assert_eq!((m.uid(), m.gid()), (100_000, 100_000), "host owner");
+    assert_eq!((e.attr.uid, e.attr.gid), (0, 0), "the guest sees root");
+    f.uid = 1000;
+    f.gid = 1000;
+    f.mkdir(ROOT, "by-user", 0o755).unwrap();
+    let m = lstat(&d.path("by-user"));
+    assert_eq!((m.uid(), m.gid()), (101_000, 101_000));
+    let map = fs::read_to_string(format!("/proc/{}/uid_map", d.serving_pid())).unwrap();
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        ["0", "100000", "65536"],
+        "uid_map of the serving process"
+    );
+}
+
+#[test]
+fn uid_map_needs_gid_map_and_the_namespace_sandbox() {
+    let (status, log) = DaemonBuilder::new()
+        .arg("--uid-map=:0:100000:65536:")
+        .sandbox("namespace")
+        .run_to_exit();
+    assert!(!status.expect("vhostfsd exits").success());
+    assert!(log.contains("--gid-map"), "{log}");
+    let (status, log) = DaemonBuilder::new()
+        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .run_to_exit();
+    assert!(!status.expect("vhostfsd exits").success());
+    assert!(log.contains("--sandbox namespace"), "{log}");
 }
 
 #[test]

@@ -38,8 +38,8 @@ debug\t''
 trace\t''
 off\t''"
 complete -c vhostfsd -l modcaps -d 'Change the capabilities the daemon keeps once set up: `+cap` keeps one more, `-cap` drops one, joined by `:` (e.g. `--modcaps=+sys_admin:-mknod`). Kept by default: chown, dac_override, fowner, fsetid, setgid, setuid, mknod, setfcap, and dac_read_search when inodes are file handles' -r
-complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not implemented yet: refused)' -r
-complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
+complete -c vhostfsd -l uid-map -d 'Run the namespace sandbox in a new user namespace whose uids `namespace_uid..` are the host\'s `host_uid..` (`:namespace_uid:host_uid:count:`, e.g. `:0:100000:65536:`); an unprivileged user gets the range from /etc/subuid through newuidmap. Needs --gid-map too' -r
+complete -c vhostfsd -l gid-map -d 'The gid range of the user namespace (`:namespace_gid:host_gid:count:`), through newgidmap and /etc/subgid for an unprivileged user' -r
 complete -c vhostfsd -l translate-uid -d 'Translate uids between guest and host inside the daemon (caller credentials, chown, attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest` (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins, ids no rule covers pass unchanged' -r
 complete -c vhostfsd -l translate-gid -d 'Translate gids, as --translate-uid does uids' -r
 complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE' -r

@@ -10,6 +10,7 @@ mod chroot;
 mod namespace;
 pub mod privileges;
 pub mod seccomp;
+pub mod user_namespace;
 
 use std::ffi::{CString, NulError};
 use std::fs::File;
@@ -50,6 +51,19 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot {what} while entering the user namespace (--uid-map/--gid-map)")]
+    UserNamespace {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{helper} for --uid-map/--gid-map: {detail}")]
+    IdMapHelper {
+        helper: &'static str,
+        detail: String,
+        #[source]
+        source: Option<io::Error>,
+    },
     #[error("the shared directory path {0:?} contains a NUL byte")]
     BadPath(PathBuf, #[source] NulError),
 }
@@ -81,7 +95,14 @@ pub fn enter(cfg: &Config) -> Result<Outcome, SandboxError> {
             root_dir: cfg.shared_dir.clone(),
         }),
         SandboxMode::Chroot => chroot::enter(&cfg.shared_dir),
-        SandboxMode::Namespace => namespace::enter(&cfg.shared_dir, !cfg.allow_suid_dev),
+        SandboxMode::Namespace => {
+            if let Some(maps) = &cfg.user_namespace
+                && let Some(parent) = user_namespace::enter(maps)?
+            {
+                return Ok(parent);
+            }
+            namespace::enter(&cfg.shared_dir, !cfg.allow_suid_dev)
+        }
     }
 }
 

@@ -40,7 +40,8 @@ pub(super) fn enter(shared_dir: &Path, inert_share: bool) -> Result<Outcome, San
     setup_mounts(shared_dir, inert_share)
 }
 
-fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
+/// Waits for the child `pid`, forwarding SIGTERM/SIGINT/SIGHUP to it, and reports its exit.
+pub(super) fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
     CHILD_PID.store(pid, Ordering::SeqCst);
     let forwarded = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1];
     for sig in forwarded {

@@ -1,7 +1,7 @@
 //! Spawns the `vhostfsd` binary for one test.
 
 use std::fs::File;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -78,7 +78,8 @@ impl DaemonBuilder {
         self
     }
 
-    /// Runs a daemon expected to exit by itself (bad flags) within 5 s, returning its
+    /// Runs a daemon expected to exit by itself (bad flags) within 5 s (with `--sandbox
+    /// none` unless [`Self::sandbox`] says otherwise), returning its
     /// status (`None`: still running, killed) and its log.
     pub fn run_to_exit(self) -> (Option<ExitStatus>, String) {
         let dir = tempfile::tempdir().expect("create the test directory");
@@ -86,7 +87,7 @@ impl DaemonBuilder {
         let log = File::create(&log_path).expect("create the daemon log");
         let mut child = Command::new(binary())
             .arg("--sandbox")
-            .arg("none")
+            .arg(&self.sandbox)
             .args(seccomp())
             .arg("--socket-path")
             .arg(dir.path().join("vhost.sock"))
@@ -122,6 +123,9 @@ impl DaemonBuilder {
             .prefix("vhostfsd-itest")
             .tempdir()
             .expect("create the test directory");
+        // Traversable by all, so a daemon in a user namespace (--uid-map) reaches the share.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the test directory");
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).expect("create the shared directory");
         if self.tmpfs {
@@ -205,15 +209,18 @@ impl Daemon {
     }
 
     /// The pid of the process that serves: the daemon itself, or with `--sandbox
-    /// namespace` its child (pid 1 of the new pid namespace).
+    /// namespace` its descendant (pid 1 of the new pid namespace).
     pub fn serving_pid(&self) -> u32 {
-        let pid = self.pid();
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        children
-            .split_whitespace()
-            .next()
-            .map_or(pid, |c| c.parse().expect("a pid in /proc/PID/children"))
+        // Down the chain of first children: with --uid-map the user namespace adds a level.
+        let mut pid = self.pid();
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            match children.split_whitespace().next() {
+                Some(c) => pid = c.parse().expect("a pid in /proc/PID/children"),
+                None => return pid,
+            }
+        }
     }
 
     /// A field of `/proc/PID/status` of the serving process (e.g. `CapEff`, `Seccomp`).
