@@ -3,6 +3,7 @@
 # nothing but check):
 #   .cache/vmlinuz                   Debian linux-image-6.12 (bookworm-backports), virtio-fs built in
 #   .cache/qemu-7.2/                 QEMU 7.2 (bookworm) unpacked; QEMU 10.0 is the system one
+#   .cache/trixie/                   QEMU 11.1 in a trixie chroot (build-qemu11.sh), for DAX
 #   .cache/fio                       static fio built from Debian's fio source
 #   .cache/checker                   static guest checker (guest-tests/checker, Rust)
 #   .cache/initramfs-base.cpio.gz    busybox-static + fio + checker
@@ -69,6 +70,9 @@ if ldd "$CACHE/qemu-7.2/usr/bin/qemu-system-x86_64" | grep -q 'not found'; then
     exit 1
 fi
 log "qemu: $("$CACHE/qemu-7.2/usr/bin/qemu-system-x86_64" --version | head -n1) ok"
+
+# --- QEMU 11.1 (trixie-backports, in a chroot): vhost-user shared memory for DAX -------------
+"$HERE/build-qemu11.sh"
 
 # --- static fio ------------------------------------------------------------------------------
 if [ ! -x "$CACHE/fio" ]; then

@@ -6,7 +6,8 @@
 #   source) are added to apt's sources, reusing the host of the configured Debian mirror.
 # - QEMU 10.0 (bookworm-backports) is installed system-wide (bookworm-backports' qemu-utils,
 #   often preinstalled, Breaks the 7.2 qemu-system-common); QEMU 7.2 (bookworm) is unpacked into
-#   guest-tests/.cache by build-assets.sh and runs with the same shared libraries.
+#   guest-tests/.cache by build-assets.sh and runs with the same shared libraries. QEMU 11.1
+#   (DAX) comes from a trixie chroot that build-qemu11.sh makes with debootstrap.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -52,6 +53,7 @@ PKGS=(
     build-essential pkg-config libaio-dev zlib1g-dev dpkg-dev   # static fio
     libseccomp-dev libcap-ng-dev       # virtiofsd (compare.sh)
     python3 coreutils util-linux procps
+    debootstrap                        # QEMU 11.1 chroot for the DAX case (build-qemu11.sh)
     rpm rpmlint man-db                 # packaging/test-package.sh: RPM build, man page check
 )
 missing=()

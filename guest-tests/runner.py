@@ -10,7 +10,7 @@ byte; the read-only export left unchanged). Python 3.11 standard library only; m
     runner.py --compare [--rounds N] [--other-daemon PATH]        (used by compare.sh)
     runner.py --demo|--shell DIR                                  (used by demo.sh)
 
-Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2"),
+Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2 11.1"),
 ACCEL (tcg|kvm, default: kvm only if a probe boot works), GT_TMPDIR (work dirs), KEEP=1.
 """
 
@@ -41,7 +41,7 @@ RESULT_RE = re.compile(r"VHOSTFSD-GUEST-RESULT: (PASS|FAIL) (\S+) (.*)")
 MEM = "512M"
 
 # Seconds a workload may take under TCG before the VM is killed.
-WORKLOAD_TIMEOUT = {"smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
+WORKLOAD_TIMEOUT = {"dax": 400, "smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
 
 
 def log(msg: str) -> None:
@@ -77,7 +77,26 @@ def find_qemus() -> dict[str, Qemu]:
             ["-L", str(CACHE / "qemu-7.2/usr/share/qemu"), "-L", "/usr/share/seabios"],
             {"QEMU_MODULE_DIR": str(CACHE / "qemu-7.2/usr/lib/x86_64-linux-gnu/qemu")},
         )
+    # QEMU 11.1 (trixie-backports, in a debootstrap chroot built by build-qemu11.sh) has the
+    # vhost-user shared-memory regions DAX needs; it runs through the chroot's own loader.
+    trixie = CACHE / "trixie"
+    if (trixie / "usr/bin/qemu-system-x86_64").exists() and (trixie / ".vhostfsd-complete").exists():
+        libs = f"{trixie}/usr/lib/x86_64-linux-gnu:{trixie}/lib/x86_64-linux-gnu"
+        qemus["11.1"] = Qemu(
+            "11.1",
+            trixie / "lib64/ld-linux-x86-64.so.2",
+            ["--library-path", libs, str(trixie / "usr/bin/qemu-system-x86_64"),
+             "-L", str(trixie / "usr/share/qemu"), "-L", str(trixie / "usr/share/seabios")],
+            {"QEMU_MODULE_DIR": str(trixie / "usr/lib/x86_64-linux-gnu/qemu")},
+        )
     return qemus
+
+
+def qemu_errors(text: str) -> list[str]:
+    """QEMU's error lines (error_report prints "qemu-system-x86_64: ..."); a clean boot has none.
+    Warnings are not errors."""
+    return [ln.strip() for ln in text.splitlines()
+            if re.match(r"\s*qemu-system-x86_64: ", ln) and "warning:" not in ln]
 
 
 _ACCEL: str | None = None
@@ -276,11 +295,15 @@ class HostActor:
 
 def run_qemu(qemu: Qemu, sock: Path, tag: str, queues: int, workload: str, args: dict[str, str],
              console: Path, timeout: float, mountopts: str = "", interactive: bool = False,
-             smp: int = 2) -> tuple[int | None, float]:
-    """Boots the guest; returns (QEMU exit status or None on timeout, seconds)."""
+             smp: int = 2, dax: bool = False) -> tuple[int | None, float]:
+    """Boots the guest; returns (QEMU exit status or None on timeout, seconds). With `dax`, the
+    device is QEMU 11.1's generic vhost-user device, which takes its shared-memory window (and
+    the tag, from the config space) from the daemon: vhost-user-fs-pci has no window."""
     dev = f"vhost-user-fs-pci,chardev=c0,tag={tag}"
     if queues > 1:
         dev += f",num-request-queues={queues}"
+    if dax:
+        dev = f"vhost-user-test-device-pci,chardev=c0,virtio-id=26,num_vqs={1 + queues},config_size=40"
     vtargs = ",".join(f"{k}={v}" for k, v in args.items())
     append = f"console=ttyS0 panic=-1 vt.workload={workload} vt.tag={tag}"
     append += " quiet" if not interactive else " loglevel=4"
@@ -332,7 +355,18 @@ def pattern(size: int, seed: int) -> bytes:
     return b"".join(splitmix64((seed + i) & ((1 << 64) - 1)).to_bytes(8, "little") for i in range(n))[:size]
 
 
+# DAX files (guest-tests/checker/src/dax.rs): (name, size, seed) the guest writes through a
+# mapping, and the one the host writes for the guest to read through a mapping.
+DAX_GUEST_MMAP = ("dax-mmap-guest.bin", 3 << 20, 21)
+DAX_HOST_MMAP = ("dax-host.bin", 5 << 20, 22)
+# READ + WRITE requests the daemon may see in a whole DAX case (the fio jobs alone would send
+# thousands without DAX).
+DAX_MAX_READ_WRITE = 100
+
+
 def prepare_share(share: Path, readonly: bool) -> None:
+    name, size, seed = DAX_HOST_MMAP
+    (share / name).write_bytes(pattern(size, seed))
     hp = share / "host-prepared"
     (hp / "nested/deeper").mkdir(parents=True)
     files = {
@@ -397,6 +431,12 @@ def host_checks(case: "Case", share: Path, console_text: str, before: dict | Non
                     errs.append(f"read-only export changed on the host: {k}: {before.get(k)} -> {after.get(k)}")
         return errs
 
+    if case.workload == "dax":
+        name, size, seed = DAX_GUEST_MMAP
+        p = share / name
+        expect(p.exists() and p.read_bytes() == pattern(size, seed), f"{name}: mmap writes did not reach the host")
+        return errs
+
     gw = share / "guest-written"
     if not gw.is_dir():
         return ["guest-written/ missing on the host"]
@@ -449,6 +489,8 @@ class Case:
     extra: dict = dataclasses.field(default_factory=dict)
     flags: tuple[str, ...] = ()  # more daemon flags; the case is skipped if the daemon lacks one
     boots: int = 1  # >1: boot again against the same daemon (reconnect after the VMM went away)
+    mountopts: tuple[str, ...] = ()  # mount options of each boot (the last one repeats)
+    dax: bool = False  # QEMU's generic vhost-user device with the daemon's DAX window
 
     @property
     def readonly(self) -> bool:
@@ -458,12 +500,17 @@ class Case:
     def name(self) -> str:
         n = f"{self.workload}-q{self.qemu}-{self.cache}-{self.queues}rq-{self.sandbox}"
         n += "-xattr" if self.xattr else ""
+        if self.dax:  # the socket path must stay short (108 bytes): the flags are the case's
+            return n + "-" + "-".join(o.replace("dax=", "") for o in self.mountopts)
         n += "".join("-" + f.lstrip("-").replace("=", "-") for f in self.flags)
         return n + (f"-{self.boots}boots" if self.boots > 1 else "")
 
 
 def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
     """ci: every axis value at least once (cache, queues, sandbox, QEMU, xattr, workload)."""
+    # QEMU 11.1 serves the DAX case; the ordinary axes run on the others.
+    dax = "11.1" in qemus
+    qemus = [q for q in qemus if q != "11.1"] or qemus
     if kind == "full":
         return [Case(w, q, c, n, s, x)
                 for w in ("semantics", "fio", "readonly") for q in qemus for c in ("auto", "never")
@@ -489,6 +536,12 @@ def matrix(kind: str, qemus: list[str], sandboxes: list[str]) -> list[Case]:
         Case("semantics", new, "auto", 2, sb(0), True, flags=("--inode-file-handles=prefer",)),
         Case("semantics", old, "never", 2, sb(2), False, flags=("--thread-pool-size=4",)),
     ]
+    if dax:
+        # DAX: dax=always (fio, mmap both ways, truncate, a file bigger than the window), then
+        # a second boot against the same daemon with dax=inode and --dax-policy large-files.
+        cases.append(Case("dax", "11.1", "auto", 1, sb(0), boots=2, dax=True,
+                          mountopts=("dax=always", "dax=inode"),
+                          flags=("--dax-window=64M", "--dax-policy=large-files")))
     # A sandbox mode beyond the first two still gets a semantics run.
     for i in range(4, len(sandboxes)):
         cases.append(Case("semantics", new, "auto", 1, sandboxes[i], True))
@@ -557,10 +610,15 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
                     console.rename(wd / f"console-boot{boot - 1}.log")
                     for sub in ("guest-written", "host-check"):
                         shutil.rmtree(share / sub, ignore_errors=True)
+                opts = case.mountopts[min(boot, len(case.mountopts)) - 1] if case.mountopts else ""
                 with HostActor(share, active=case.workload == "semantics") as actor:
                     qrc, secs = run_qemu(qemus[case.qemu], sock, "myfs", case.queues, case.workload, args, console,
-                                         WORKLOAD_TIMEOUT.get(case.workload, 300))
+                                         WORKLOAD_TIMEOUT.get(case.workload, 300), mountopts=opts,
+                                         dax=case.dax)
                 problems += actor.errors
+                qlog = console.with_suffix(".qemu.log")
+                for err in qemu_errors(qlog.read_text(errors="replace") if qlog.exists() else ""):
+                    problems.append(f"boot {boot}: QEMU printed an error: {err}")
                 if qrc is None:
                     problems.append(f"boot {boot}: QEMU timed out after {WORKLOAD_TIMEOUT.get(case.workload, 300)}s (killed)")
                 elif qrc != 0:
@@ -579,6 +637,8 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     dtext = dlog.read_text(errors="replace") if dlog.exists() else ""
     if "panicked at" in dtext:
         problems.append("the daemon panicked (see its log)")
+    if case.dax:
+        problems += dax_counter_check(dtext)
     m = RESULT_RE.search(text)
     if not m:
         problems.append("no VHOSTFSD-GUEST-RESULT line on the console")
@@ -604,6 +664,26 @@ def run_case(case: Case, info: DaemonInfo, qemus: dict[str, Qemu], workroot: Pat
     if status == "PASS" and not os.environ.get("KEEP"):
         shutil.rmtree(wd, ignore_errors=True)
     return Outcome(case, status, time.monotonic() - t0, "; ".join(problems + notes), text)
+
+
+def request_counts(daemon_log: str) -> dict[str, int]:
+    """The last "requests served: OP=N ..." line the daemon logged (at exit, or on SIGUSR1)."""
+    lines = re.findall(r"requests served: (.*)", daemon_log)
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])} if lines else {}
+
+
+def dax_counter_check(daemon_log: str) -> list[str]:
+    counts = request_counts(daemon_log)
+    if not counts:
+        return ["the daemon logged no request counters at exit"]
+    rw = counts.get("READ", 0) + counts.get("WRITE", 0)
+    log(f"daemon requests: {' '.join(f'{k}={v}' for k, v in counts.items())}")
+    problems = []
+    if counts.get("SETUPMAPPING", 0) == 0:
+        problems.append("no SETUPMAPPING reached the daemon: the guest did not use DAX")
+    if rw > DAX_MAX_READ_WRITE:
+        problems.append(f"{rw} READ/WRITE requests reached the daemon during DAX I/O (at most {DAX_MAX_READ_WRITE})")
+    return problems
 
 
 def fio_figures(text: str) -> dict[str, dict[str, float]]:
@@ -703,7 +783,7 @@ def main() -> int:
         if not f.exists():
             sys.exit(f"runner: {f} missing: run guest-tests/build-assets.sh first")
     qemus = find_qemus()
-    want_qemus = os.environ.get("QEMUS", "10.0 7.2").split()
+    want_qemus = os.environ.get("QEMUS", "10.0 7.2 11.1").split()
     sandboxes = os.environ.get("SANDBOXES", "none namespace chroot").split()
     args.qemu = args.qemu or want_qemus[0]
 

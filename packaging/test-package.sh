@@ -31,7 +31,7 @@ fi
 [ -x target/release/vhostfsd ] || fail "target/release/vhostfsd missing: cargo build --release --locked first"
 
 step "cargo-deb $CARGO_DEB_VERSION"
-if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
     cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
 
@@ -53,20 +53,28 @@ if [ "${SKIP_RPM:-0}" != 1 ]; then
     mkdir -p "$top/SOURCES"
     git archive --prefix="vhostfsd-$version/" -o "$top/SOURCES/vhostfsd-$version.tar.gz" HEAD
     # --nodeps: Debian's rpm database is empty, so BuildRequires (cargo, rust) cannot be
-    # checked; cargo comes from rustup here. The shared target dir reuses compiled crates.
-    CARGO_TARGET_DIR="$REPO/target/rpm" rpmbuild -bb --nodeps --define "_topdir $top" \
+    # checked; cargo comes from rustup here. The tree's target dir reuses the compiled crates
+    # (only vhostfsd itself is built again, from the archive).
+    CARGO_TARGET_DIR="$REPO/target" rpmbuild -bb --nodeps --define "_topdir $top" \
         --define "commit $(git rev-parse --short=12 HEAD)" packaging/rpm/vhostfsd.spec
     RPM=$(ls "$top"/RPMS/*/vhostfsd-"$version"-*.rpm)
-    rpm -qlp "$RPM"
-    rpm -qp --provides "$RPM" | grep -qx 'vhostuser-backend(fs)' || fail "the RPM lacks Provides: vhostuser-backend(fs)"
-    rpm -qlp "$RPM" | grep -qx "$BIN" || fail "the RPM does not install $BIN"
+    # Whole outputs first: grep -q on a pipe would stop rpm early (SIGPIPE, and pipefail).
+    rpm_files=$(rpm -qlp "$RPM")
+    rpm_provides=$(rpm -qp --provides "$RPM")
+    echo "$rpm_files"
+    grep -qx 'vhostuser-backend(fs)' <<<"$rpm_provides" || fail "the RPM lacks Provides: vhostuser-backend(fs)"
+    for f in "$BIN" "$DESCRIPTOR" /usr/share/man/man8/vhostfsd.8 /usr/lib/systemd/system/vhostfsd@.service \
+             /usr/lib/systemd/system/vhostfsd@.socket /usr/share/doc/vhostfsd/examples/vhostfsd.conf \
+             /usr/share/doc/vhostfsd/user-guide.md; do
+        grep -qx "$f" <<<"$rpm_files" || fail "the RPM does not install $f"
+    done
     rpmlint "$RPM" || true   # informational: rpmlint's Fedora policy does not fit a Debian build host
     rm -rf "$top"
 fi
 
 step "install the .deb"
 cleanup() {
-    if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q installed; then
+    if [ -n "$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep installed)" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$PKG" >/dev/null || true
     fi
 }
@@ -75,9 +83,10 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 dpkg -L "$PKG"
 
 step "installed files"
-"$BIN" --version
+version_line=$("$BIN" --version)
+echo "$version_line"
 commit=$(git rev-parse --short=12 HEAD)
-"$BIN" --version | grep -q "(commit $commit)" || fail "--version does not name commit $commit"
+[[ "$version_line" == *"(commit $commit)" ]] || fail "--version does not name commit $commit"
 caps=$("$BIN" --print-capabilities)
 echo "$caps"
 CAPS="$caps" python3 - "$DESCRIPTOR" "$BIN" <<'PY'

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::passthrough::{MigrationMode, OnError};
 use clap::{Parser, ValueEnum};
 
 pub use crate::fusedev::backing::PassthroughMode;
@@ -219,6 +220,30 @@ pub struct Args {
     /// Do not offer FUSE_HANDLE_KILLPRIV_V2.
     #[arg(long, overrides_with = "killpriv_v2")]
     pub no_killpriv_v2: bool,
+
+    /// How the source describes inodes to the migration destination: find-paths (their
+    /// paths, read from /proc/self/fd) or file-handles (file handles: source and
+    /// destination must use the same shared directory on the same filesystem, and the
+    /// destination needs CAP_DAC_READ_SEARCH). Ignored on the destination.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = MigrationMode::FindPaths)]
+    pub migration_mode: MigrationMode,
+
+    /// What the migration destination does with an inode or handle it cannot restore:
+    /// abort (fail the migration; the guest goes on on the source) or guest-error (finish
+    /// the migration; the guest gets errors for that file). Ignored on the source.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = OnError::Abort)]
+    pub migration_on_error: OnError,
+
+    /// find-paths only: the source attaches each inode's file handle and the destination
+    /// checks it opened the very same inode (source and destination must use the same
+    /// filesystem). Guards against files replaced during migration.
+    #[arg(long)]
+    pub migration_verify_handles: bool,
+
+    /// find-paths only: the source checks at switch-over that each path still names its
+    /// inode (longer downtime; guards against third parties renaming files meanwhile).
+    #[arg(long)]
+    pub migration_confirm_paths: bool,
 
     /// Maximum number of open files (default: the hard limit, or 1,000,000 if lower).
     #[arg(long, value_name = "N")]

@@ -8,7 +8,10 @@ use crate::cli::{
     Args, CacheArg, InodeFileHandlesArg, LogLevelArg, PassthroughMode, SandboxArg, SeccompArg,
 };
 use crate::passthrough::id_map::IdRuleError;
-use crate::passthrough::{self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles};
+use crate::passthrough::{
+    self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles, MigrationConfig,
+    MigrationMode,
+};
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
 pub use crate::sandbox::seccomp::SeccompAction;
 use crate::sandbox::user_namespace::{IdRangeError, UserNamespace};
@@ -60,6 +63,11 @@ pub enum ConfigError {
     WritebackWithoutCache,
     #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
     BadDaxWindow(u64),
+    #[error(
+        "--migration-verify-handles and --migration-confirm-paths are for \
+         --migration-mode=find-paths; file handles need no such check"
+    )]
+    MigrationCheckWithFileHandles,
     #[error(
         "--passthrough on and --writeback do not mix: the kernel does not combine FUSE \
          passthrough with the writeback cache; drop one"
@@ -301,6 +309,17 @@ impl TryFrom<Args> for Config {
         if args.writeback && args.passthrough == PassthroughMode::On {
             return Err(ConfigError::PassthroughWithWriteback);
         }
+        if args.migration_mode == MigrationMode::FileHandles
+            && (args.migration_verify_handles || args.migration_confirm_paths)
+        {
+            return Err(ConfigError::MigrationCheckWithFileHandles);
+        }
+        let migration = MigrationConfig {
+            mode: args.migration_mode,
+            on_error: args.migration_on_error,
+            verify_handles: args.migration_verify_handles,
+            confirm_paths: args.migration_confirm_paths,
+        };
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
@@ -361,6 +380,7 @@ impl TryFrom<Args> for Config {
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
                 id_map,
+                migration,
             },
         })
     }

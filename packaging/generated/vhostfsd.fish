@@ -30,6 +30,10 @@ complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: e
 metadata\t'Cache metadata only; file data is not cached'
 auto\t'Cache metadata and data with a short timeout (default)'
 always\t'Cache metadata and data for a long time'"
+complete -c vhostfsd -l migration-mode -d 'How the source describes inodes to the migration destination: find-paths (their paths, read from /proc/self/fd) or file-handles (file handles: source and destination must use the same shared directory on the same filesystem, and the destination needs CAP_DAC_READ_SEARCH). Ignored on the destination' -r -f -a "find-paths\t'A path relative to the shared directory, from `/proc/self/fd`'
+file-handles\t'A file handle: source and destination must share the very same filesystem, and the destination needs CAP_DAC_READ_SEARCH'"
+complete -c vhostfsd -l migration-on-error -d 'What the migration destination does with an inode or handle it cannot restore: abort (fail the migration; the guest goes on on the source) or guest-error (finish the migration; the guest gets errors for that file). Ignored on the source' -r -f -a "abort\t'Fail the migration: the frontend resumes the guest on the source'
+guest-error\t'Go on; the guest gets EBADF for that node and its handles'"
 complete -c vhostfsd -l rlimit-nofile -d 'Maximum number of open files (default: the hard limit, or 1,000,000 if lower)' -r
 complete -c vhostfsd -l log-level -d 'Log level' -r -f -a "error\t''
 warn\t''
@@ -54,6 +58,8 @@ complete -c vhostfsd -l readonly -d 'Export the directory read-only: every modif
 complete -c vhostfsd -l allow-mmap -d 'Allow shared mmap of files opened with direct I/O (--cache=never)'
 complete -c vhostfsd -l killpriv-v2 -d 'Offer FUSE_HANDLE_KILLPRIV_V2 (the daemon clears setuid/setgid bits itself)'
 complete -c vhostfsd -l no-killpriv-v2 -d 'Do not offer FUSE_HANDLE_KILLPRIV_V2'
+complete -c vhostfsd -l migration-verify-handles -d 'find-paths only: the source attaches each inode\'s file handle and the destination checks it opened the very same inode (source and destination must use the same filesystem). Guards against files replaced during migration'
+complete -c vhostfsd -l migration-confirm-paths -d 'find-paths only: the source checks at switch-over that each path still names its inode (longer downtime; guards against third parties renaming files meanwhile)'
 complete -c vhostfsd -l syslog -d 'Log to syslog instead of stderr'
 complete -c vhostfsd -l print-capabilities -d 'Print the vhost-user backend capabilities as JSON and exit'
 complete -c vhostfsd -s f -d 'Stay in the foreground (always the case; accepted for compatibility)'

@@ -38,6 +38,7 @@ use crate::sandbox::privileges::{self, CapsError};
 use crate::sandbox::seccomp::{self, SeccompError};
 use crate::sandbox::{self, Outcome, SandboxError};
 use crate::systemd::Notifier;
+use crate::vhost_user::backend::DirtyLog;
 use crate::vhost_user::{
     BackendChannel, DeviceConfig, VhostUserError, VhostUserFsBackend, capabilities,
 };
@@ -295,7 +296,7 @@ fn serve_one(
     channel: &Arc<BackendChannel>,
     shutdown: &Shutdown,
 ) -> Result<(), DaemonError> {
-    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::<DirtyLog>::new());
     let backend = Arc::new(VhostUserFsBackend::new(
         server.clone(),
         device,

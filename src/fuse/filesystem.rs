@@ -99,6 +99,24 @@ pub trait FileSystem: Send + Sync {
     fn abort_waits(&self) {}
     /// FUSE_INTERRUPT of the request `unique`: end it early if it is waiting.
     fn interrupt(&self, unique: u64) {}
+    /// Live migration, on the source: the state the guest holds (inodes it looked up,
+    /// handles it opened) as bytes another daemon's [`Self::load_state`] reads. Called with
+    /// the queues stopped.
+    ///
+    /// # Errors
+    /// State that cannot be carried; `Unsupported` by default.
+    fn save_state(&self) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Live migration, on the destination: rebuilds the state [`Self::save_state`] wrote,
+    /// after INIT's flags were given to [`Self::init`]. The bytes come from another
+    /// process: corrupt input is an error, never a panic.
+    ///
+    /// # Errors
+    /// A corrupt state, or one that cannot be rebuilt here; `Unsupported` by default.
+    fn load_state(&self, state: &[u8]) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 
     fn lookup(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         enosys()

@@ -1,7 +1,8 @@
 //! The FUSE protocol: wire format ([`abi`]), the transport traits ([`io`]), the DAX window
 //! a transport may offer ([`dax`]), the
 //! [`FileSystem`](filesystem::FileSystem) trait, and the [`Server`](server::Server) that
-//! decodes a request, calls the filesystem and encodes the reply.
+//! decodes a request, calls the filesystem and encodes the reply; [`state`] is the byte
+//! codec of the live-migration state.
 
 pub mod abi;
 pub mod backing;
@@ -9,3 +10,4 @@ pub mod dax;
 pub mod filesystem;
 pub mod io;
 pub mod server;
+pub mod state;

@@ -424,6 +424,34 @@ pub struct FileHandle {
 /// Words of the largest `struct file_handle`.
 const HANDLE_WORDS: usize = 2 + libc::MAX_HANDLE_SZ as usize / 4;
 
+impl FileHandle {
+    /// The handle as the bytes of `struct file_handle` (`handle_bytes`, `handle_type`, then
+    /// `f_handle`), in this host's byte order.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len = 8 + self.words[0] as usize;
+        let mut out: Vec<u8> = self.words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        out.truncate(len);
+        out
+    }
+
+    /// A handle from [`Self::to_bytes`] output, e.g. another daemon's in a migration state;
+    /// `None` unless `handle_bytes` is at most `MAX_HANDLE_SZ` and matches the length, so
+    /// the kernel never reads past the handle.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let handle_bytes = u32::from_ne_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        if handle_bytes > libc::MAX_HANDLE_SZ as usize || b.len() != 8 + handle_bytes {
+            return None;
+        }
+        let mut padded = b.to_vec();
+        padded.resize(b.len().next_multiple_of(4), 0);
+        let words = padded
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        Some(Self { words })
+    }
+}
+
 /// `name_to_handle_at(2)`: the file handle of `path` relative to `dir` (with
 /// `AT_EMPTY_PATH`, of `dir` itself, which may be an O_PATH fd) and its mount id.
 ///

@@ -74,6 +74,8 @@ pub struct Config {
     pub killpriv_v2: bool,
     /// `--translate-uid`/`--translate-gid`: guest ids to host ids and back.
     pub id_map: IdMap,
+    /// Live migration options (`--migration-*`).
+    pub migration: super::MigrationConfig,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             readdirplus: true,
             killpriv_v2: true,
             id_map: IdMap::default(),
+            migration: super::MigrationConfig::default(),
         }
     }
 }

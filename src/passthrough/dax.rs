@@ -49,7 +49,13 @@ fn einval<T>() -> io::Result<T> {
 /// One range of the window mapped for the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mapped {
+    /// The guest's length (what it will remove).
     len: u64,
+    /// What the VMM mapped: `len`, or less where the file ended (see [`Dax::setup`]).
+    mapped: u64,
+    inode: u64,
+    file_offset: u64,
+    writable: bool,
 }
 
 #[derive(Debug, Default)]
@@ -162,19 +168,34 @@ impl Dax {
         })
     }
 
-    /// Maps a checked range of `fd`. An exactly matching mapping is removed first; a
-    /// partial overlap is refused.
+    /// Maps a checked range of `fd` (node `inode`, `file_size` bytes long). An exactly
+    /// matching mapping is removed first; a partial overlap is refused.
+    ///
+    /// The guest maps whole 2 MiB chunks, also the last one of a file that ends inside it;
+    /// QEMU 11.1 refuses a map that reaches past the end of the file, so only the pages up
+    /// to the end are mapped (the guest never touches the rest while the file is that
+    /// short; [`Self::file_grew`] maps more when it grows).
     ///
     /// # Errors
-    /// `EINVAL` for a partial overlap; the window's error when a map or unmap fails (the
-    /// range is then not mapped).
-    pub fn setup(&self, fd: std::os::fd::BorrowedFd<'_>, m: &CheckedMapping) -> io::Result<()> {
+    /// `EINVAL` for a partial overlap or a range that starts past the end of the file; the
+    /// window's error when a map or unmap fails (the range is then not mapped).
+    pub fn setup(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        inode: u64,
+        file_size: u64,
+        m: &CheckedMapping,
+    ) -> io::Result<()> {
+        let mapped = mappable(m.file_offset, m.len, file_size);
+        if mapped == 0 {
+            return einval();
+        }
         let mut map = self.map();
         match map.overlapping(m.window_offset, m.len).as_slice() {
             [] => {}
             [(off, old)] if *off == m.window_offset && old.len == m.len => {
                 map.ranges.remove(off);
-                self.window.unmap(*off, old.len)?;
+                self.window.unmap(*off, old.mapped)?;
             }
             _ => return einval(),
         }
@@ -182,11 +203,68 @@ impl Dax {
             fd,
             file_offset: m.file_offset,
             window_offset: m.window_offset,
-            len: m.len,
+            len: mapped,
             writable: m.writable,
         })?;
-        map.ranges.insert(m.window_offset, Mapped { len: m.len });
+        map.ranges.insert(
+            m.window_offset,
+            Mapped {
+                len: m.len,
+                mapped,
+                inode,
+                file_offset: m.file_offset,
+                writable: m.writable,
+            },
+        );
         Ok(())
+    }
+
+    /// Node `inode` may have grown to `file_size` (a WRITE, SETATTR, FALLOCATE...): its
+    /// mappings cut short at the old end are mapped again up to the new one. `open` opens
+    /// the file, writable or not.
+    pub fn file_grew(
+        &self,
+        inode: u64,
+        file_size: u64,
+        open: impl Fn(bool) -> io::Result<std::os::fd::OwnedFd>,
+    ) {
+        let mut map = self.map();
+        let short: Vec<(u64, Mapped)> = map
+            .ranges
+            .iter()
+            .filter(|(_, m)| {
+                m.inode == inode
+                    && m.mapped < m.len
+                    && mappable(m.file_offset, m.len, file_size) > m.mapped
+            })
+            .map(|(o, m)| (*o, *m))
+            .collect();
+        for (off, m) in short {
+            let remap = || -> io::Result<u64> {
+                let fd = open(m.writable)?;
+                let mapped = mappable(m.file_offset, m.len, file_size);
+                self.window.unmap(off, m.mapped)?;
+                self.window.map(&MapRequest {
+                    fd: std::os::fd::AsFd::as_fd(&fd),
+                    file_offset: m.file_offset,
+                    window_offset: off,
+                    len: mapped,
+                    writable: m.writable,
+                })?;
+                Ok(mapped)
+            };
+            match remap() {
+                Ok(mapped) => {
+                    if let Some(e) = map.ranges.get_mut(&off) {
+                        e.mapped = mapped;
+                    }
+                }
+                Err(e) => {
+                    log::warn!("DAX: cannot extend the mapping at {off:#x} to the grown file: {e}");
+                    map.ranges.remove(&off);
+                }
+            }
+        }
     }
 
     /// Removes the guest's `ranges`, each of which must be mapped exactly; none is removed
@@ -205,8 +283,9 @@ impl Dax {
             }
         }
         for r in ranges {
-            map.ranges.remove(&r.moffset);
-            self.window.unmap(r.moffset, r.len)?;
+            if let Some(m) = map.ranges.remove(&r.moffset) {
+                self.window.unmap(r.moffset, m.mapped)?;
+            }
         }
         Ok(())
     }
@@ -228,6 +307,13 @@ impl Dax {
     pub fn mapped(&self) -> usize {
         self.map().ranges.len()
     }
+}
+
+/// Bytes of `[offset, offset + len)` that a VMM will map of a file of `size` bytes: up to
+/// the end of the file, rounded up to whole pages.
+fn mappable(offset: u64, len: u64, size: u64) -> u64 {
+    let end = size.div_ceil(MAP_ALIGNMENT) * MAP_ALIGNMENT;
+    end.saturating_sub(offset).min(len)
 }
 
 #[cfg(test)]
@@ -284,6 +370,7 @@ mod tests {
     }
 
     const MB2: u64 = 2 << 20;
+    const BIG: u64 = 1 << 40;
     const R: u64 = abi::SETUPMAPPING_FLAG_READ;
     const W: u64 = abi::SETUPMAPPING_FLAG_WRITE;
 
@@ -321,22 +408,22 @@ mod tests {
         let (d, rec) = dax();
         let f = tempfile::tempfile().unwrap();
         let m = d.check(&args(MB2, MB2, R)).unwrap();
-        d.setup(f.as_fd(), &m).unwrap();
+        d.setup(f.as_fd(), 1, BIG, &m).unwrap();
         let up = d.check(&args(MB2, MB2, R | W)).unwrap();
-        d.setup(f.as_fd(), &up).unwrap();
+        d.setup(f.as_fd(), 1, BIG, &up).unwrap();
         for bad in [
             args(0, 2 * MB2, R),
             args(MB2 + 4096, 4096, R),
             args(0, 3 * MB2, R),
         ] {
             let m = d.check(&bad).unwrap();
-            let e = d.setup(f.as_fd(), &m).unwrap_err();
+            let e = d.setup(f.as_fd(), 1, BIG, &m).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{bad:?}");
         }
         // Neighbours do not overlap.
-        d.setup(f.as_fd(), &d.check(&args(0, MB2, R)).unwrap())
+        d.setup(f.as_fd(), 1, BIG, &d.check(&args(0, MB2, R)).unwrap())
             .unwrap();
-        d.setup(f.as_fd(), &d.check(&args(2 * MB2, MB2, R)).unwrap())
+        d.setup(f.as_fd(), 1, BIG, &d.check(&args(2 * MB2, MB2, R)).unwrap())
             .unwrap();
         assert_eq!(
             *rec.calls.lock().unwrap(),
@@ -356,7 +443,7 @@ mod tests {
         let (d, rec) = dax();
         let f = tempfile::tempfile().unwrap();
         for off in [0, MB2] {
-            d.setup(f.as_fd(), &d.check(&args(off, MB2, R)).unwrap())
+            d.setup(f.as_fd(), 1, BIG, &d.check(&args(off, MB2, R)).unwrap())
                 .unwrap();
         }
         rec.calls.lock().unwrap().clear();
@@ -381,16 +468,53 @@ mod tests {
     }
 
     #[test]
+    fn the_last_chunk_maps_to_the_end_of_the_file_and_grows_with_it() {
+        let (d, rec) = dax();
+        let f = tempfile::tempfile().unwrap();
+        // A 3 MiB + 1 byte file: its second chunk has 1 MiB + 1 page.
+        let size = 3 * (1 << 20) + 1;
+        d.setup(f.as_fd(), 7, size, &d.check(&args(0, MB2, R)).unwrap())
+            .unwrap();
+        let mut a = args(MB2, MB2, R | W);
+        a.foffset = MB2;
+        d.setup(f.as_fd(), 7, size, &d.check(&a).unwrap()).unwrap();
+        // Past the end: nothing to map.
+        a.foffset = 4 * MB2;
+        a.moffset = 4 * MB2;
+        let e = d
+            .setup(f.as_fd(), 7, size, &d.check(&a).unwrap())
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        // Another file growing changes nothing; this one growing remaps the short chunk.
+        d.file_grew(8, BIG, |_| unreachable!());
+        d.file_grew(7, 5 << 20, |_| {
+            tempfile::tempfile().map(std::os::fd::OwnedFd::from)
+        });
+        // The guest removes what it mapped; the VMM gets what it has.
+        d.remove(&[one(MB2, MB2)]).unwrap();
+        assert_eq!(
+            *rec.calls.lock().unwrap(),
+            [
+                "map 0x0+0x200000 file 0x0 w=false",
+                "map 0x200000+0x101000 file 0x200000 w=true",
+                "unmap 0x200000+0x101000",
+                "map 0x200000+0x200000 file 0x200000 w=true",
+                "unmap 0x200000+0x200000",
+            ]
+        );
+    }
+
+    #[test]
     fn a_new_window_epoch_forgets_every_mapping() {
         let (d, rec) = dax();
         let f = tempfile::tempfile().unwrap();
-        d.setup(f.as_fd(), &d.check(&args(0, MB2, R)).unwrap())
+        d.setup(f.as_fd(), 1, BIG, &d.check(&args(0, MB2, R)).unwrap())
             .unwrap();
         rec.epoch.fetch_add(1, Ordering::Relaxed);
         assert_eq!(d.mapped(), 0);
         // The same range maps again without an unmap the VMM would refuse.
         rec.calls.lock().unwrap().clear();
-        d.setup(f.as_fd(), &d.check(&args(0, MB2, R)).unwrap())
+        d.setup(f.as_fd(), 1, BIG, &d.check(&args(0, MB2, R)).unwrap())
             .unwrap();
         assert_eq!(
             *rec.calls.lock().unwrap(),

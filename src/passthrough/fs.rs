@@ -257,7 +257,7 @@ impl PassthroughFs {
     /// # Errors
     /// With `--inode-file-handles=mandatory`, an inode without a file handle (e.g. on a
     /// filesystem without export support).
-    fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
+    pub(crate) fn make_repr(&self, fd: OwnedFd, file_type: u32) -> io::Result<Repr> {
         if self.handles_mode == InodeFileHandles::Never {
             return Ok(Repr::Fd(fd));
         }
@@ -493,6 +493,12 @@ impl FileSystem for PassthroughFs {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
+    fn save_state(&self) -> io::Result<Vec<u8>> {
+        Ok(self.save_migration_state()?)
+    }
+    fn load_state(&self, state: &[u8]) -> io::Result<()> {
+        Ok(self.load_migration_state(state)?)
+    }
     fn abort_waits(&self) {
         self.locks.waits.abort();
     }
@@ -519,7 +525,9 @@ impl FileSystem for PassthroughFs {
         inode: u64,
         attr: &abi::SetattrIn,
     ) -> io::Result<(libc::stat64, Duration)> {
-        self.do_setattr(inode, attr)
+        let res = self.do_setattr(inode, attr);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
         self.do_readlink(inode)
@@ -617,7 +625,9 @@ impl FileSystem for PassthroughFs {
         write_flags: u32,
         _flags: u32,
     ) -> io::Result<usize> {
-        self.do_write(ctx, inode, fh, r, size, offset, write_flags)
+        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
+        self.dax_file_may_have_grown(inode);
+        res
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
@@ -701,7 +711,9 @@ impl FileSystem for PassthroughFs {
             mode as i32,
             offset,
             length,
-        )
+        )?;
+        self.dax_file_may_have_grown(inode);
+        Ok(())
     }
     fn lseek(
         &self,
@@ -723,7 +735,9 @@ impl FileSystem for PassthroughFs {
         inode_in: u64,
         args: &abi::CopyFileRangeIn,
     ) -> io::Result<usize> {
-        self.do_copy_file_range(inode_in, args)
+        let res = self.do_copy_file_range(inode_in, args);
+        self.dax_file_may_have_grown(args.nodeid_out);
+        res
     }
     fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
         self.do_syncfs(inode)

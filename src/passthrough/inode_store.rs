@@ -239,6 +239,66 @@ impl InodeStore {
         }
     }
 
+    /// Every inode with its lookup count, and the next node id to give out (migration
+    /// source). The root comes first.
+    pub fn snapshot(&self) -> (Vec<(Arc<InodeData>, u64)>, u64) {
+        let maps = self.lock();
+        let mut all: Vec<_> = maps
+            .by_id
+            .values()
+            .map(|s| (s.data.clone(), s.refcount))
+            .collect();
+        all.sort_by_key(|(d, _)| d.id);
+        (all, maps.next_id)
+    }
+
+    /// Puts back node `id` with `refcount` lookups, as the migration source had it, now
+    /// held as `repr`; later node ids start at `next` at the earliest.
+    ///
+    /// # Errors
+    /// `EEXIST` when `id` is already in use (a corrupt state), `EINVAL` for the root's id
+    /// or a zero count.
+    pub fn restore(
+        &self,
+        id: u64,
+        refcount: u64,
+        next: u64,
+        key: InodeKey,
+        file_type: u32,
+        repr: Repr,
+    ) -> io::Result<Arc<InodeData>> {
+        if id == ROOT_ID || id == 0 || refcount == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut maps = self.lock();
+        if maps.by_id.contains_key(&id) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        maps.next_id = maps.next_id.max(next).max(id.saturating_add(1));
+        let data = Arc::new(InodeData {
+            id,
+            key,
+            file_type,
+            repr,
+        });
+        maps.by_id.insert(
+            id,
+            Slot {
+                data: data.clone(),
+                refcount,
+            },
+        );
+        // Two source nodes may be one inode here (the source kept an old node after its
+        // inode number was reused): new lookups find the first.
+        maps.by_key.entry(key).or_insert(id);
+        Ok(data)
+    }
+
+    /// The root inode.
+    pub fn root(&self) -> Arc<InodeData> {
+        self.lock().by_id[&ROOT_ID].data.clone()
+    }
+
     /// The lookup count of `id` (tests and diagnostics).
     pub fn refcount(&self, id: u64) -> Option<u64> {
         self.lock().by_id.get(&id).map(|s| s.refcount)
@@ -352,5 +412,29 @@ mod tests {
         s.clear();
         assert!(s.get(a.id).is_err());
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn restored_inodes_keep_ids_and_counts_and_new_ids_come_after() {
+        let s = InodeStore::new(fd(), key(1));
+        let a = s.restore(40, 3, 50, key(7), libc::S_IFREG, repr()).unwrap();
+        assert_eq!(a.id, 40);
+        assert_eq!(s.refcount(40), Some(3));
+        assert!(s.restore(40, 1, 50, key(8), libc::S_IFREG, repr()).is_err());
+        assert!(
+            s.restore(ROOT_ID, 1, 50, key(8), libc::S_IFDIR, repr())
+                .is_err()
+        );
+        assert!(s.restore(41, 0, 50, key(8), libc::S_IFREG, repr()).is_err());
+        // A lookup of the same host inode finds the restored node.
+        assert_eq!(s.insert_or_ref(key(7), libc::S_IFREG, repr()).id, 40);
+        assert_eq!(s.refcount(40), Some(4));
+        assert_eq!(s.insert_or_ref(key(9), libc::S_IFREG, repr()).id, 50);
+        let (all, next) = s.snapshot();
+        assert_eq!(
+            all.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
+            vec![1, 40, 50]
+        );
+        assert_eq!(next, 51);
     }
 }

@@ -12,6 +12,7 @@
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
 //! - [`id_map`]: `--translate-uid`/`--translate-gid`, guest ids to host ids and back.
+//! - [`migration`]: the state carried to another daemon in a live migration.
 //! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
 //!   [`PassthroughFs::with_locks`]).
 //!
@@ -29,6 +30,7 @@ pub mod id_map;
 pub mod inode_store;
 mod lock_wait;
 pub mod locks;
+pub mod migration;
 mod ops_dax;
 mod ops_dir;
 mod ops_entry;
@@ -41,3 +43,4 @@ pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;
 pub use fs::PassthroughFs;
 pub use id_map::{IdMap, IdRule, IdTranslation};
+pub use migration::{MigrationConfig, MigrationMode, OnError};

@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::dax::{DaxPolicy, LARGE_FILE};
-use super::fs::{PassthroughFs, errno};
+use super::fs::{PassthroughFs, errno, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi;
 use crate::oslib::file_flags;
@@ -33,13 +33,9 @@ impl PassthroughFs {
             return Err(errno(libc::EINVAL));
         }
         if a.fh == NO_FH {
-            let mode = if m.writable {
-                libc::O_RDWR
-            } else {
-                libc::O_RDONLY
-            };
-            let fd = self.reopen(&data, mode | libc::O_NONBLOCK)?;
-            return dax.setup(fd.as_fd(), &m);
+            let fd = self.reopen(&data, self.dax_open_flags(m.writable))?;
+            let size = stat_fd(fd.as_fd())?.stx_size;
+            return dax.setup(fd.as_fd(), inode, size, &m);
         }
         let h = self.handles.get(inode, a.fh)?;
         let allowed = match file_flags::access_mode(h.fd())? {
@@ -51,7 +47,41 @@ impl PassthroughFs {
         if !allowed {
             return Err(errno(libc::EACCES));
         }
-        dax.setup(h.fd(), &m)
+        let size = stat_fd(h.fd())?.stx_size;
+        dax.setup(h.fd(), inode, size, &m)
+    }
+
+    /// How the daemon opens a file to map. QEMU 11.1 maps every range read-write whatever
+    /// the map's flags (a read-only fd fails with EACCES), so files are opened read-write
+    /// unless the share is read-only; the map's flags still say what the guest asked.
+    fn dax_open_flags(&self, writable: bool) -> i32 {
+        let mode = if writable || !self.cfg.readonly {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        mode | libc::O_NONBLOCK
+    }
+
+    /// After a request that may have grown node `inode`: maps the rest of chunks that were
+    /// cut short at the old end of the file (see `Dax::setup`).
+    pub(crate) fn dax_file_may_have_grown(&self, inode: u64) {
+        let Some(dax) = &self.dax else {
+            return;
+        };
+        let Ok(data) = self.inodes.get(inode) else {
+            return;
+        };
+        let Ok(size) = data
+            .fd()
+            .and_then(|fd| stat_fd(fd.as_fd()))
+            .map(|s| s.stx_size)
+        else {
+            return;
+        };
+        dax.file_grew(inode, size, |writable| {
+            self.reopen(&data, self.dax_open_flags(writable))
+        });
     }
 
     pub(crate) fn do_removemapping(&self, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {

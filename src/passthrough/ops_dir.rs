@@ -38,8 +38,12 @@ impl PassthroughFs {
         if !data.is_dir() {
             return Err(super::fs::errno(libc::ENOTDIR));
         }
-        let fd = self.reopen(&data, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        Ok((self.handles.insert(inode, fd), self.open_reply_flags(true)))
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+        let fd = self.reopen(&data, flags)?;
+        Ok((
+            self.handles.insert(inode, fd, flags),
+            self.open_reply_flags(true),
+        ))
     }
 
     /// Calls `each` per entry from `offset` on until it returns `Ok(false)` (reply full)

@@ -34,11 +34,12 @@ impl PassthroughFs {
         }
         let data = self.inodes.get(inode)?;
         // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
-        let fd = self.reopen(&data, self.host_open_flags(flags))?;
+        let host_flags = self.host_open_flags(flags);
+        let fd = self.reopen(&data, host_flags)?;
         if open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags as i32 & libc::O_TRUNC != 0 {
             self.kill_suidgid(fd.as_fd())?;
         }
-        let fh = self.handles.insert(inode, fd);
+        let fh = self.handles.insert(inode, fd, host_flags);
         Ok((fh, self.file_open_flags(inode, fh)))
     }
 
@@ -128,7 +129,7 @@ impl PassthroughFs {
         }
         let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
-        let fh = self.handles.insert(entry.inode, fd);
+        let fh = self.handles.insert(entry.inode, fd, flags);
         let flags = self.file_open_flags(entry.inode, fh);
         Ok((entry, fh, flags))
     }
@@ -174,7 +175,9 @@ impl PassthroughFs {
                     Ok((attr, _)) => Entry { attr, ..entry },
                     Err(_) => entry,
                 };
-                let fh = self.handles.insert(entry.inode, fd);
+                let fh = self
+                    .handles
+                    .insert(entry.inode, fd, self.host_open_flags(args.flags));
                 let flags = self.file_open_flags(entry.inode, fh);
                 Ok((entry, fh, flags))
             }

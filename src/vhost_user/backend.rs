@@ -3,12 +3,17 @@
 //! concurrently); on a kick the worker pops every available chain, hands it to the FUSE
 //! server (inline, or through a per-queue thread pool), and completes it on the used ring.
 
+use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vhost::vhost_user::Backend;
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserShMemConfig};
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserProtocolFeatures,
+    VhostUserShMemConfig,
+};
+use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
@@ -21,17 +26,22 @@ use super::VhostUserError;
 use super::backend_channel::BackendChannel;
 use super::chain::split_chain;
 use super::config_space::ConfigSpace;
+use super::device_state::{DeviceState, error_chain};
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
 
-/// Guest memory as the vhost-user daemon maps it (no dirty-page log).
-pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap>;
+/// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
+/// with SET_LOG_BASE (live migration); from then on every write the daemon makes through
+/// guest memory (replies, READ payloads, used rings) sets the bit of each page it touched.
+pub type DirtyLog = BitmapMmapRegion;
+/// Guest memory as the vhost-user daemon maps it, with its dirty-page log.
+pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap<DirtyLog>>;
 /// A vring of this device.
 pub type Vring = VringRwLock<GuestMemory>;
-type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap>>;
+type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap<DirtyLog>>>;
 
 /// The queues a backend serves and how.
 #[derive(Debug, Clone)]
@@ -56,6 +66,7 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     mem: RwLock<GuestMemory>,
     pools: Vec<ThreadPool>,
     inflight: Arc<InFlight>,
+    state: DeviceState,
     channel: Arc<BackendChannel>,
 }
 
@@ -101,6 +112,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             mem: RwLock::new(mem),
             pools,
             inflight: Arc::new(InFlight::default()),
+            state: DeviceState::default(),
             channel,
         })
     }
@@ -239,7 +251,7 @@ fn notify(vring: &Vring, event_idx: bool) {
 }
 
 impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
-    type Bitmap = ();
+    type Bitmap = DirtyLog;
     type Vring = Vring;
 
     fn num_queues(&self) -> usize {
@@ -275,6 +287,28 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
             .as_ref()
             .map(|c| c.read(offset, size))
             .unwrap_or_default()
+    }
+
+    fn set_device_state_fd(
+        &self,
+        direction: VhostTransferStateDirection,
+        phase: VhostTransferStatePhase,
+        file: File,
+    ) -> io::Result<Option<File>> {
+        self.state
+            .start(&self.server, direction, phase, file)
+            .map(|()| None)
+            .map_err(|e| {
+                log::error!("migration: {}", error_chain(&e));
+                io::Error::other(e)
+            })
+    }
+
+    fn check_device_state(&self) -> io::Result<()> {
+        self.state.check(&self.server).map_err(|e| {
+            log::error!("migration: {}", error_chain(&e));
+            io::Error::other(e)
+        })
     }
 
     fn set_backend_req_fd(&self, backend: Backend) {
@@ -357,7 +391,7 @@ mod tests {
         let fs = PassthroughFs::new(cfg, proc_self_fd).unwrap();
         let server = Arc::new(Server::new(Arc::new(fs)));
         let mem = GuestMemoryAtomic::new(
-            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap(),
+            GuestMemoryMmap::<DirtyLog>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap(),
         );
         let dev = DeviceConfig {
             num_request_queues: queues,

@@ -6,9 +6,11 @@
 /// The device type.
 pub const TYPE: &str = "fs";
 
-/// Optional features, as virtiofsd names them: "separate-options" means options are given
-/// as separate flags (`--shared-dir DIR`), not only as `-o source=DIR`.
-pub const FEATURES: &[&str] = &["separate-options"];
+/// Optional features, as virtiofsd names them: "migrate-precopy" means the backend can be
+/// live-migrated (dirty-page log and device state; libvirt migrates a VM with a virtio-fs
+/// share only when it is listed); "separate-options" means options are given as separate
+/// flags (`--shared-dir DIR`), not only as `-o source=DIR`.
+pub const FEATURES: &[&str] = &["migrate-precopy", "separate-options"];
 
 /// The capabilities as pretty-printed JSON, in the layout virtiofsd prints.
 pub fn json() -> String {
@@ -65,7 +67,7 @@ mod tests {
     fn matches_virtiofsd_layout() {
         assert_eq!(
             json(),
-            "{\n  \"type\": \"fs\",\n  \"features\": [\n    \"separate-options\"\n  ]\n}\n"
+            "{\n  \"type\": \"fs\",\n  \"features\": [\n    \"migrate-precopy\",\n    \"separate-options\"\n  ]\n}\n"
         );
     }
 

@@ -7,24 +7,31 @@ use virtio_bindings::bindings::virtio_ring::{
 };
 
 /// Virtio features: virtio 1.0, event-index notification suppression, indirect descriptors,
-/// and the vhost-user protocol-features bit.
+/// the vhost-user protocol-features bit, and LOG_ALL (the device logs the guest pages it
+/// writes while the frontend migrates guest memory).
 pub fn virtio_features() -> u64 {
     (1 << VIRTIO_F_VERSION_1)
         | (1 << VIRTIO_RING_F_EVENT_IDX)
         | (1 << VIRTIO_RING_F_INDIRECT_DESC)
         | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+        | VhostUserVirtioFeatures::LOG_ALL.bits()
 }
 
 /// vhost-user protocol features. CONFIG (the frontend reads the tag from us) is offered only
 /// when the operator gave a tag: QEMU takes the tag from its own command line, and QEMU
 /// 7.1-8.0 crash when a backend offers CONFIG. SHMEM (shared-memory regions, for the DAX
 /// window) only with a window: it rides on BACKEND_REQ, BACKEND_SEND_FD and REPLY_ACK.
+/// LOG_SHMFD: the frontend shares its dirty-page log with SET_LOG_BASE, which QEMU requires
+/// before it migrates a VM. DEVICE_STATE: the FUSE session and what the guest holds travel
+/// in the migration stream.
 pub fn protocol_features(with_config: bool, with_shmem: bool) -> VhostUserProtocolFeatures {
     let mut f = VhostUserProtocolFeatures::MQ
         | VhostUserProtocolFeatures::REPLY_ACK
         | VhostUserProtocolFeatures::BACKEND_REQ
         | VhostUserProtocolFeatures::BACKEND_SEND_FD
-        | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+        | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+        | VhostUserProtocolFeatures::LOG_SHMFD
+        | VhostUserProtocolFeatures::DEVICE_STATE;
     if with_config {
         f |= VhostUserProtocolFeatures::CONFIG;
     }
@@ -50,6 +57,8 @@ mod tests {
                     | VhostUserProtocolFeatures::BACKEND_REQ
                     | VhostUserProtocolFeatures::BACKEND_SEND_FD
                     | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+                    | VhostUserProtocolFeatures::LOG_SHMFD
+                    | VhostUserProtocolFeatures::DEVICE_STATE
             ));
         }
     }
@@ -69,5 +78,6 @@ mod tests {
         assert_ne!(f & (1 << 29), 0, "VIRTIO_RING_F_EVENT_IDX");
         assert_ne!(f & (1 << 28), 0, "VIRTIO_RING_F_INDIRECT_DESC");
         assert_ne!(f & (1 << 30), 0, "VHOST_USER_F_PROTOCOL_FEATURES");
+        assert_ne!(f & (1 << 26), 0, "VHOST_F_LOG_ALL");
     }
 }

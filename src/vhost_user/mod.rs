@@ -7,6 +7,7 @@
 //! - [`chain`]: reading requests from and writing replies into descriptor chains, with the
 //!   zero-copy `preadv`/`pwritev` paths.
 //! - [`config_space`]: the virtio-fs configuration space (tag, number of request queues).
+//! - [`device_state`]: the device state transfer of a live migration.
 //! - [`features`]: the virtio and vhost-user protocol features offered.
 //! - [`capabilities`]: the `--print-capabilities` JSON.
 //! - [`pool`], [`inflight`]: request worker threads, and waiting for requests in flight.
@@ -16,6 +17,7 @@ pub mod backend_channel;
 pub mod capabilities;
 pub mod chain;
 pub mod config_space;
+pub mod device_state;
 pub mod features;
 pub mod inflight;
 pub mod pool;

@@ -35,6 +35,7 @@ pub struct DaemonBuilder {
     args: Vec<String>,
     sandbox: String,
     tmpfs: bool,
+    shared: Option<PathBuf>,
 }
 
 impl Default for DaemonBuilder {
@@ -50,6 +51,7 @@ impl DaemonBuilder {
             args: Vec::new(),
             sandbox: "none".to_owned(),
             tmpfs: false,
+            shared: None,
         }
     }
 
@@ -57,6 +59,13 @@ impl DaemonBuilder {
     /// is unmounted when the daemon is dropped.
     pub fn tmpfs_share(mut self) -> Self {
         self.tmpfs = true;
+        self
+    }
+
+    /// Serves `dir` (e.g. another daemon's shared directory, as a migration destination
+    /// does) instead of a fresh one.
+    pub fn shared_dir(mut self, dir: &Path) -> Self {
+        self.shared = Some(dir.to_owned());
         self
     }
 
@@ -126,8 +135,14 @@ impl DaemonBuilder {
         // Traversable by all, so a daemon in a user namespace (--uid-map) reaches the share.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod the test directory");
-        let shared = dir.path().join("shared");
-        std::fs::create_dir(&shared).expect("create the shared directory");
+        let shared = match self.shared {
+            Some(s) => s,
+            None => {
+                let shared = dir.path().join("shared");
+                std::fs::create_dir(&shared).expect("create the shared directory");
+                shared
+            }
+        };
         if self.tmpfs {
             mount_tmpfs(&shared);
         }

@@ -26,6 +26,11 @@ pub const F_VERSION_1: u64 = 1 << 32;
 /// Size of the virtio-fs config space: tag[36] + le32 num_request_queues.
 pub const CONFIG_SIZE: u32 = 40;
 
+/// The protocol features [`Device::connect`] acks when offered.
+pub const PROTOCOL_WANTED: VhostUserProtocolFeatures = VhostUserProtocolFeatures::MQ
+    .union(VhostUserProtocolFeatures::REPLY_ACK)
+    .union(VhostUserProtocolFeatures::CONFIG);
+
 /// How long a vhost-user message may wait for the daemon's answer.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -95,16 +100,45 @@ impl Device {
         wanted: u64,
         mem: Arc<GuestMemory>,
     ) -> Self {
-        Self::connect_full(socket, request_queues, wanted, mem, None)
+        Self::connect_full(socket, request_queues, wanted, PROTOCOL_WANTED, mem, None)
+    }
+
+    /// Like [`Self::connect_with`], acking `protocol_wanted` of the offered protocol
+    /// features (REPLY_ACK makes every message wait for the daemon's ack).
+    pub fn connect_acking(
+        socket: &Path,
+        request_queues: usize,
+        wanted: u64,
+        protocol_wanted: VhostUserProtocolFeatures,
+    ) -> Self {
+        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
+        Self::connect_full(socket, request_queues, wanted, protocol_wanted, mem, None)
     }
 
     /// Connects as a SHMEM-capable VMM: acks SHMEM, BACKEND_REQ and BACKEND_SEND_FD too,
     /// checks GET_SHMEM_CONFIG announces a window of `vmm`'s size, and hands the daemon
     /// `vmm`'s backend channel (SET_BACKEND_REQ_FD), which then starts serving.
     pub fn connect_vmm(socket: &Path, request_queues: usize, vmm: &mut Vmm) -> Self {
+        Self::connect_vmm_acking(socket, request_queues, vmm, PROTOCOL_WANTED)
+    }
+
+    /// [`Self::connect_vmm`], acking `protocol_wanted` too.
+    pub fn connect_vmm_acking(
+        socket: &Path,
+        request_queues: usize,
+        vmm: &mut Vmm,
+        protocol_wanted: VhostUserProtocolFeatures,
+    ) -> Self {
         let wanted = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT_DESC;
         let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * (1 + request_queues)));
-        let dev = Self::connect_full(socket, request_queues, wanted, mem, Some(vmm));
+        let dev = Self::connect_full(
+            socket,
+            request_queues,
+            wanted,
+            protocol_wanted,
+            mem,
+            Some(vmm),
+        );
         vmm.serve();
         dev
     }
@@ -113,6 +147,7 @@ impl Device {
         socket: &Path,
         request_queues: usize,
         wanted: u64,
+        protocol_wanted: VhostUserProtocolFeatures,
         mem: Arc<GuestMemory>,
         vmm: Option<&mut Vmm>,
     ) -> Self {
@@ -127,9 +162,7 @@ impl Device {
         let mut protocol_acked = VhostUserProtocolFeatures::empty();
         if offered & F_PROTOCOL_FEATURES != 0 {
             protocol_offered = fe.get_protocol_features().expect("GET_PROTOCOL_FEATURES");
-            let mut want = VhostUserProtocolFeatures::MQ
-                | VhostUserProtocolFeatures::REPLY_ACK
-                | VhostUserProtocolFeatures::CONFIG;
+            let mut want = protocol_wanted;
             if vmm.is_some() {
                 assert!(
                     protocol_offered.contains(shmem),

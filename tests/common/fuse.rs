@@ -803,21 +803,36 @@ impl Fuse {
     }
 
     /// Takes over a set-up device and sends INIT offering `flags`.
-    pub fn from_device_with(mut dev: Device, flags: u64) -> Self {
+    pub fn from_device_with(dev: Device, flags: u64) -> Self {
+        let mut f = Self::without_init(dev, abi::InitOut::default());
+        f.init = f
+            .init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, flags)
+            .expect("FUSE_INIT");
+        f.apply_init();
+        f
+    }
+
+    /// Takes over a device whose session was set up elsewhere (a migration destination
+    /// that loaded the source's state): `init` is what the source agreed; no INIT is sent.
+    pub fn resumed(dev: Device, init: abi::InitOut) -> Self {
+        let mut f = Self::without_init(dev, init);
+        f.apply_init();
+        f
+    }
+
+    fn without_init(mut dev: Device, init: abi::InitOut) -> Self {
         let chans = dev
             .queues
             .drain(..)
             .enumerate()
             .map(|(i, q)| Some(Channel::new(q, (i as u64) << 40)))
             .collect();
-        let mut f = Self {
-            chans,
-            init: abi::InitOut::default(),
-            dev,
-        };
-        f.init = f
-            .init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, flags)
-            .expect("FUSE_INIT");
+        Self { chans, init, dev }
+    }
+
+    /// Tells the channels what INIT agreed.
+    fn apply_init(&mut self) {
+        let f = self;
         let negotiated = u64::from(f.init.flags) | (u64::from(f.init.flags2) << 32);
         let ext = negotiated & abi::init_flags::SETXATTR_EXT != 0;
         let dont_mask = negotiated & abi::init_flags::DONT_MASK != 0;
@@ -825,7 +840,6 @@ impl Fuse {
             c.setxattr_ext = ext;
             c.dont_mask = dont_mask;
         }
-        f
     }
 
     /// The channel of queue `i` (0 is the high-priority queue).

@@ -92,7 +92,7 @@ impl GuestMemory {
 }
 
 /// A new memfd of `size` zero bytes.
-fn new_memfd(size: usize) -> File {
+pub fn new_memfd(size: usize) -> File {
     let name: &CStr = c"vhostfsd-itest-guest";
     // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other
     // preconditions and returns a new fd or -1.

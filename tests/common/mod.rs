@@ -6,6 +6,8 @@
 //! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
+//! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
+//! - [`migration`]: device state SAVE/LOAD through a pipe.
 //! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
 //!   it maps what the daemon asks (DAX).
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
@@ -17,10 +19,12 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod dirty_log;
 pub mod frontend;
 pub mod fuse;
 pub mod guest_memory;
 pub mod host_mount;
+pub mod migration;
 pub mod procfs;
 pub mod shmem;
 pub mod virtqueue;

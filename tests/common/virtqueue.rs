@@ -47,6 +47,8 @@ pub struct RawDesc {
 pub struct Completion {
     pub len: u32,
     pub data: Vec<u8>,
+    /// The writable buffers (guest address, length), in chain order.
+    pub bufs: Vec<(u64, u32)>,
 }
 
 struct Pending {
@@ -340,7 +342,14 @@ impl Virtqueue {
             }
             self.free.extend(p.descs);
             if !self.ignored.remove(&id) {
-                self.done.insert(id, Completion { len, data });
+                self.done.insert(
+                    id,
+                    Completion {
+                        len,
+                        data,
+                        bufs: p.writable,
+                    },
+                );
             }
             self.last_used = self.last_used.wrapping_add(1);
         }

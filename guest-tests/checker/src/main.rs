@@ -11,11 +11,15 @@
 //! checker erofs DIR [--xattr]
 //! checker locks DIR [--expect]
 //! checker pattern write|verify PATH SIZE SEED
+//! checker dax DIR
+//! checker statx-dax PATH yes|no
 //! ```
 //!
 //! `semantics` leaves files under `DIR/host-check/` that the host side verifies after the VM is
 //! gone (owner, mode, times, xattr, content); `pattern` writes the byte stream the host runner
 //! regenerates (`splitmix64(seed + i)`, little endian, per 8-byte word).
+
+mod dax;
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -125,7 +129,11 @@ fn expect_err(what: &str, ret: libc::c_long, want: &[i32]) -> CheckResult {
     if want.contains(&e) {
         Ok(())
     } else {
-        Err(format!("{what}: got {}, expected {}", errname(e), errname(want[0])))
+        Err(format!(
+            "{what}: got {}, expected {}",
+            errname(e),
+            errname(want[0])
+        ))
     }
 }
 
@@ -205,7 +213,9 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         write_file(&p, &data)?;
         ensure(read_file(&p)? == data, || "content differs".into())?;
         let md = fs::metadata(&p).or_else(io_err("stat"))?;
-        ensure(md.len() == 300_000, || format!("size {} != 300000", md.len()))
+        ensure(md.len() == 300_000, || {
+            format!("size {} != 300000", md.len())
+        })
     });
 
     r.check("O_CREAT|O_EXCL on an existing file is EEXIST", || {
@@ -213,7 +223,13 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         write_file(&p, b"x")?;
         let c = cpath(&p);
         // SAFETY: c is a valid NUL-terminated path.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o644,
+            )
+        };
         expect_err("open", fd as _, &[libc::EEXIST])
     });
 
@@ -222,19 +238,26 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         let f = File::create(&p).or_else(io_err("create"))?;
         let c = b"tail";
         // SAFETY: f is an open fd, c a valid buffer of c.len() bytes.
-        sys("pwrite", unsafe { libc::pwrite(f.as_raw_fd(), c.as_ptr().cast(), c.len(), 1 << 20) } as _)?;
+        sys(
+            "pwrite",
+            unsafe { libc::pwrite(f.as_raw_fd(), c.as_ptr().cast(), c.len(), 1 << 20) } as _,
+        )?;
         drop(f);
         let d = read_file(&p)?;
         ensure(d.len() == (1 << 20) + 4, || format!("size {}", d.len()))?;
-        ensure(d[..1 << 20].iter().all(|&x| x == 0) && &d[1 << 20..] == b"tail", || {
-            "hole not zero or tail wrong".into()
-        })
+        ensure(
+            d[..1 << 20].iter().all(|&x| x == 0) && &d[1 << 20..] == b"tail",
+            || "hole not zero or tail wrong".into(),
+        )
     });
 
     r.check("O_APPEND writes go to the end", || {
         let p = b.join("append");
         write_file(&p, b"one\n")?;
-        let mut f = OpenOptions::new().append(true).open(&p).or_else(io_err("open"))?;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .or_else(io_err("open"))?;
         f.write_all(b"two\n").or_else(io_err("write"))?;
         drop(f);
         ensure(read_file(&p)? == b"one\ntwo\n", || "content differs".into())
@@ -244,20 +267,33 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         let p = b.join("trunc");
         let data = pattern(100, 2);
         write_file(&p, &data)?;
-        let f = OpenOptions::new().write(true).open(&p).or_else(io_err("open"))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .or_else(io_err("open"))?;
         f.set_len(10_000).or_else(io_err("ftruncate up"))?;
         drop(f);
         let d = read_file(&p)?;
-        ensure(d.len() == 10_000 && d[..100] == data[..] && d[100..].iter().all(|&x| x == 0), || {
-            format!("after truncate up: size {}", d.len())
-        })?;
+        ensure(
+            d.len() == 10_000 && d[..100] == data[..] && d[100..].iter().all(|&x| x == 0),
+            || format!("after truncate up: size {}", d.len()),
+        )?;
         let c = cpath(&p);
         // SAFETY: c is a valid NUL-terminated path.
-        sys("truncate down", unsafe { libc::truncate(c.as_ptr(), 50) } as _)?;
+        sys("truncate down", unsafe { libc::truncate(c.as_ptr(), 50) }
+            as _)?;
         let d = read_file(&p)?;
-        ensure(d.len() == 50 && d[..] == data[..50], || format!("after truncate down: size {}", d.len()))?;
+        ensure(d.len() == 50 && d[..] == data[..50], || {
+            format!("after truncate down: size {}", d.len())
+        })?;
         // Truncating through an fd opened O_TRUNC.
-        drop(OpenOptions::new().write(true).truncate(true).open(&p).or_else(io_err("open O_TRUNC"))?);
+        drop(
+            OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&p)
+                .or_else(io_err("open O_TRUNC"))?,
+        );
         let n = fs::metadata(&p).or_else(io_err("stat"))?.len();
         ensure(n == 0, || format!("after O_TRUNC: size {n}"))
     });
@@ -268,17 +304,27 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         write_file(&p, &data)?;
         let mut f = File::open(&p).or_else(io_err("open"))?;
         fs::remove_file(&p).or_else(io_err("unlink"))?;
-        ensure(fs::symlink_metadata(&p).is_err(), || "name still present after unlink".into())?;
+        ensure(fs::symlink_metadata(&p).is_err(), || {
+            "name still present after unlink".into()
+        })?;
         let mut d = Vec::new();
         f.read_to_end(&mut d).or_else(io_err("read after unlink"))?;
         ensure(d == data, || "content read after unlink differs".into())?;
         let md = f.metadata().or_else(io_err("fstat"))?;
-        ensure(md.nlink() == 0, || format!("nlink {} after unlink", md.nlink()))
+        ensure(md.nlink() == 0, || {
+            format!("nlink {} after unlink", md.nlink())
+        })
     });
 
     r.check("write to an unlinked open file", || {
         let p = b.join("unlinked-rw");
-        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).or_else(io_err("open"))?;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .or_else(io_err("open"))?;
         fs::remove_file(&p).or_else(io_err("unlink"))?;
         f.write_all(b"still here").or_else(io_err("write"))?;
         f.seek(SeekFrom::Start(0)).or_else(io_err("seek"))?;
@@ -294,11 +340,19 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         write_file(&bb, b"old b")?;
         let keep = File::open(&bb).or_else(io_err("open old b"))?;
         fs::rename(&a, &bb).or_else(io_err("rename"))?;
-        ensure(fs::symlink_metadata(&a).is_err(), || "source still exists".into())?;
-        ensure(read_file(&bb)? == b"from a", || "target content is not the source's".into())?;
+        ensure(fs::symlink_metadata(&a).is_err(), || {
+            "source still exists".into()
+        })?;
+        ensure(read_file(&bb)? == b"from a", || {
+            "target content is not the source's".into()
+        })?;
         let mut s = String::new();
-        (&keep).read_to_string(&mut s).or_else(io_err("read old b via fd"))?;
-        ensure(s == "old b", || format!("replaced file read through old fd: {s:?}"))
+        (&keep)
+            .read_to_string(&mut s)
+            .or_else(io_err("read old b via fd"))?;
+        ensure(s == "old b", || {
+            format!("replaced file read through old fd: {s:?}")
+        })
     });
 
     r.check("renameat2 RENAME_NOREPLACE", || {
@@ -307,10 +361,17 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         let c = b.join("nr-c");
         write_file(&a, b"a")?;
         write_file(&bb, b"b")?;
-        expect_err("onto existing", renameat2(&a, &bb, libc::RENAME_NOREPLACE), &[libc::EEXIST])?;
+        expect_err(
+            "onto existing",
+            renameat2(&a, &bb, libc::RENAME_NOREPLACE),
+            &[libc::EEXIST],
+        )?;
         ensure(read_file(&bb)? == b"b", || "target changed".into())?;
         sys("onto new name", renameat2(&a, &c, libc::RENAME_NOREPLACE))?;
-        ensure(read_file(&c)? == b"a" && fs::symlink_metadata(&a).is_err(), || "not moved".into())
+        ensure(
+            read_file(&c)? == b"a" && fs::symlink_metadata(&a).is_err(),
+            || "not moved".into(),
+        )
     });
 
     r.check("renameat2 RENAME_EXCHANGE (file <-> dir)", || {
@@ -320,29 +381,53 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         fs::create_dir(&d).or_else(io_err("mkdir"))?;
         write_file(&d.join("inner"), b"inner")?;
         sys("exchange", renameat2(&a, &d, libc::RENAME_EXCHANGE))?;
-        ensure(read_file(&d)? == b"file a", || "ex-d is not the file".into())?;
-        ensure(read_file(&a.join("inner"))? == b"inner", || "ex-a is not the dir".into())?;
-        expect_err("exchange with missing", renameat2(&a, &b.join("ex-missing"), libc::RENAME_EXCHANGE), &[libc::ENOENT])
+        ensure(read_file(&d)? == b"file a", || {
+            "ex-d is not the file".into()
+        })?;
+        ensure(read_file(&a.join("inner"))? == b"inner", || {
+            "ex-a is not the dir".into()
+        })?;
+        expect_err(
+            "exchange with missing",
+            renameat2(&a, &b.join("ex-missing"), libc::RENAME_EXCHANGE),
+            &[libc::ENOENT],
+        )
     });
 
-    r.check("mmap MAP_SHARED write, msync, read back", || mmap_check(b, &o.cache, o.allow_mmap));
+    r.check("mmap MAP_SHARED write, msync, read back", || {
+        mmap_check(b, &o.cache, o.allow_mmap)
+    });
 
     r.check("utimensat with nanoseconds, UTIME_OMIT", || {
         let p = b.join("times");
         write_file(&p, b"t")?;
-        set_times(&p, (1_000_000_000, 123_456_789), (1_234_567_890, 987_654_321))?;
+        set_times(
+            &p,
+            (1_000_000_000, 123_456_789),
+            (1_234_567_890, 987_654_321),
+        )?;
         let st = statx_times(&p)?;
         ensure(
             (st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec)
                 == (1_000_000_000, 123_456_789, 1_234_567_890, 987_654_321),
-            || format!("atime {}.{} mtime {}.{}", st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec),
+            || {
+                format!(
+                    "atime {}.{} mtime {}.{}",
+                    st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec
+                )
+            },
         )?;
         set_times(&p, (0, libc::UTIME_OMIT), (1_500_000_000, 5))?;
         let st = statx_times(&p)?;
         ensure(
             (st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec)
                 == (1_000_000_000, 123_456_789, 1_500_000_000, 5),
-            || format!("after UTIME_OMIT: atime {}.{} mtime {}.{}", st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec),
+            || {
+                format!(
+                    "after UTIME_OMIT: atime {}.{} mtime {}.{}",
+                    st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec
+                )
+            },
         )
     });
 
@@ -354,15 +439,25 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         sys("chown", unsafe { libc::chown(c.as_ptr(), 1234, 5678) } as _)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).or_else(io_err("chmod"))?;
         let md = fs::metadata(&p).or_else(io_err("stat"))?;
-        ensure((md.uid(), md.gid(), md.mode() & 0o7777) == (1234, 5678, 0o640), || {
-            format!("uid {} gid {} mode {:o}", md.uid(), md.gid(), md.mode() & 0o7777)
-        })?;
+        ensure(
+            (md.uid(), md.gid(), md.mode() & 0o7777) == (1234, 5678, 0o640),
+            || {
+                format!(
+                    "uid {} gid {} mode {:o}",
+                    md.uid(),
+                    md.gid(),
+                    md.mode() & 0o7777
+                )
+            },
+        )?;
         // chown of a setuid file clears the setuid bit (kill_suidgid).
         fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).or_else(io_err("chmod u+s"))?;
         // SAFETY: as above.
         sys("chown", unsafe { libc::chown(c.as_ptr(), 4321, 5678) } as _)?;
         let md = fs::metadata(&p).or_else(io_err("stat"))?;
-        ensure(md.mode() & 0o4000 == 0, || format!("setuid kept after chown: mode {:o}", md.mode() & 0o7777))
+        ensure(md.mode() & 0o4000 == 0, || {
+            format!("setuid kept after chown: mode {:o}", md.mode() & 0o7777)
+        })
     });
 
     r.check("hard link and symlink", || {
@@ -371,12 +466,21 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         let s = b.join("sym");
         write_file(&a, b"linked")?;
         fs::hard_link(&a, &l).or_else(io_err("link"))?;
-        let (ma, ml) = (fs::metadata(&a).or_else(io_err("stat"))?, fs::metadata(&l).or_else(io_err("stat"))?);
-        ensure(ma.ino() == ml.ino() && ma.nlink() == 2, || format!("ino {} vs {}, nlink {}", ma.ino(), ml.ino(), ma.nlink()))?;
+        let (ma, ml) = (
+            fs::metadata(&a).or_else(io_err("stat"))?,
+            fs::metadata(&l).or_else(io_err("stat"))?,
+        );
+        ensure(ma.ino() == ml.ino() && ma.nlink() == 2, || {
+            format!("ino {} vs {}, nlink {}", ma.ino(), ml.ino(), ma.nlink())
+        })?;
         std::os::unix::fs::symlink("link-a", &s).or_else(io_err("symlink"))?;
         let t = fs::read_link(&s).or_else(io_err("readlink"))?;
-        ensure(t == Path::new("link-a"), || format!("readlink {}", t.display()))?;
-        ensure(read_file(&s)? == b"linked", || "read through symlink".into())
+        ensure(t == Path::new("link-a"), || {
+            format!("readlink {}", t.display())
+        })?;
+        ensure(read_file(&s)? == b"linked", || {
+            "read through symlink".into()
+        })
     });
 
     r.check("mkdir, rmdir, ENOTEMPTY, mknod fifo", || {
@@ -385,14 +489,20 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         write_file(&d.join("f"), b"")?;
         let c = cpath(&d);
         // SAFETY: c is a valid NUL-terminated path.
-        expect_err("rmdir non-empty", unsafe { libc::rmdir(c.as_ptr()) } as _, &[libc::ENOTEMPTY, libc::EEXIST])?;
+        expect_err(
+            "rmdir non-empty",
+            unsafe { libc::rmdir(c.as_ptr()) } as _,
+            &[libc::ENOTEMPTY, libc::EEXIST],
+        )?;
         fs::remove_file(d.join("f")).or_else(io_err("unlink"))?;
         fs::remove_dir(&d).or_else(io_err("rmdir"))?;
         let f = cpath(&b.join("fifo"));
         // SAFETY: f is a valid NUL-terminated path.
         sys("mkfifo", unsafe { libc::mkfifo(f.as_ptr(), 0o600) } as _)?;
         let md = fs::symlink_metadata(b.join("fifo")).or_else(io_err("stat"))?;
-        ensure(md.mode() & libc::S_IFMT == libc::S_IFIFO, || format!("mode {:o}", md.mode()))
+        ensure(md.mode() & libc::S_IFMT == libc::S_IFIFO, || {
+            format!("mode {:o}", md.mode())
+        })
     });
 
     r.check("fsync, fdatasync, statfs", || {
@@ -404,11 +514,16 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         // SAFETY: statfs is plain old data; zeroed is valid and overwritten.
         let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: f is open, sf a valid writable buffer.
-        sys("fstatfs", unsafe { libc::fstatfs(f.as_raw_fd(), &mut sf) } as _)?;
-        ensure(sf.f_blocks > 0 && sf.f_bsize > 0, || format!("f_blocks {} f_bsize {}", sf.f_blocks, sf.f_bsize))
+        sys("fstatfs", unsafe { libc::fstatfs(f.as_raw_fd(), &mut sf) }
+            as _)?;
+        ensure(sf.f_blocks > 0 && sf.f_bsize > 0, || {
+            format!("f_blocks {} f_bsize {}", sf.f_blocks, sf.f_bsize)
+        })
     });
 
-    r.check("10,000-entry directory listed completely", || big_dir(b, 10_000));
+    r.check("10,000-entry directory listed completely", || {
+        big_dir(b, 10_000)
+    });
 
     r.check("xattr set/get/list/remove", || xattr_check(b, o.xattr));
 
@@ -420,13 +535,18 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         // SAFETY: c is a valid NUL-terminated path.
         sys("chown", unsafe { libc::chown(c.as_ptr(), 1234, 5678) } as _)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).or_else(io_err("chmod"))?;
-        set_times(&p, (1_000_000_000, 123_456_789), (1_234_567_890, 987_654_321))?;
+        set_times(
+            &p,
+            (1_000_000_000, 123_456_789),
+            (1_234_567_890, 987_654_321),
+        )?;
         write_file(&host.join("pattern.bin"), &pattern((1 << 20) + 123, 42))?;
         write_file(&host.join("gone"), b"old")?;
         write_file(&host.join("renamed.tmp"), b"renamed\n")?;
         fs::rename(host.join("renamed.tmp"), host.join("gone")).or_else(io_err("rename"))?;
         fs::rename(host.join("gone"), host.join("renamed")).or_else(io_err("rename"))?;
-        std::os::unix::fs::symlink("target-of-symlink", host.join("symlink")).or_else(io_err("symlink"))?;
+        std::os::unix::fs::symlink("target-of-symlink", host.join("symlink"))
+            .or_else(io_err("symlink"))?;
         write_file(&host.join("hardlink-a"), b"hl\n")?;
         fs::hard_link(host.join("hardlink-a"), host.join("hardlink-b")).or_else(io_err("link"))?;
         write_file(&host.join("truncated"), &pattern(5000, 7))?;
@@ -446,28 +566,59 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
 fn renameat2(a: &Path, b: &Path, flags: libc::c_uint) -> libc::c_long {
     let (ca, cb) = (cpath(a), cpath(b));
     // SAFETY: both are valid NUL-terminated paths; renameat2 takes (int, char*, int, char*, uint).
-    unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), flags) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            flags,
+        )
+    }
 }
 
 fn set_times(p: &Path, atime: (i64, i64), mtime: (i64, i64)) -> CheckResult {
     let ts = [
-        libc::timespec { tv_sec: atime.0, tv_nsec: atime.1 },
-        libc::timespec { tv_sec: mtime.0, tv_nsec: mtime.1 },
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
     ];
     let c = cpath(p);
     // SAFETY: c is a valid NUL-terminated path and ts an array of two timespecs.
-    sys("utimensat", unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) } as _)?;
+    sys(
+        "utimensat",
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) } as _,
+    )?;
     Ok(())
 }
 
 fn mmap_check(b: &Path, cache: &str, allow_mmap: bool) -> CheckResult {
     const LEN: usize = 64 * 1024;
     let p = b.join("mmap");
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).or_else(io_err("open"))?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .or_else(io_err("open"))?;
     f.set_len(LEN as u64).or_else(io_err("ftruncate"))?;
     // SAFETY: mapping a fresh region of LEN bytes of an open fd; the result is checked.
     let m = unsafe {
-        libc::mmap(std::ptr::null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
     };
     if m == libc::MAP_FAILED {
         let e = errno();
@@ -485,12 +636,22 @@ fn mmap_check(b: &Path, cache: &str, allow_mmap: bool) -> CheckResult {
     sys("munmap", unsafe { libc::munmap(m, LEN) } as _)?;
     drop(f);
     // Read back with read(2) through a new open file (O_DIRECT bypasses the guest page cache).
-    ensure(read_file(&p)? == data, || "read(2) after msync differs".into())?;
-    let mut fd = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&p).or_else(io_err("open O_DIRECT"))?;
+    ensure(read_file(&p)? == data, || {
+        "read(2) after msync differs".into()
+    })?;
+    let mut fd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .or_else(io_err("open O_DIRECT"))?;
     let mut buf = vec![0u8; LEN + 4096];
     let off = buf.as_ptr().align_offset(4096);
-    let n = fd.read(&mut buf[off..off + LEN]).or_else(io_err("O_DIRECT read"))?;
-    ensure(n == LEN && buf[off..off + LEN] == data[..], || format!("O_DIRECT read after msync differs ({n} bytes)"))
+    let n = fd
+        .read(&mut buf[off..off + LEN])
+        .or_else(io_err("O_DIRECT read"))?;
+    ensure(n == LEN && buf[off..off + LEN] == data[..], || {
+        format!("O_DIRECT read after msync differs ({n} bytes)")
+    })
 }
 
 fn big_dir(b: &Path, n: usize) -> CheckResult {
@@ -498,7 +659,8 @@ fn big_dir(b: &Path, n: usize) -> CheckResult {
     fs::create_dir(&d).or_else(io_err("mkdir"))?;
     for i in 0..n {
         // Long-ish names so the listing needs many READDIR round trips.
-        File::create(d.join(format!("entry-{i:05}-abcdefghijklmnopqrstuvwxyz"))).or_else(io_err("create"))?;
+        File::create(d.join(format!("entry-{i:05}-abcdefghijklmnopqrstuvwxyz")))
+            .or_else(io_err("create"))?;
     }
     let mut seen = HashSet::new();
     let mut dups = 0;
@@ -508,10 +670,17 @@ fn big_dir(b: &Path, n: usize) -> CheckResult {
             dups += 1;
         }
     }
-    ensure(seen.len() == n && dups == 0, || format!("listed {} distinct entries ({dups} duplicates), expected {n}", seen.len()))?;
+    ensure(seen.len() == n && dups == 0, || {
+        format!(
+            "listed {} distinct entries ({dups} duplicates), expected {n}",
+            seen.len()
+        )
+    })?;
     for i in 0..n {
         let name = format!("entry-{i:05}-abcdefghijklmnopqrstuvwxyz");
-        ensure(seen.contains(std::ffi::OsStr::new(&name)), || format!("{name} missing from the listing"))?;
+        ensure(seen.contains(std::ffi::OsStr::new(&name)), || {
+            format!("{name} missing from the listing")
+        })?;
     }
     // Remove while listing: every entry must still be seen exactly once overall.
     let mut removed = 0;
@@ -521,21 +690,39 @@ fn big_dir(b: &Path, n: usize) -> CheckResult {
         removed += 1;
     }
     let left = fs::read_dir(&d).or_else(io_err("opendir"))?.count();
-    ensure(removed == n && left == 0, || format!("removed {removed} while listing, {left} left"))?;
+    ensure(removed == n && left == 0, || {
+        format!("removed {removed} while listing, {left} left")
+    })?;
     fs::remove_dir(&d).or_else(io_err("rmdir"))
 }
 
 fn setxattr(p: &Path, name: &str, val: &[u8], flags: i32) -> CheckResult {
     let (c, n) = (cpath(p), CString::new(name).unwrap());
     // SAFETY: c and n are valid NUL-terminated strings; val is val.len() readable bytes.
-    sys("setxattr", unsafe { libc::setxattr(c.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), flags) } as _)?;
+    sys("setxattr", unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            val.as_ptr().cast(),
+            val.len(),
+            flags,
+        )
+    } as _)?;
     Ok(())
 }
 
 fn raw_setxattr(p: &Path, name: &str, val: &[u8], flags: i32) -> libc::c_long {
     let (c, n) = (cpath(p), CString::new(name).unwrap());
     // SAFETY: c and n are valid NUL-terminated strings; val is val.len() readable bytes.
-    unsafe { libc::setxattr(c.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), flags) as _ }
+    unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            val.as_ptr().cast(),
+            val.len(),
+            flags,
+        ) as _
+    }
 }
 
 fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, (i32, String)> {
@@ -554,12 +741,23 @@ fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, (i32, String)> {
 fn listxattr(p: &Path) -> Result<Vec<String>, String> {
     let c = cpath(p);
     // SAFETY: c is a valid path; a null buffer with size 0 asks for the needed size.
-    let need = sys("listxattr size", unsafe { libc::listxattr(c.as_ptr(), std::ptr::null_mut(), 0) } as _)? as usize;
+    let need = sys(
+        "listxattr size",
+        unsafe { libc::listxattr(c.as_ptr(), std::ptr::null_mut(), 0) } as _,
+    )? as usize;
     let mut buf = vec![0u8; need.max(1)];
     // SAFETY: buf has buf.len() writable bytes.
-    let r = sys("listxattr", unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as _)? as usize;
+    let r =
+        sys(
+            "listxattr",
+            unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as _,
+        )? as usize;
     buf.truncate(r);
-    Ok(buf.split(|&x| x == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+    Ok(buf
+        .split(|&x| x == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect())
 }
 
 fn xattr_check(b: &Path, enabled: bool) -> CheckResult {
@@ -567,24 +765,48 @@ fn xattr_check(b: &Path, enabled: bool) -> CheckResult {
     write_file(&p, b"x")?;
     if !enabled {
         // The daemon answers ENOSYS (or EOPNOTSUPP); the kernel reports EOPNOTSUPP.
-        return expect_err("setxattr without --xattr", raw_setxattr(&p, "user.a", b"1", 0), &[libc::EOPNOTSUPP]);
+        return expect_err(
+            "setxattr without --xattr",
+            raw_setxattr(&p, "user.a", b"1", 0),
+            &[libc::EOPNOTSUPP],
+        );
     }
     setxattr(&p, "user.one", b"first value", 0)?;
     let big = pattern(3000, 5);
     setxattr(&p, "user.two", &big, 0)?;
-    ensure(getxattr(&p, "user.one").map_err(|e| e.1)? == b"first value", || "user.one value".into())?;
-    ensure(getxattr(&p, "user.two").map_err(|e| e.1)? == big, || "user.two value".into())?;
-    let names = listxattr(&p)?;
-    ensure(names.iter().any(|n| n == "user.one") && names.iter().any(|n| n == "user.two"), || {
-        format!("listxattr: {names:?}")
+    ensure(
+        getxattr(&p, "user.one").map_err(|e| e.1)? == b"first value",
+        || "user.one value".into(),
+    )?;
+    ensure(getxattr(&p, "user.two").map_err(|e| e.1)? == big, || {
+        "user.two value".into()
     })?;
-    expect_err("XATTR_CREATE on existing", raw_setxattr(&p, "user.one", b"x", libc::XATTR_CREATE), &[libc::EEXIST])?;
-    expect_err("XATTR_REPLACE on missing", raw_setxattr(&p, "user.none", b"x", libc::XATTR_REPLACE), &[libc::ENODATA])?;
+    let names = listxattr(&p)?;
+    ensure(
+        names.iter().any(|n| n == "user.one") && names.iter().any(|n| n == "user.two"),
+        || format!("listxattr: {names:?}"),
+    )?;
+    expect_err(
+        "XATTR_CREATE on existing",
+        raw_setxattr(&p, "user.one", b"x", libc::XATTR_CREATE),
+        &[libc::EEXIST],
+    )?;
+    expect_err(
+        "XATTR_REPLACE on missing",
+        raw_setxattr(&p, "user.none", b"x", libc::XATTR_REPLACE),
+        &[libc::ENODATA],
+    )?;
     setxattr(&p, "user.one", b"replaced", libc::XATTR_REPLACE)?;
-    ensure(getxattr(&p, "user.one").map_err(|e| e.1)? == b"replaced", || "user.one after replace".into())?;
+    ensure(
+        getxattr(&p, "user.one").map_err(|e| e.1)? == b"replaced",
+        || "user.one after replace".into(),
+    )?;
     let (c, n) = (cpath(&p), CString::new("user.one").unwrap());
     // SAFETY: both valid NUL-terminated strings.
-    sys("removexattr", unsafe { libc::removexattr(c.as_ptr(), n.as_ptr()) } as _)?;
+    sys(
+        "removexattr",
+        unsafe { libc::removexattr(c.as_ptr(), n.as_ptr()) } as _,
+    )?;
     match getxattr(&p, "user.one") {
         Err((e, _)) if e == libc::ENODATA => {}
         Err((_, m)) => return Err(format!("after removexattr: {m}")),
@@ -592,7 +814,9 @@ fn xattr_check(b: &Path, enabled: bool) -> CheckResult {
     }
     // A directory's xattr, and a write clearing nothing it should not.
     setxattr(b, "user.dir", b"d", 0)?;
-    ensure(getxattr(b, "user.dir").map_err(|e| e.1)? == b"d", || "dir xattr".into())
+    ensure(getxattr(b, "user.dir").map_err(|e| e.1)? == b"d", || {
+        "dir xattr".into()
+    })
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -605,47 +829,80 @@ fn locks(dir: &Path, expect: bool) -> ExitCode {
     let mut r = Report::default();
     let missing = |what: &str| -> CheckResult {
         if expect {
-            Err(format!("{what} succeeded although the host holds a conflicting lock"))
+            Err(format!(
+                "{what} succeeded although the host holds a conflicting lock"
+            ))
         } else {
-            Err(format!("skip:{what} succeeded: the daemon does not serve host locks (guest-local locking)"))
+            Err(format!(
+                "skip:{what} succeeded: the daemon does not serve host locks (guest-local locking)"
+            ))
         }
     };
-    r.check("host POSIX lock conflicts in the guest (F_SETLK, F_GETLK)", || {
-        let f = OpenOptions::new().read(true).write(true).open(dir.join("posix")).or_else(io_err("open"))?;
-        // SAFETY: flock is plain old data; zeroed is valid.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as _;
-        fl.l_whence = libc::SEEK_SET as _;
-        // SAFETY: f is open and fl a valid flock.
-        let ret = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
-        if ret == 0 {
-            return missing("F_SETLK");
-        }
-        expect_err("F_SETLK", ret as _, &[libc::EAGAIN, libc::EACCES])?;
-        // SAFETY: as above.
-        sys("F_GETLK", unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } as _)?;
-        ensure(fl.l_type == libc::F_WRLCK as _, || format!("F_GETLK l_type {}", fl.l_type))
-    });
-    r.check("host flock conflicts in the guest (LOCK_EX|LOCK_NB)", || {
-        let f = File::open(dir.join("flock")).or_else(io_err("open"))?;
-        // SAFETY: f is open.
-        let ret = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if ret == 0 {
-            return missing("flock");
-        }
-        expect_err("flock", ret as _, &[libc::EWOULDBLOCK])
-    });
+    r.check(
+        "host POSIX lock conflicts in the guest (F_SETLK, F_GETLK)",
+        || {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.join("posix"))
+                .or_else(io_err("open"))?;
+            // SAFETY: flock is plain old data; zeroed is valid.
+            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+            fl.l_type = libc::F_WRLCK as _;
+            fl.l_whence = libc::SEEK_SET as _;
+            // SAFETY: f is open and fl a valid flock.
+            let ret = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+            if ret == 0 {
+                return missing("F_SETLK");
+            }
+            expect_err("F_SETLK", ret as _, &[libc::EAGAIN, libc::EACCES])?;
+            // SAFETY: as above.
+            sys(
+                "F_GETLK",
+                unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } as _,
+            )?;
+            ensure(fl.l_type == libc::F_WRLCK as _, || {
+                format!("F_GETLK l_type {}", fl.l_type)
+            })
+        },
+    );
+    r.check(
+        "host flock conflicts in the guest (LOCK_EX|LOCK_NB)",
+        || {
+            let f = File::open(dir.join("flock")).or_else(io_err("open"))?;
+            // SAFETY: f is open.
+            let ret = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if ret == 0 {
+                return missing("flock");
+            }
+            expect_err("flock", ret as _, &[libc::EWOULDBLOCK])
+        },
+    );
     r.check("lock, unlock, relock a free file", || {
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("free")).or_else(io_err("open"))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("free"))
+            .or_else(io_err("open"))?;
         // SAFETY: flock is plain old data; zeroed is valid.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_whence = libc::SEEK_SET as _;
         for t in [libc::F_WRLCK, libc::F_UNLCK, libc::F_RDLCK, libc::F_UNLCK] {
             fl.l_type = t as _;
             // SAFETY: f is open and fl a valid flock.
-            sys("F_SETLK", unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } as _)?;
+            sys(
+                "F_SETLK",
+                unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } as _,
+            )?;
         }
-        for op in [libc::LOCK_EX | libc::LOCK_NB, libc::LOCK_UN, libc::LOCK_SH | libc::LOCK_NB, libc::LOCK_UN] {
+        for op in [
+            libc::LOCK_EX | libc::LOCK_NB,
+            libc::LOCK_UN,
+            libc::LOCK_SH | libc::LOCK_NB,
+            libc::LOCK_UN,
+        ] {
             // SAFETY: f is open.
             sys("flock", unsafe { libc::flock(f.as_raw_fd(), op) } as _)?;
         }
@@ -674,64 +931,128 @@ fn erofs(dir: &Path, xattr: bool) -> ExitCode {
     });
     r.check("open O_WRONLY existing is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("open", unsafe { libc::open(c(&file).as_ptr(), libc::O_WRONLY) } as _, ROFS)
+        expect_err(
+            "open",
+            unsafe { libc::open(c(&file).as_ptr(), libc::O_WRONLY) } as _,
+            ROFS,
+        )
     });
     r.check("open O_RDWR|O_TRUNC existing is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("open", unsafe { libc::open(c(&file).as_ptr(), libc::O_RDWR | libc::O_TRUNC) } as _, ROFS)
+        expect_err(
+            "open",
+            unsafe { libc::open(c(&file).as_ptr(), libc::O_RDWR | libc::O_TRUNC) } as _,
+            ROFS,
+        )
     });
     r.check("create is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("open O_CREAT", unsafe { libc::open(c(&dir.join("new")).as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644) } as _, ROFS)
+        expect_err(
+            "open O_CREAT",
+            unsafe {
+                libc::open(
+                    c(&dir.join("new")).as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY,
+                    0o644,
+                )
+            } as _,
+            ROFS,
+        )
     });
     r.check("mkdir is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("mkdir", unsafe { libc::mkdir(c(&dir.join("newdir")).as_ptr(), 0o755) } as _, ROFS)
+        expect_err(
+            "mkdir",
+            unsafe { libc::mkdir(c(&dir.join("newdir")).as_ptr(), 0o755) } as _,
+            ROFS,
+        )
     });
     r.check("mknod fifo is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("mkfifo", unsafe { libc::mkfifo(c(&dir.join("fifo")).as_ptr(), 0o644) } as _, ROFS)
+        expect_err(
+            "mkfifo",
+            unsafe { libc::mkfifo(c(&dir.join("fifo")).as_ptr(), 0o644) } as _,
+            ROFS,
+        )
     });
     r.check("symlink is EROFS", || {
         // SAFETY: valid NUL-terminated paths.
-        expect_err("symlink", unsafe { libc::symlink(c(Path::new("x")).as_ptr(), c(&dir.join("sl")).as_ptr()) } as _, ROFS)
+        expect_err(
+            "symlink",
+            unsafe { libc::symlink(c(Path::new("x")).as_ptr(), c(&dir.join("sl")).as_ptr()) } as _,
+            ROFS,
+        )
     });
     r.check("link is EROFS", || {
         // SAFETY: valid NUL-terminated paths.
-        expect_err("link", unsafe { libc::link(c(&file).as_ptr(), c(&dir.join("hl")).as_ptr()) } as _, ROFS)
+        expect_err(
+            "link",
+            unsafe { libc::link(c(&file).as_ptr(), c(&dir.join("hl")).as_ptr()) } as _,
+            ROFS,
+        )
     });
     r.check("unlink is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("unlink", unsafe { libc::unlink(c(&file).as_ptr()) } as _, ROFS)
+        expect_err(
+            "unlink",
+            unsafe { libc::unlink(c(&file).as_ptr()) } as _,
+            ROFS,
+        )
     });
     r.check("rmdir is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("rmdir", unsafe { libc::rmdir(c(&sub.join("empty")).as_ptr()) } as _, ROFS)
+        expect_err(
+            "rmdir",
+            unsafe { libc::rmdir(c(&sub.join("empty")).as_ptr()) } as _,
+            ROFS,
+        )
     });
     r.check("rename is EROFS", || {
         // SAFETY: valid NUL-terminated paths.
-        expect_err("rename", unsafe { libc::rename(c(&file).as_ptr(), c(&dir.join("moved")).as_ptr()) } as _, ROFS)
+        expect_err(
+            "rename",
+            unsafe { libc::rename(c(&file).as_ptr(), c(&dir.join("moved")).as_ptr()) } as _,
+            ROFS,
+        )
     });
     r.check("chmod is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("chmod", unsafe { libc::chmod(c(&file).as_ptr(), 0o600) } as _, ROFS)
+        expect_err(
+            "chmod",
+            unsafe { libc::chmod(c(&file).as_ptr(), 0o600) } as _,
+            ROFS,
+        )
     });
     r.check("chown is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("chown", unsafe { libc::chown(c(&file).as_ptr(), 1, 1) } as _, ROFS)
+        expect_err(
+            "chown",
+            unsafe { libc::chown(c(&file).as_ptr(), 1, 1) } as _,
+            ROFS,
+        )
     });
     r.check("truncate is EROFS", || {
         // SAFETY: valid NUL-terminated path.
-        expect_err("truncate", unsafe { libc::truncate(c(&file).as_ptr(), 1) } as _, ROFS)
+        expect_err(
+            "truncate",
+            unsafe { libc::truncate(c(&file).as_ptr(), 1) } as _,
+            ROFS,
+        )
     });
-    r.check("utimensat is EROFS", || match set_times(&file, (1, 0), (1, 0)) {
-        Err(e) if e.ends_with("EROFS") => Ok(()),
-        Err(e) => Err(e),
-        Ok(()) => Err("utimensat succeeded".into()),
+    r.check("utimensat is EROFS", || {
+        match set_times(&file, (1, 0), (1, 0)) {
+            Err(e) if e.ends_with("EROFS") => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => Err("utimensat succeeded".into()),
+        }
     });
     r.check("setxattr is EROFS", || {
         // Without --xattr the daemon may refuse xattrs before looking at --readonly.
-        let want: &[i32] = if xattr { ROFS } else { &[libc::EROFS, libc::EOPNOTSUPP] };
+        let want: &[i32] = if xattr {
+            ROFS
+        } else {
+            &[libc::EROFS, libc::EOPNOTSUPP]
+        };
         expect_err("setxattr", raw_setxattr(&file, "user.x", b"1", 0), want)
     });
     r.finish("erofs")
@@ -747,7 +1068,12 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
-    let val = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
+    let val = |f: &str| {
+        args.iter()
+            .position(|a| a == f)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     match args.first().map(String::as_str) {
         Some("semantics") if args.len() >= 2 => {
             let o = Opts {
@@ -756,6 +1082,10 @@ fn main() -> ExitCode {
                 allow_mmap: flag("--allow-mmap"),
             };
             semantics(&PathBuf::from(&args[1]), &o)
+        }
+        Some("dax") if args.len() == 2 => dax::dax(Path::new(&args[1])),
+        Some("statx-dax") if args.len() == 3 => {
+            dax::statx_dax(Path::new(&args[1]), args[2] == "yes")
         }
         Some("erofs") if args.len() >= 2 => erofs(&PathBuf::from(&args[1]), flag("--xattr")),
         Some("locks") if args.len() >= 2 => locks(&PathBuf::from(&args[1]), flag("--expect")),
@@ -767,7 +1097,11 @@ fn main() -> ExitCode {
             let data = pattern(size, seed);
             let res = match args[1].as_str() {
                 "write" => write_file(p, &data),
-                "verify" => read_file(p).and_then(|d| ensure(d == data, || format!("{} differs from pattern", p.display()))),
+                "verify" => read_file(p).and_then(|d| {
+                    ensure(d == data, || {
+                        format!("{} differs from pattern", p.display())
+                    })
+                }),
                 _ => return usage(),
             };
             match res {

@@ -5,12 +5,15 @@
 //! - `reply`: the reply header, the one errno mapping, wire conversions, READDIR packing;
 //! - `counters`: requests received per opcode;
 //! - `limit`: bounds on the zero-copy READ/WRITE payload handed to the filesystem;
+//! - [`migration`]: the session and the filesystem state saved and loaded for live
+//!   migration;
 //! - this file: the session state and the dispatch of each operation to the [`FileSystem`].
 
 mod counters;
 mod decode;
 mod init;
 mod limit;
+pub mod migration;
 mod reply;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,141 @@
+//! Device state transfer for live migration (vhost-user `DEVICE_STATE`:
+//! `SET_DEVICE_STATE_FD`, then `CHECK_DEVICE_STATE`), in the STOPPED phase only.
+//!
+//! On SAVE the state is taken at once (the frontend stopped every queue, so nothing changes
+//! it) and written to the frontend's pipe by a thread; on LOAD a thread reads the pipe to
+//! its end. Neither blocks the vhost-user message loop, as the protocol requires.
+//! CHECK_DEVICE_STATE waits for that thread and, on LOAD, rebuilds the state. The frontend
+//! only learns "failed"; the reason goes to the log.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::Mutex;
+use std::thread::{self, JoinHandle};
+
+use vhost::vhost_user::message::{VhostTransferStateDirection, VhostTransferStatePhase};
+
+use crate::fuse::filesystem::FileSystem;
+use crate::fuse::server::Server;
+use crate::fuse::server::migration::MigrationError;
+
+/// Largest state accepted on LOAD: far above what millions of held inodes take, and it
+/// keeps a runaway or hostile sender from exhausting memory.
+pub const MAX_STATE: u64 = 1 << 30;
+
+/// Errors of a device state transfer.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceStateError {
+    #[error("the frontend asked for a state transfer in phase {0:?}; only STOPPED exists")]
+    Phase(VhostTransferStatePhase),
+    #[error("cannot start the state transfer thread")]
+    Spawn(#[source] io::Error),
+    #[error("cannot write the device state to the frontend")]
+    Write(#[source] io::Error),
+    #[error("cannot read the device state from the frontend")]
+    Read(#[source] io::Error),
+    #[error("the device state from the frontend exceeds {MAX_STATE} bytes")]
+    TooLarge,
+    #[error("the state transfer thread panicked")]
+    Panicked,
+    #[error("CHECK_DEVICE_STATE without a transfer started by SET_DEVICE_STATE_FD")]
+    NoTransfer,
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+enum Pending {
+    Save(JoinHandle<Result<(), DeviceStateError>>),
+    Load(JoinHandle<Result<Vec<u8>, DeviceStateError>>),
+}
+
+/// The transfer in progress, between SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE.
+#[derive(Default)]
+pub struct DeviceState {
+    pending: Mutex<Option<Pending>>,
+}
+
+/// `e` and its causes, for the log.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+impl DeviceState {
+    /// SET_DEVICE_STATE_FD: starts saving `server`'s state into `file`, or loading it
+    /// from `file`.
+    ///
+    /// # Errors
+    /// Another phase than STOPPED, a state that cannot be saved (e.g. locks held), or no
+    /// thread.
+    pub fn start<F: FileSystem>(
+        &self,
+        server: &Server<F>,
+        direction: VhostTransferStateDirection,
+        phase: VhostTransferStatePhase,
+        mut file: File,
+    ) -> Result<(), DeviceStateError> {
+        if phase != VhostTransferStatePhase::STOPPED {
+            return Err(DeviceStateError::Phase(phase));
+        }
+        let pending = match direction {
+            VhostTransferStateDirection::SAVE => {
+                let blob = server.save_state()?;
+                log::info!("migration: saving {} bytes of device state", blob.len());
+                Pending::Save(spawn(move || {
+                    file.write_all(&blob).map_err(DeviceStateError::Write)
+                })?)
+            }
+            VhostTransferStateDirection::LOAD => Pending::Load(spawn(move || {
+                let mut blob = Vec::new();
+                file.take(MAX_STATE + 1)
+                    .read_to_end(&mut blob)
+                    .map_err(DeviceStateError::Read)?;
+                if blob.len() as u64 > MAX_STATE {
+                    return Err(DeviceStateError::TooLarge);
+                }
+                Ok(blob)
+            })?),
+        };
+        // A transfer the frontend never checked is simply dropped (its thread ends when
+        // the frontend closes its end of the pipe).
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+        Ok(())
+    }
+
+    /// CHECK_DEVICE_STATE: waits for the transfer; after a LOAD, rebuilds the state in
+    /// `server`.
+    ///
+    /// # Errors
+    /// The transfer failed, or the loaded state was refused.
+    pub fn check<F: FileSystem>(&self, server: &Server<F>) -> Result<(), DeviceStateError> {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match pending.ok_or(DeviceStateError::NoTransfer)? {
+            Pending::Save(t) => t.join().map_err(|_| DeviceStateError::Panicked)?,
+            Pending::Load(t) => {
+                let blob = t.join().map_err(|_| DeviceStateError::Panicked)??;
+                server.load_state(&blob)?;
+                log::info!("migration: device state of {} bytes restored", blob.len());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DeviceStateError> + Send + 'static,
+) -> Result<JoinHandle<Result<T, DeviceStateError>>, DeviceStateError> {
+    thread::Builder::new()
+        .name("vhostfsd-state".into())
+        .spawn(f)
+        .map_err(DeviceStateError::Spawn)
+}
