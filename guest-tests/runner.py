@@ -8,6 +8,7 @@ byte; the read-only export left unchanged). Python 3.11 standard library only; m
 
     runner.py [--matrix ci|full|quick] [--case SUBSTR]... [--list] [-v]
     runner.py --compare [--rounds N] [--other-daemon PATH]        (used by compare.sh)
+    runner.py --dax-bench [--rounds N]                            (DAX against no DAX)
     runner.py --demo|--shell DIR                                  (used by demo.sh)
 
 Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2 11.1"),
@@ -759,6 +760,82 @@ def compare(args, qemus: dict[str, Qemu], workroot: Path) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def dax_bench(args, qemus: dict[str, Qemu], workroot: Path) -> int:
+    """The same fio jobs with -o dax=always and without, alternating, on one daemon with a DAX
+    window (QEMU 11.1); prints medians and the DAX/no-DAX ratio per job."""
+    if "11.1" not in qemus:
+        log("--dax-bench needs QEMU 11.1 (build-qemu11.sh)")
+        return 1
+    info = daemon_info(Path(os.environ.get("VHOSTFSD") or default_daemon()))
+    wd = workroot / "dax-bench"
+    share = wd / "share"
+    share.mkdir(parents=True)
+    d = Daemon(info, wd / "s.sock", share, "myfs", "auto", "none", False, False, 1, wd / "daemon.log")
+    d.cmd += ["--dax-window=1G"]
+    d.start()
+    figures: dict[str, dict[str, list[float]]] = {"dax": {}, "nodax": {}}
+    try:
+        for r in range(args.rounds):
+            for mode in ("dax", "nodax"):
+                console = wd / f"console-{mode}-{r}.log"
+                rc, secs = run_qemu(qemus["11.1"], wd / "s.sock", "myfs", 1, "daxbench",
+                                    {"size": "64M", "runtime": "5"}, console, 600,
+                                    mountopts="dax=always" if mode == "dax" else "", dax=True)
+                text = console.read_text(errors="replace")
+                if "VHOSTFSD-GUEST-RESULT: PASS" not in text:
+                    log(f"round {r} {mode}: no PASS (QEMU status {rc}); see {console}")
+                    return 1
+                for job, f in fio_figures(text).items():
+                    kibs = f["read_kibs"] or f["write_kibs"]
+                    figures[mode].setdefault(job, []).append(kibs / 1024)
+                log(f"round {r + 1}/{args.rounds} {mode}: {secs:.0f}s")
+    finally:
+        d.stop()
+    print(f"{'job':24} {'DAX MiB/s':>10} {'no DAX MiB/s':>13} {'ratio':>7}   (medians of {args.rounds} alternating rounds)")
+    for job in figures["dax"]:
+        a, b = statistics.median(figures["dax"][job]), statistics.median(figures["nodax"].get(job, [0]))
+        print(f"{job:24} {a:10.1f} {b:13.1f} {a / b if b else float('inf'):6.1f}x")
+    return 0
+
+
+def dax_hazard(args, qemus: dict[str, Qemu], workroot: Path) -> int:
+    """Reproduces the host-truncation hazard (docs/dax.md): the guest maps a file with DAX,
+    the host truncates it, the guest reads the mapping again. Prints what QEMU did."""
+    import threading
+    if "11.1" not in qemus:
+        log("--dax-hazard needs QEMU 11.1 (build-qemu11.sh)")
+        return 1
+    info = daemon_info(Path(os.environ.get("VHOSTFSD") or default_daemon()))
+    wd = workroot / "dax-hazard"
+    share = wd / "share"
+    share.mkdir(parents=True)
+    name, size, seed = DAX_HOST_MMAP
+    (share / name).write_bytes(pattern(size, seed))
+    d = Daemon(info, wd / "s.sock", share, "myfs", "auto", "none", False, False, 1, wd / "daemon.log")
+    d.cmd += ["--dax-window=64M"]
+    d.start()
+    console = wd / "console.log"
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(run_qemu(
+        qemus["11.1"], wd / "s.sock", "myfs", 1, "daxhazard", {}, console, 300,
+        mountopts="dax=always", dax=True)))
+    t.start()
+    deadline = time.monotonic() + 240
+    while not (share / "READY").exists() and t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log("guest has the file mapped; truncating it on the host")
+    os.truncate(share / name, 0)
+    (share / "GO").touch()
+    t.join()
+    d.stop()
+    rc = result[0][0] if result else None
+    print(f"QEMU exit status: {rc}")
+    print("guest console tail:\n" + "\n".join(console.read_text(errors="replace").splitlines()[-8:]))
+    qlog = console.with_suffix(".qemu.log")
+    print("QEMU output:\n" + (qlog.read_text(errors="replace") if qlog.exists() else ""))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--matrix", default="ci", choices=["ci", "full", "quick"])
@@ -767,6 +844,8 @@ def main() -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="print console and daemon log of passing cases too")
     ap.add_argument("--daemon", default=str(default_daemon()))
     ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--dax-bench", action="store_true", help="fio with and without DAX (QEMU 11.1)")
+    ap.add_argument("--dax-hazard", action="store_true", help="host truncates a file the guest maps")
     ap.add_argument("--other-daemon", default=str(CACHE / "cargo-root/bin/virtiofsd"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runtime", type=int, default=5)
@@ -798,6 +877,10 @@ def main() -> int:
     try:
         if args.compare:
             rc = compare(args, qemus, workroot)
+        elif args.dax_bench:
+            rc = dax_bench(args, qemus, workroot)
+        elif args.dax_hazard:
+            rc = dax_hazard(args, qemus, workroot)
         elif args.demo or args.shell:
             rc = demo(args, qemus, Path(args.demo or args.shell), interactive=bool(args.shell))
         else:

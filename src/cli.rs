@@ -7,7 +7,8 @@ use crate::passthrough::{MigrationMode, OnError};
 use clap::{Parser, ValueEnum};
 
 pub use crate::fusedev::backing::PassthroughMode;
-use crate::passthrough::DaxPolicy;
+use crate::passthrough::{CachePolicy, DaxPolicy, InodeFileHandles};
+use crate::sandbox::{SandboxMode, SeccompAction};
 
 /// The package version, as in Cargo.toml (the man page shows this one).
 pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,64 +25,28 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// Cache policy (`--cache`).
+/// Log level (`--log-level`); the daemon logs with [`log::LevelFilter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CacheArg {
-    /// Never cache: every access goes to the daemon, files open with direct I/O.
-    Never,
-    /// Cache metadata only; file data is not cached.
-    Metadata,
-    /// Cache metadata and data with a short timeout (default).
-    Auto,
-    /// Cache metadata and data for a long time.
-    Always,
-}
-
-/// Sandbox mode (`--sandbox`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SandboxArg {
-    /// New mount, pid and network namespaces, then pivot_root into the shared directory.
-    Namespace,
-    /// chroot into the shared directory (needs root, no namespaces).
-    Chroot,
-    /// No sandbox: the shared directory is still the limit of what the guest can reach.
-    None,
-}
-
-/// Action on a syscall outside the allow list (`--seccomp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SeccompArg {
-    /// No seccomp filter.
-    None,
-    /// Kill the process (default).
-    Kill,
-    /// Allow the call and log it to the kernel audit log (dmesg `type=1326`).
-    Log,
-    /// Raise SIGSYS.
-    Trap,
-}
-
-/// Inode representation (`--inode-file-handles`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InodeFileHandlesArg {
-    /// Keep an O_PATH fd per inode.
-    Never,
-    /// Use file handles where the host filesystem supports them and the daemon has
-    /// CAP_DAC_READ_SEARCH, else O_PATH fds (default, as virtiofsd's since 2025).
-    Prefer,
-    /// Fail lookups that cannot be kept as a file handle.
-    Mandatory,
-}
-
-/// Log level (`--log-level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevelArg {
+pub enum LogLevel {
     Error,
     Warn,
     Info,
     Debug,
     Trace,
     Off,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+            LogLevel::Off => log::LevelFilter::Off,
+        }
+    }
 }
 
 /// vhost-user virtio-fs daemon: shares a host directory with QEMU and Cloud Hypervisor
@@ -167,8 +132,8 @@ pub struct Args {
     pub xattrmap: Option<String>,
 
     /// Sandbox mode.
-    #[arg(long, value_enum, default_value_t = SandboxArg::Namespace)]
-    pub sandbox: SandboxArg,
+    #[arg(long, value_enum, default_value_t = SandboxMode::Namespace)]
+    pub sandbox: SandboxMode,
 
     /// With --sandbox namespace, do not mount the shared directory nosuid,nodev in the
     /// sandbox (by default device nodes and setuid files in the share are inert there).
@@ -176,8 +141,8 @@ pub struct Args {
     pub allow_suid_dev: bool,
 
     /// Action on a syscall the seccomp filter does not allow.
-    #[arg(long, value_enum, default_value_t = SeccompArg::Kill)]
-    pub seccomp: SeccompArg,
+    #[arg(long, value_enum, default_value_t = SeccompAction::Kill)]
+    pub seccomp: SeccompAction,
 
     /// Tell the guest about submounts of the shared directory, so it shows them as separate
     /// mounts with their own st_dev.
@@ -186,12 +151,12 @@ pub struct Args {
 
     /// Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open
     /// fd (the daemon then keeps CAP_DAC_READ_SEARCH).
-    #[arg(long, value_enum, default_value_t = InodeFileHandlesArg::Prefer, num_args = 0..=1, default_missing_value = "prefer")]
-    pub inode_file_handles: InodeFileHandlesArg,
+    #[arg(long, value_enum, default_value_t = InodeFileHandles::Prefer, num_args = 0..=1, default_missing_value = "prefer")]
+    pub inode_file_handles: InodeFileHandles,
 
     /// Cache policy.
-    #[arg(long, value_enum, default_value_t = CacheArg::Auto)]
-    pub cache: CacheArg,
+    #[arg(long, value_enum, default_value_t = CachePolicy::Auto)]
+    pub cache: CachePolicy,
 
     /// Honour O_DIRECT opens from the guest (otherwise the flag is dropped on the host).
     #[arg(long)]
@@ -250,8 +215,8 @@ pub struct Args {
     pub rlimit_nofile: Option<u64>,
 
     /// Log level.
-    #[arg(long, value_enum, default_value_t = LogLevelArg::Info)]
-    pub log_level: LogLevelArg,
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
 
     /// Log to syslog instead of stderr.
     #[arg(long)]

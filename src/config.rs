@@ -4,18 +4,17 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{
-    Args, CacheArg, InodeFileHandlesArg, LogLevelArg, PassthroughMode, SandboxArg, SeccompArg,
-};
+use crate::cli::{Args, LogLevel, PassthroughMode};
 use crate::passthrough::id_map::IdRuleError;
 use crate::passthrough::{
-    self, CachePolicy, IdMap, IdRule, IdTranslation, InodeFileHandles, MigrationConfig,
-    MigrationMode,
+    self, CachePolicy, IdMap, IdRule, IdTranslation, MigrationConfig, MigrationMode,
 };
 use crate::sandbox::privileges::{CapChanges, CapChangesError};
-pub use crate::sandbox::seccomp::SeccompAction;
 use crate::sandbox::user_namespace::{IdRangeError, UserNamespace};
+use crate::sandbox::{SandboxMode, SeccompAction};
 use crate::systemd::{self, SystemdError};
+use crate::vhost_user::backend::MAX_REQUEST_QUEUES;
+use crate::vhost_user::config_space::TAG_LEN;
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +40,7 @@ pub enum ConfigError {
     BadQueueCount { got: usize, max: usize },
     #[error("--queue-size must be a power of two between 2 and 32768, got {0}")]
     BadQueueSize(usize),
-    #[error("--tag {0:?} is too long: at most 36 bytes fit the virtio-fs config space")]
+    #[error("--tag {0:?} is too long: at most {TAG_LEN} bytes fit the virtio-fs config space")]
     TagTooLong(String),
     #[error("{0} is not supported by vhostfsd yet; remove it from the command line")]
     NotSupported(&'static str),
@@ -113,14 +112,6 @@ pub struct HostMount {
     pub passthrough: PassthroughMode,
 }
 
-/// Sandbox mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxMode {
-    Namespace,
-    Chroot,
-    None,
-}
-
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -155,10 +146,6 @@ pub struct Config {
 /// The DAX window is a whole number of these: the Linux guest maps 2 MiB chunks.
 pub const DAX_WINDOW_GRANULE: u64 = 2 << 20;
 
-/// Most request queues we offer.
-/// (Each queue gets a worker thread, selected by one bit of a u64: 64 queues in all.)
-pub const MAX_REQUEST_QUEUES: usize = 63;
-
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
@@ -175,7 +162,7 @@ impl TryFrom<Args> for Config {
         };
         let user_namespace = match (&args.uid_map, &args.gid_map) {
             (None, None) => None,
-            (Some(u), Some(g)) if args.sandbox == SandboxArg::Namespace => Some(UserNamespace {
+            (Some(u), Some(g)) if args.sandbox == SandboxMode::Namespace => Some(UserNamespace {
                 uids: u.parse()?,
                 gids: g.parse()?,
             }),
@@ -206,10 +193,10 @@ impl TryFrom<Args> for Config {
                     ("source", Some(v)) => args.shared_dir = Some(PathBuf::from(v)),
                     // libvirt before 10 passes the sandbox here (`-o source=DIR,sandbox=MODE`).
                     ("sandbox", Some(v)) => {
-                        args.sandbox = SandboxArg::from_str_ci(v).ok_or_else(bad)?;
+                        args.sandbox = SandboxMode::from_str_ci(v).ok_or_else(bad)?;
                     }
                     ("cache", Some(v)) => {
-                        args.cache = CacheArg::from_str_ci(v).ok_or_else(bad)?;
+                        args.cache = CachePolicy::from_str_ci(v).ok_or_else(bad)?;
                     }
                     ("xattr", None) => args.xattr = true,
                     ("no_xattr", None) => args.xattr = false,
@@ -228,7 +215,7 @@ impl TryFrom<Args> for Config {
                     // legacy switches only chose whether libfuse's virtiofsd offered them.
                     ("flock" | "no_flock" | "posix_lock" | "no_posix_lock", None) => {}
                     ("log_level", Some(v)) => {
-                        args.log_level = LogLevelArg::from_str_ci(v).ok_or_else(bad)?;
+                        args.log_level = LogLevel::from_str_ci(v).ok_or_else(bad)?;
                     }
                     ("timeout", Some(v)) => {
                         let secs: f64 = v.parse().map_err(|_| bad())?;
@@ -289,7 +276,7 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::BadQueueSize(args.queue_size));
         }
         if let Some(tag) = &args.tag
-            && tag.len() > 36
+            && tag.len() > TAG_LEN
         {
             return Err(ConfigError::TagTooLong(tag.clone()));
         }
@@ -297,12 +284,7 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::BadDaxWindow(args.dax_window));
         }
 
-        let cache = match args.cache {
-            CacheArg::Never => CachePolicy::Never,
-            CacheArg::Metadata => CachePolicy::Metadata,
-            CacheArg::Auto => CachePolicy::Auto,
-            CacheArg::Always => CachePolicy::Always,
-        };
+        let cache = args.cache;
         if args.writeback && cache == CachePolicy::Never {
             return Err(ConfigError::WritebackWithoutCache);
         }
@@ -323,14 +305,7 @@ impl TryFrom<Args> for Config {
         let log_level = if args.debug {
             log::LevelFilter::Debug
         } else {
-            match args.log_level {
-                LogLevelArg::Error => log::LevelFilter::Error,
-                LogLevelArg::Warn => log::LevelFilter::Warn,
-                LogLevelArg::Info => log::LevelFilter::Info,
-                LogLevelArg::Debug => log::LevelFilter::Debug,
-                LogLevelArg::Trace => log::LevelFilter::Trace,
-                LogLevelArg::Off => log::LevelFilter::Off,
-            }
+            args.log_level.into()
         };
 
         Ok(Config {
@@ -343,17 +318,8 @@ impl TryFrom<Args> for Config {
             thread_pool_size: args.thread_pool_size,
             dax_window: args.dax_window,
             dax_policy: args.dax_policy,
-            sandbox: match args.sandbox {
-                SandboxArg::Namespace => SandboxMode::Namespace,
-                SandboxArg::Chroot => SandboxMode::Chroot,
-                SandboxArg::None => SandboxMode::None,
-            },
-            seccomp: match args.seccomp {
-                SeccompArg::None => SeccompAction::None,
-                SeccompArg::Kill => SeccompAction::Kill,
-                SeccompArg::Log => SeccompAction::Log,
-                SeccompArg::Trap => SeccompAction::Trap,
-            },
+            sandbox: args.sandbox,
+            seccomp: args.seccomp,
             modcaps,
             allow_suid_dev: args.allow_suid_dev,
             user_namespace,
@@ -372,11 +338,7 @@ impl TryFrom<Args> for Config {
                 allow_direct_io: args.allow_direct_io,
                 allow_mmap: args.allow_mmap,
                 announce_submounts: args.announce_submounts,
-                inode_file_handles: match args.inode_file_handles {
-                    InodeFileHandlesArg::Never => InodeFileHandles::Never,
-                    InodeFileHandlesArg::Prefer => InodeFileHandles::Prefer,
-                    InodeFileHandlesArg::Mandatory => InodeFileHandles::Mandatory,
-                },
+                inode_file_handles: args.inode_file_handles,
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
                 id_map,
@@ -462,7 +424,10 @@ mod tests {
         assert!(!c.fs.xattr);
         assert!(c.tag.is_none());
         assert_eq!(c.seccomp, SeccompAction::Kill);
-        assert_eq!(c.fs.inode_file_handles, InodeFileHandles::Prefer);
+        assert_eq!(
+            c.fs.inode_file_handles,
+            passthrough::InodeFileHandles::Prefer
+        );
     }
 
     #[test]
@@ -534,7 +499,7 @@ mod tests {
             Err(ConfigError::BadQueueCount { .. })
         ));
         assert!(matches!(
-            parse(&["--tag", &"x".repeat(37)]),
+            parse(&["--tag", &"x".repeat(TAG_LEN + 1)]),
             Err(ConfigError::TagTooLong(_))
         ));
         assert!(matches!(

@@ -5,8 +5,9 @@
 
 use clap::Parser;
 use vhostfsd::cli::Args;
-use vhostfsd::config::{Config, Listen, SandboxMode, Transport};
+use vhostfsd::config::{Config, Listen, Transport};
 use vhostfsd::passthrough::CachePolicy;
+use vhostfsd::sandbox::SandboxMode;
 
 fn config(argv: &[&str]) -> Config {
     let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

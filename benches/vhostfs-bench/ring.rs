@@ -287,6 +287,10 @@ pub fn read<T: vm_memory::ByteValued>(mem: &GuestMemory, addr: u64) -> T {
 /// was loaded with Acquire), and the bench never submits the slot again while the slice is
 /// in use, so a well-behaved daemon does not write there meanwhile.
 pub fn bytes(mem: &GuestMemory, addr: u64, len: usize) -> &[u8] {
+    if len == 0 {
+        // A zero-sized slot buffer may sit right at the end of guest memory.
+        return &[];
+    }
     let m = mem.mem();
     let host = m
         .get_host_address(GuestAddress(addr))

@@ -48,7 +48,7 @@ impl Sizes {
     };
 }
 /// Files of `inodes/`, looked up once each to measure memory per inode.
-pub const INODE_FILES: usize = 100_000;
+pub const INODE_FILES: usize = 5_000;
 
 /// Seed of the data file's pattern.
 pub const DATA_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -142,7 +142,7 @@ fn many_files(dir: &Path, prefix: &str, n: usize) {
 }
 
 impl Share {
-    /// Builds (or reuses) the share under `root`; `inodes` adds the 100,000-file directory
+    /// Builds (or reuses) the share under `root`; `inodes` adds the 5,000-file directory
     /// for the memory measurement.
     pub fn prepare(root: &Path, sizes: Sizes, inodes: bool) -> Self {
         fs::create_dir_all(root).expect("create the shared directory");

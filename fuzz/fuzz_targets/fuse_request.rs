@@ -37,61 +37,6 @@ use vhostfsd::fuse::server::Server;
 use vhostfsd::passthrough::{CachePolicy, Config, DaxPolicy, PassthroughFs};
 use vm_memory::ByteValued;
 
-/// Every opcode the protocol defines (implemented or not).
-const OPCODES: &[u32] = &[
-    opcode::LOOKUP,
-    opcode::FORGET,
-    opcode::GETATTR,
-    opcode::SETATTR,
-    opcode::READLINK,
-    opcode::SYMLINK,
-    opcode::MKNOD,
-    opcode::MKDIR,
-    opcode::UNLINK,
-    opcode::RMDIR,
-    opcode::RENAME,
-    opcode::LINK,
-    opcode::OPEN,
-    opcode::READ,
-    opcode::WRITE,
-    opcode::STATFS,
-    opcode::RELEASE,
-    opcode::FSYNC,
-    opcode::SETXATTR,
-    opcode::GETXATTR,
-    opcode::LISTXATTR,
-    opcode::REMOVEXATTR,
-    opcode::FLUSH,
-    opcode::INIT,
-    opcode::OPENDIR,
-    opcode::READDIR,
-    opcode::RELEASEDIR,
-    opcode::FSYNCDIR,
-    opcode::GETLK,
-    opcode::SETLK,
-    opcode::SETLKW,
-    opcode::ACCESS,
-    opcode::CREATE,
-    opcode::INTERRUPT,
-    opcode::BMAP,
-    opcode::DESTROY,
-    opcode::IOCTL,
-    opcode::POLL,
-    opcode::NOTIFY_REPLY,
-    opcode::BATCH_FORGET,
-    opcode::FALLOCATE,
-    opcode::READDIRPLUS,
-    opcode::RENAME2,
-    opcode::LSEEK,
-    opcode::COPY_FILE_RANGE,
-    opcode::SETUPMAPPING,
-    opcode::REMOVEMAPPING,
-    opcode::SYNCFS,
-    opcode::TMPFILE,
-    opcode::STATX,
-    opcode::COPY_FILE_RANGE_64,
-];
-
 /// Names the fixture holds (and a few it does not).
 const FIXTURE_NAMES: &[&str] = &["f", "d", "g", "esc", "abs", "up", "new", "x"];
 
@@ -304,7 +249,7 @@ fn name_bytes(n: &Name) -> Vec<u8> {
 /// The request bytes for `r`, with the host-safety rewrites applied; returns the opcode too.
 fn build(r: &Request, seen: &Seen) -> (u32, Vec<u8>) {
     let mut op = match r.opcode {
-        Opcode::Known(i) => OPCODES[usize::from(i) % OPCODES.len()],
+        Opcode::Known(i) => opcode::ALL[usize::from(i) % opcode::ALL.len()].0,
         Opcode::Raw(v) => v,
     };
     if op == opcode::SETLKW {

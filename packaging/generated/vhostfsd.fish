@@ -19,12 +19,12 @@ complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not 
 complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
 chroot\t'chroot into the shared directory (needs root, no namespaces)'
 none\t'No sandbox: the shared directory is still the limit of what the guest can reach'"
-complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No seccomp filter'
-kill\t'Kill the process (default)'
-log\t'Allow the call and log it to the kernel audit log (dmesg `type=1326`)'
-trap\t'Raise SIGSYS'"
-complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open fd (the daemon then keeps CAP_DAC_READ_SEARCH)' -r -f -a "never\t'Keep an O_PATH fd per inode'
-prefer\t'Use file handles where the host filesystem supports them and the daemon has CAP_DAC_READ_SEARCH, else O_PATH fds (default, as virtiofsd\'s since 2025)'
+complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No filter at all'
+kill\t'Kill the whole process (SECCOMP_RET_KILL_PROCESS)'
+log\t'Allow the call and log it to the kernel audit log (SECCOMP_RET_LOG)'
+trap\t'Raise SIGSYS (SECCOMP_RET_TRAP); the default SIGSYS action ends the process'"
+complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open fd (the daemon then keeps CAP_DAC_READ_SEARCH)' -r -f -a "never\t'Keep an O_PATH fd per inode (default)'
+prefer\t'Use file handles where the host filesystem supports them'
 mandatory\t'Fail lookups that cannot be kept as a file handle'"
 complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: every access goes to the daemon, files open with direct I/O'
 metadata\t'Cache metadata only; file data is not cached'

@@ -10,11 +10,12 @@ use std::fs::File;
 use std::sync::Arc;
 
 use super::{DaemonError, Opened, open_filesystem, signals};
-use crate::config::{Config, HostMount, SandboxMode};
+use crate::config::{Config, HostMount};
 use crate::fuse::server::Server;
 use crate::fusedev::backing::{DevBacking, PassthroughMode};
 use crate::fusedev::{self, Ended, FusedevError, Mount, MountOptions, Stop};
 use crate::oslib;
+use crate::sandbox::SandboxMode;
 use crate::systemd::Notifier;
 
 /// Runs the host mount until a signal or an unmount.

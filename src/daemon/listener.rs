@@ -13,6 +13,7 @@ use vhost::vhost_user::Listener;
 
 use super::DaemonError;
 use crate::config::Listen;
+use crate::oslib::errno;
 use crate::oslib::{process, socket};
 
 /// The socket file we created; removed on drop through a handle on its directory, so the
@@ -28,15 +29,12 @@ impl SocketFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = path
-            .file_name()
-            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = path.file_name().ok_or_else(|| errno::error(libc::EINVAL))?;
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(parent)?;
-        let name = CString::new(name.as_bytes())
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = CString::new(name.as_bytes()).map_err(|_| errno::error(libc::EINVAL))?;
         Ok(Self { dir, name })
     }
 }

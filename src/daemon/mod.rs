@@ -196,7 +196,12 @@ enum Opened {
 fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
     log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(cfg)? {
+    let (proc_self_fd, root_dir) = match sandbox::enter(
+        cfg.sandbox,
+        &cfg.shared_dir,
+        !cfg.allow_suid_dev,
+        cfg.user_namespace.as_ref(),
+    )? {
         Outcome::Serve {
             proc_self_fd,
             root_dir,

@@ -91,6 +91,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+    use crate::oslib::errno;
 
     fn run(sigs: Vec<io::Result<i32>>) -> Vec<String> {
         let calls = RefCell::new(Vec::new());
@@ -98,7 +99,7 @@ mod tests {
         watch(
             || {
                 sigs.next()
-                    .unwrap_or_else(|| Err(io::Error::from_raw_os_error(libc::EBADF)))
+                    .unwrap_or_else(|| Err(errno::error(libc::EBADF)))
             },
             || calls.borrow_mut().push("usr1".to_owned()),
             "stopping",

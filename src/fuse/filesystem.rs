@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use super::abi::{self, SetattrIn};
 use super::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::errno;
 
+/// The answer of every operation a filesystem does not implement.
 fn enosys<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    errno::fail(libc::ENOSYS)
 }
 
 /// Who sent a request, and the umask that applies to what it creates.

@@ -57,7 +57,7 @@ pub mod mem {
     use std::os::fd::{AsRawFd, BorrowedFd};
 
     use super::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
-    use crate::oslib;
+    use crate::oslib::{self, errno};
 
     /// A request held in memory: an owned vector, or a borrowed buffer (`&[u8]`).
     pub struct VecReader<B: AsRef<[u8]> = Vec<u8>> {
@@ -165,7 +165,7 @@ pub mod mem {
                 .pos
                 .checked_add(offset)
                 .filter(|at| *at <= self.end)
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSPC))?;
+                .ok_or_else(|| errno::error(libc::ENOSPC))?;
             let other = Self {
                 buf: self.buf.clone(),
                 start: at,

@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod creds;
+pub mod errno;
 pub mod file_flags;
 pub mod fs;
 pub mod fusedev;

@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use super::id_map::IdMap;
 
-/// How long the guest may cache metadata and data (`--cache`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How long the guest may cache metadata and data (`--cache`). The variants' doc comments
+/// are the `--help` text of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum CachePolicy {
-    /// No caching: attributes and names are revalidated every time, files open with
-    /// DIRECT_IO.
+    /// Never cache: every access goes to the daemon, files open with direct I/O.
     Never,
-    /// Metadata cached for the timeout; file data not cached (DIRECT_IO).
+    /// Cache metadata only; file data is not cached.
     Metadata,
-    /// Cache for the timeout, data revalidated on open (the default).
+    /// Cache metadata and data with a short timeout (default).
     #[default]
     Auto,
-    /// Cache everything, keep page cache across opens.
+    /// Cache metadata and data for a long time.
     Always,
 }
 
@@ -32,14 +32,15 @@ impl CachePolicy {
 }
 
 /// Whether inodes are kept as file handles rather than O_PATH fds (`--inode-file-handles`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The variants' doc comments are the `--help` text of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum InodeFileHandles {
-    /// Always keep an O_PATH fd.
+    /// Keep an O_PATH fd per inode (default).
     #[default]
     Never,
-    /// Use a file handle where the host filesystem supports it, else an fd.
+    /// Use file handles where the host filesystem supports them.
     Prefer,
-    /// Refuse to serve an inode that cannot be kept as a file handle.
+    /// Fail lookups that cannot be kept as a file handle.
     Mandatory,
 }
 

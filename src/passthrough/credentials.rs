@@ -20,6 +20,7 @@ use log::error;
 
 use crate::fuse::filesystem::Context;
 use crate::oslib::creds;
+use crate::oslib::errno;
 
 const UNCHANGED: u32 = u32::MAX;
 
@@ -46,7 +47,7 @@ impl CallerCreds {
     /// is back to its own credentials then).
     pub fn switch(ctx: &Context) -> io::Result<Self> {
         if ctx.uid == UNCHANGED || ctx.gid == UNCHANGED {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let none = Self { switched: None };
         if (ctx.uid == 0 && ctx.gid == 0 && ctx.supp_gid.is_none()) || creds::geteuid() != 0 {

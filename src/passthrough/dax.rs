@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fuse::abi;
 use crate::fuse::dax::{DaxWindow, MAP_ALIGNMENT, MapRequest};
+use crate::oslib::errno;
 
 /// Which files the guest gets in DAX mode when it mounts with `-o dax=inode`
 /// (`--dax-policy`); with `dax=always` every file is, whatever the policy.
@@ -41,10 +42,6 @@ pub enum DaxPolicy {
 
 /// Size from which `--dax-policy large-files` marks a file DAX: one 2 MiB guest chunk.
 pub const LARGE_FILE: u64 = 2 << 20;
-
-fn einval<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::EINVAL))
-}
 
 /// One range of the window mapped for the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,20 +142,20 @@ impl Dax {
     pub fn check(&self, a: &abi::SetupmappingIn) -> io::Result<CheckedMapping> {
         let known = abi::SETUPMAPPING_FLAG_READ | abi::SETUPMAPPING_FLAG_WRITE;
         if a.flags & !known != 0 || a.flags == 0 {
-            return einval();
+            return errno::fail(libc::EINVAL);
         }
         let aligned = |v: u64| v % MAP_ALIGNMENT == 0;
         if a.len == 0 || !aligned(a.len) || !aligned(a.moffset) || !aligned(a.foffset) {
-            return einval();
+            return errno::fail(libc::EINVAL);
         }
         match a.moffset.checked_add(a.len) {
             Some(end) if end <= self.window.size() => {}
-            _ => return einval(),
+            _ => return errno::fail(libc::EINVAL),
         }
         // The file range must be addressable with off_t.
         match a.foffset.checked_add(a.len) {
             Some(end) if end <= i64::MAX as u64 => {}
-            _ => return einval(),
+            _ => return errno::fail(libc::EINVAL),
         }
         Ok(CheckedMapping {
             file_offset: a.foffset,
@@ -188,7 +185,7 @@ impl Dax {
     ) -> io::Result<()> {
         let mapped = mappable(m.file_offset, m.len, file_size);
         if mapped == 0 {
-            return einval();
+            return errno::fail(libc::EINVAL);
         }
         let mut map = self.map();
         match map.overlapping(m.window_offset, m.len).as_slice() {
@@ -197,7 +194,7 @@ impl Dax {
                 map.ranges.remove(off);
                 self.window.unmap(*off, old.mapped)?;
             }
-            _ => return einval(),
+            _ => return errno::fail(libc::EINVAL),
         }
         self.window.map(&MapRequest {
             fd,
@@ -279,7 +276,7 @@ impl Dax {
         for r in ranges {
             let exact = map.ranges.get(&r.moffset).is_some_and(|m| m.len == r.len);
             if !exact || !seen.insert(r.moffset) {
-                return einval();
+                return errno::fail(libc::EINVAL);
             }
         }
         for r in ranges {

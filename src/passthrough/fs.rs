@@ -32,12 +32,8 @@ use crate::fuse::filesystem::{
     AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
 };
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
-
-/// An `io::Error` from an errno.
-pub(crate) fn errno(e: i32) -> io::Error {
-    io::Error::from_raw_os_error(e)
-}
 
 /// The passthrough filesystem.
 pub struct PassthroughFs {
@@ -169,7 +165,7 @@ impl PassthroughFs {
     /// `EROFS` when the share is read-only.
     pub(crate) fn check_writable(&self) -> io::Result<()> {
         if self.cfg.readonly {
-            Err(errno(libc::EROFS))
+            Err(errno::error(libc::EROFS))
         } else {
             Ok(())
         }
@@ -185,7 +181,7 @@ impl PassthroughFs {
         if self.locks_enabled {
             Ok(())
         } else {
-            Err(errno(libc::ENOSYS))
+            Err(errno::error(libc::ENOSYS))
         }
     }
 
@@ -195,13 +191,13 @@ impl PassthroughFs {
     /// `ELOOP` for a symlink (never followed); `ENXIO` for a FIFO, socket or device; the errno of the open.
     pub(crate) fn reopen(&self, inode: &InodeData, flags: i32) -> io::Result<OwnedFd> {
         if inode.is_symlink() {
-            return Err(errno(libc::ELOOP));
+            return Err(errno::error(libc::ELOOP));
         }
         // Only regular files and directories are ever opened on the host: a guest kernel
         // handles FIFOs, sockets and device nodes itself, and opening one here could block a
         // worker (FIFO) or reach a host device through a node the guest created.
         if !inode.is_reg() && !inode.is_dir() {
-            return Err(errno(libc::ENXIO));
+            return Err(errno::error(libc::ENXIO));
         }
         self.reopen_fd(inode.fd()?.as_fd(), flags)
     }
@@ -278,7 +274,7 @@ impl PassthroughFs {
                         libc::S_IFREG => {
                             self.reopen_fd(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)?
                         }
-                        _ => return Err(errno(libc::EOPNOTSUPP)),
+                        _ => return Err(errno::error(libc::EOPNOTSUPP)),
                     };
                     mounts.entry(mnt_id).or_insert(Arc::new(m)).clone()
                 }
@@ -454,7 +450,7 @@ pub(crate) fn proc_name(fd: BorrowedFd<'_>) -> CString {
 pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
     let b = name.to_bytes();
     if b.is_empty() || b.contains(&b'/') || (!dots_ok && (b == b"." || b == b"..")) {
-        return Err(errno(libc::EINVAL));
+        return Err(errno::error(libc::EINVAL));
     }
     Ok(())
 }
@@ -470,7 +466,7 @@ impl FileSystem for PassthroughFs {
                 "--passthrough on: the kernel did not offer FUSE_PASSTHROUGH (it needs Linux \
                  >= 6.9 built with CONFIG_FUSE_PASSTHROUGH, and no --writeback)"
             );
-            return Err(errno(libc::EPROTO));
+            return Err(errno::error(libc::EPROTO));
         }
         Ok(agreed)
     }

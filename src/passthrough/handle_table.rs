@@ -2,12 +2,17 @@
 //!
 //! OPEN/CREATE/OPENDIR put an fd here and the guest gets a fresh `u64` (never reused); every
 //! later request naming the handle is checked against the table and against the inode it
-//! was opened for: an unknown, released or mismatched handle is `EBADF`.
+//! was opened for: an unknown, released or mismatched handle is `EBADF`. The table is
+//! sharded (see [`super::shards`]), so queues do not wait for each other's handles.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::shards::{IdHash, Shards};
+use crate::oslib::errno;
 
 /// One open file or directory.
 #[derive(Debug)]
@@ -37,44 +42,43 @@ impl HandleData {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    map: HashMap<u64, Arc<HandleData>>,
-    next: u64,
-}
-
-/// All handles the guest holds.
-#[derive(Default)]
+/// All handles the guest holds, sharded by handle (see [`super::shards`]).
 pub struct HandleTable {
-    table: Mutex<Table>,
+    shards: Shards<HashMap<u64, Arc<HandleData>, IdHash>>,
+    /// The last handle number given out.
+    next: AtomicU64,
 }
 
-fn ebadf<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::EBADF))
+impl Default for HandleTable {
+    fn default() -> Self {
+        Self {
+            shards: Shards::new(|_| HashMap::default()),
+            next: AtomicU64::new(0),
+        }
+    }
 }
 
 impl HandleTable {
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        // Updates are single map operations: a poisoned lock still holds a consistent map.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Stores `fd`, opened for node `inode` with the host open `flags`, and returns its
     /// new handle.
     pub fn insert(&self, inode: u64, fd: OwnedFd, flags: i32) -> u64 {
-        let mut t = self.lock();
-        t.next += 1;
-        let fh = t.next;
-        t.map.insert(fh, HandleData::new(inode, fd, flags));
+        // Consecutive handles land in consecutive shards.
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shards
+            .lock_id(fh)
+            .insert(fh, HandleData::new(inode, fd, flags));
         fh
     }
 
     /// Every handle, and the last handle number given out (migration source).
     pub fn snapshot(&self) -> (Vec<(u64, Arc<HandleData>)>, u64) {
-        let t = self.lock();
-        let mut all: Vec<_> = t.map.iter().map(|(fh, h)| (*fh, h.clone())).collect();
+        let mut all: Vec<_> = self
+            .shards
+            .each()
+            .flat_map(|t| t.iter().map(|(fh, h)| (*fh, h.clone())).collect::<Vec<_>>())
+            .collect();
         all.sort_by_key(|(fh, _)| *fh);
-        (all, t.next)
+        (all, self.next.load(Ordering::Relaxed))
     }
 
     /// Puts back handle `fh` as the migration source had it; later handles are numbered
@@ -90,12 +94,12 @@ impl HandleTable {
         fd: OwnedFd,
         flags: i32,
     ) -> io::Result<()> {
-        let mut t = self.lock();
-        if fh == 0 || t.map.contains_key(&fh) {
-            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        let mut t = self.shards.lock_id(fh);
+        if fh == 0 || t.contains_key(&fh) {
+            return Err(errno::error(libc::EEXIST));
         }
-        t.next = t.next.max(last).max(fh);
-        t.map.insert(fh, HandleData::new(inode, fd, flags));
+        self.next.fetch_max(last.max(fh), Ordering::Relaxed);
+        t.insert(fh, HandleData::new(inode, fd, flags));
         Ok(())
     }
 
@@ -104,9 +108,9 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` for an unknown or released handle, or one of another inode.
     pub fn get(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        match self.lock().map.get(&fh) {
+        match self.shards.lock_id(fh).get(&fh) {
             Some(h) if h.inode == inode => Ok(h.clone()),
-            _ => ebadf(),
+            _ => errno::fail(libc::EBADF),
         }
     }
 
@@ -115,16 +119,16 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` as [`get`](Self::get).
     pub fn remove(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        let mut t = self.lock();
-        match t.map.get(&fh) {
-            Some(h) if h.inode == inode => Ok(t.map.remove(&fh).expect("present")),
-            _ => ebadf(),
+        let mut t = self.shards.lock_id(fh);
+        match t.get(&fh) {
+            Some(h) if h.inode == inode => Ok(t.remove(&fh).expect("present")),
+            _ => errno::fail(libc::EBADF),
         }
     }
 
     /// Number of open handles.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.shards.each().map(|t| t.len()).sum()
     }
 
     /// Whether no handle is open.
@@ -134,7 +138,9 @@ impl HandleTable {
 
     /// Closes every handle (DESTROY).
     pub fn clear(&self) {
-        self.lock().map.clear();
+        for mut t in self.shards.each() {
+            *t = HashMap::default();
+        }
     }
 }
 
@@ -161,6 +167,24 @@ mod tests {
         );
         assert_eq!(t.len(), 1);
         t.clear();
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn handles_over_every_shard_stay_apart() {
+        let t = HandleTable::default();
+        let fd: OwnedFd = File::open("/").unwrap().into();
+        let fhs: Vec<u64> = (0..1000)
+            .map(|i| t.insert(i, fd.try_clone().unwrap(), libc::O_RDONLY))
+            .collect();
+        assert_eq!(t.len(), 1000);
+        for (i, fh) in (0..).zip(&fhs) {
+            assert_eq!(t.get(i, *fh).unwrap().inode, i);
+            assert!(t.get(i + 1, *fh).is_err());
+        }
+        for (i, fh) in (0..).zip(&fhs) {
+            t.remove(i, *fh).unwrap();
+        }
         assert!(t.is_empty());
     }
 

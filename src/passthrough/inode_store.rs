@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fuse::abi::ROOT_ID;
+use crate::oslib::errno;
 use crate::oslib::fs::{self as sys, FileHandle};
 
 /// The host identity of an inode.
@@ -137,10 +138,6 @@ pub struct InodeStore {
     maps: Mutex<Maps>,
 }
 
-fn ebadf<T>() -> io::Result<T> {
-    Err(io::Error::from_raw_os_error(libc::EBADF))
-}
-
 impl InodeStore {
     /// A store holding only the root inode (id 1).
     pub fn new(root_fd: OwnedFd, root_key: InodeKey) -> Self {
@@ -180,7 +177,7 @@ impl InodeStore {
     pub fn get(&self, id: u64) -> io::Result<Arc<InodeData>> {
         match self.lock().by_id.get(&id) {
             Some(slot) => Ok(slot.data.clone()),
-            None => ebadf(),
+            None => errno::fail(libc::EBADF),
         }
     }
 
@@ -268,11 +265,11 @@ impl InodeStore {
         repr: Repr,
     ) -> io::Result<Arc<InodeData>> {
         if id == ROOT_ID || id == 0 || refcount == 0 {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let mut maps = self.lock();
         if maps.by_id.contains_key(&id) {
-            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            return Err(errno::error(libc::EEXIST));
         }
         maps.next_id = maps.next_id.max(next).max(id.saturating_add(1));
         let data = Arc::new(InodeData {

@@ -14,6 +14,8 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::oslib::errno;
+
 /// Longest sleep between two attempts (a lock held by a host process is seen this late).
 pub const MAX_POLL: Duration = Duration::from_millis(100);
 /// First sleep between two attempts, doubled up to [`MAX_POLL`].
@@ -40,7 +42,7 @@ pub struct LockWaits {
 
 /// `EINTR`: what an interrupted or aborted wait answers.
 fn eintr() -> io::Error {
-    io::Error::from_raw_os_error(libc::EINTR)
+    errno::error(libc::EINTR)
 }
 
 impl LockWaits {
@@ -67,7 +69,7 @@ impl LockWaits {
         }
         if !s.waiting.insert(unique) {
             // The same unique twice at once: a confused or hostile guest.
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         drop(s);
         let res = self.wait_loop(unique, &mut attempt);
@@ -156,7 +158,7 @@ mod tests {
     use super::*;
 
     fn busy() -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EAGAIN))
+        Err(errno::error(libc::EAGAIN))
     }
 
     /// Starts a wait (as request 7) that never gets its lock; returns its thread.
@@ -233,7 +235,7 @@ mod tests {
     #[test]
     fn other_errors_end_the_wait() {
         let w = LockWaits::default();
-        let err = w.wait_for(1, || Err(io::Error::from_raw_os_error(libc::EBADF)));
+        let err = w.wait_for(1, || Err(errno::error(libc::EBADF)));
         assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }

@@ -23,9 +23,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fs::{PassthroughFs, errno};
+use super::fs::PassthroughFs;
 use super::lock_wait::LockWaits;
 use crate::fuse::abi::{self, FileLock, LkIn};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 /// `FileLock.end` meaning "to the end of the file" (the kernel's OFFSET_MAX).
@@ -112,11 +113,11 @@ impl LockTable {
 /// A `flock64` for the byte range of `lk`.
 fn to_flock(lk: &FileLock) -> io::Result<libc::flock64> {
     if lk.start > OFFSET_MAX || lk.end < lk.start {
-        return Err(errno(libc::EINVAL));
+        return Err(errno::error(libc::EINVAL));
     }
     let typ = match lk.typ as i32 {
         libc::F_RDLCK | libc::F_WRLCK | libc::F_UNLCK => lk.typ as i16,
-        _ => return Err(errno(libc::EINVAL)),
+        _ => return Err(errno::error(libc::EINVAL)),
     };
     let len = if lk.end >= OFFSET_MAX {
         0
@@ -174,7 +175,7 @@ impl PassthroughFs {
     pub(crate) fn do_getlk(&self, inode: u64, args: &LkIn) -> io::Result<FileLock> {
         let handle = self.handles.get(inode, args.fh)?;
         if args.lk_flags & abi::LK_FLOCK != 0 {
-            return Err(errno(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let mut fl = to_flock(&args.lk)?;
         // An owner that holds locks asks through its own description (its locks never
@@ -231,7 +232,7 @@ impl PassthroughFs {
                     libc::F_RDLCK => libc::LOCK_SH,
                     libc::F_WRLCK => libc::LOCK_EX,
                     libc::F_UNLCK => libc::LOCK_UN,
-                    _ => return Err(errno(libc::EINVAL)),
+                    _ => return Err(errno::error(libc::EINVAL)),
                 };
                 Box::new(move |fd| sys::flock(fd, op | libc::LOCK_NB))
             }

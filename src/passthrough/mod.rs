@@ -9,6 +9,7 @@
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
 //!   lookup counts.
 //! - [`handle_table`]: file handles ↔ open host fds.
+//! - [`shards`]: sharded maps (the handle table), so queues do not wait for each other.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
 //! - [`id_map`]: `--translate-uid`/`--translate-gid`, guest ids to host ids and back.
@@ -36,6 +37,7 @@ mod ops_dir;
 mod ops_entry;
 mod ops_file;
 mod ops_xattr;
+pub mod shards;
 #[cfg(test)]
 mod test_util;
 

@@ -13,9 +13,10 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::dax::{DaxPolicy, LARGE_FILE};
-use super::fs::{PassthroughFs, errno, stat_fd};
+use super::fs::{PassthroughFs, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi;
+use crate::oslib::errno;
 use crate::oslib::file_flags;
 
 /// `fuse_setupmapping_in.fh` when the guest names no handle.
@@ -23,14 +24,17 @@ const NO_FH: u64 = u64::MAX;
 
 impl PassthroughFs {
     pub(crate) fn do_setupmapping(&self, inode: u64, a: &abi::SetupmappingIn) -> io::Result<()> {
-        let dax = self.dax.as_ref().ok_or_else(|| errno(libc::ENOSYS))?;
+        let dax = self
+            .dax
+            .as_ref()
+            .ok_or_else(|| errno::error(libc::ENOSYS))?;
         let m = dax.check(a)?;
         if m.writable {
             self.check_writable()?;
         }
         let data = self.inodes.get(inode)?;
         if !data.is_reg() {
-            return Err(errno(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         if a.fh == NO_FH {
             let fd = self.reopen(&data, self.dax_open_flags(m.writable))?;
@@ -45,7 +49,7 @@ impl PassthroughFs {
             _ => false,
         };
         if !allowed {
-            return Err(errno(libc::EACCES));
+            return Err(errno::error(libc::EACCES));
         }
         let size = stat_fd(h.fd())?.stx_size;
         dax.setup(h.fd(), inode, size, &m)
@@ -85,7 +89,10 @@ impl PassthroughFs {
     }
 
     pub(crate) fn do_removemapping(&self, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
-        let dax = self.dax.as_ref().ok_or_else(|| errno(libc::ENOSYS))?;
+        let dax = self
+            .dax
+            .as_ref()
+            .ok_or_else(|| errno::error(libc::ENOSYS))?;
         dax.remove(ranges)
     }
 

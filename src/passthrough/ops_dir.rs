@@ -9,6 +9,7 @@ use std::io;
 
 use super::fs::PassthroughFs;
 use crate::fuse::filesystem::{AddDirEntry, AddDirEntryPlus, DirEntry, Entry};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 /// Bytes asked from `getdents64` per call at most.
@@ -36,7 +37,7 @@ impl PassthroughFs {
     pub(crate) fn do_opendir(&self, inode: u64) -> io::Result<(u64, u32)> {
         let data = self.inodes.get(inode)?;
         if !data.is_dir() {
-            return Err(super::fs::errno(libc::ENOTDIR));
+            return Err(errno::error(libc::ENOTDIR));
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY;
         let fd = self.reopen(&data, flags)?;
@@ -113,7 +114,7 @@ impl PassthroughFs {
                 };
                 return Ok(add(d, none)? != 0);
             }
-            let name = std::ffi::CString::new(d.name).map_err(|_| super::fs::errno(libc::EIO))?;
+            let name = std::ffi::CString::new(d.name).map_err(|_| errno::error(libc::EIO))?;
             let entry = match self.do_lookup(&dir, &name) {
                 Ok(e) => e,
                 // Removed since getdents64 saw it: leave it out.

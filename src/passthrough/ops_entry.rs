@@ -19,10 +19,11 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, errno, proc_name, stat_fd};
+use super::fs::{PassthroughFs, check_name, proc_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{SetattrIn, setattr_valid as valid};
 use crate::fuse::filesystem::{Context, Entry};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 impl PassthroughFs {
@@ -60,7 +61,7 @@ impl PassthroughFs {
                 match &handle {
                     Some(h) => sys::fchmod(h.fd(), mode)?,
                     // Linux has no mode on symlinks.
-                    None if data.is_symlink() => return Err(errno(libc::EOPNOTSUPP)),
+                    None if data.is_symlink() => return Err(errno::error(libc::EOPNOTSUPP)),
                     None => sys::fchmodat(proc_fd, &name, mode)?,
                 }
             }
@@ -127,7 +128,7 @@ impl PassthroughFs {
     pub(crate) fn do_readlink(&self, inode: u64) -> io::Result<Vec<u8>> {
         let data = self.inodes.get(inode)?;
         if !data.is_symlink() {
-            return Err(errno(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
     }
@@ -218,7 +219,7 @@ impl PassthroughFs {
         check_name(newname, false)?;
         let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
         if flags & !known != 0 {
-            return Err(errno(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let od = self.inodes.get(olddir)?;
         let nd = self.inodes.get(newdir)?;
@@ -246,7 +247,7 @@ impl PassthroughFs {
     pub(crate) fn do_access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
         let data = self.inodes.get(inode)?;
         if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {
-            return Err(errno(libc::EROFS));
+            return Err(errno::error(libc::EROFS));
         }
         self.check_access(ctx, &data, mask as i32)
     }

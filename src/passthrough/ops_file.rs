@@ -9,11 +9,12 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, errno, stat_fd};
+use super::fs::{PassthroughFs, check_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 /// Whether the open flags can modify the file.
@@ -30,7 +31,7 @@ impl PassthroughFs {
         open_flags: u32,
     ) -> io::Result<(u64, u32)> {
         if self.cfg.readonly && writes(flags) {
-            return Err(errno(libc::EROFS));
+            return Err(errno::error(libc::EROFS));
         }
         let data = self.inodes.get(inode)?;
         // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
@@ -148,7 +149,7 @@ impl PassthroughFs {
         let entry = self.do_lookup(parent, name)?;
         let opened = self.inodes.get(entry.inode).and_then(|data| {
             if data.is_dir() {
-                return Err(errno(libc::EISDIR));
+                return Err(errno::error(libc::EISDIR));
             }
             let mut mask = match args.flags as i32 & libc::O_ACCMODE {
                 libc::O_RDONLY => libc::R_OK,
@@ -253,7 +254,7 @@ impl PassthroughFs {
         let hin = self.handles.get(inode_in, args.fh_in)?;
         let hout = self.handles.get(args.nodeid_out, args.fh_out)?;
         let len = usize::try_from(args.len).unwrap_or(usize::MAX);
-        let flags = u32::try_from(args.flags).map_err(|_| errno(libc::EINVAL))?;
+        let flags = u32::try_from(args.flags).map_err(|_| errno::error(libc::EINVAL))?;
         sys::copy_file_range(hin.fd(), args.off_in, hout.fd(), args.off_out, len, flags)
     }
 

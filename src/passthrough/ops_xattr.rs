@@ -22,10 +22,11 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::thread_chdir;
-use super::fs::{PassthroughFs, errno, proc_name};
+use super::fs::{PassthroughFs, proc_name};
 use super::inode_store::InodeData;
 use crate::fuse::abi;
 use crate::fuse::filesystem::XattrReply;
+use crate::oslib::errno;
 use crate::oslib::xattr::{self as sys, XattrTarget};
 
 /// Largest xattr value Linux stores (`XATTR_SIZE_MAX`).
@@ -43,11 +44,11 @@ const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
 impl PassthroughFs {
     fn check_xattr(&self, name: Option<&CStr>) -> io::Result<()> {
         if !(self.cfg.xattr || self.cfg.posix_acl) {
-            return Err(errno(libc::ENOSYS));
+            return Err(errno::error(libc::ENOSYS));
         }
         if let Some(name) = name {
             if !self.cfg.posix_acl && name.to_bytes().starts_with(POSIX_ACL_PREFIX) {
-                return Err(errno(libc::EOPNOTSUPP));
+                return Err(errno::error(libc::EOPNOTSUPP));
             }
         }
         Ok(())
@@ -152,7 +153,7 @@ impl PassthroughFs {
         if size == 0 {
             Ok(XattrReply::Count(list.len() as u32))
         } else if list.len() > size as usize {
-            Err(errno(libc::ERANGE))
+            Err(errno::error(libc::ERANGE))
         } else {
             Ok(XattrReply::Value(list))
         }

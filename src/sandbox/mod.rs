@@ -18,8 +18,21 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, SandboxMode};
 use crate::oslib;
+
+/// Sandbox mode (`--sandbox`). The variants' doc comments are the `--help` text of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    /// New mount, pid and network namespaces, then pivot_root into the shared directory.
+    Namespace,
+    /// chroot into the shared directory (needs root, no namespaces).
+    Chroot,
+    /// No sandbox: the shared directory is still the limit of what the guest can reach.
+    None,
+}
+
+/// Action on a syscall outside the seccomp allow list (`--seccomp`). The variants' doc
+pub use seccomp::SeccompAction;
 
 /// Errors setting up the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -84,24 +97,31 @@ pub enum Outcome {
     ChildExited(i32),
 }
 
-/// Enters the sandbox `cfg.sandbox` names.
+/// Enters the sandbox `mode` names around `shared_dir`.
 ///
 /// # Errors
 /// Any step that failed, with what the operator should check.
-pub fn enter(cfg: &Config) -> Result<Outcome, SandboxError> {
-    match cfg.sandbox {
+/// `inert_share`: mount the share nosuid,nodev inside the namespace sandbox;
+/// `user_namespace`: start the namespace sandbox in a user namespace with these maps.
+pub fn enter(
+    mode: SandboxMode,
+    shared_dir: &Path,
+    inert_share: bool,
+    user_namespace: Option<&user_namespace::UserNamespace>,
+) -> Result<Outcome, SandboxError> {
+    match mode {
         SandboxMode::None => Ok(Outcome::Serve {
             proc_self_fd: open_proc_self_fd()?,
-            root_dir: cfg.shared_dir.clone(),
+            root_dir: shared_dir.to_path_buf(),
         }),
-        SandboxMode::Chroot => chroot::enter(&cfg.shared_dir),
+        SandboxMode::Chroot => chroot::enter(shared_dir),
         SandboxMode::Namespace => {
-            if let Some(maps) = &cfg.user_namespace
+            if let Some(maps) = user_namespace
                 && let Some(parent) = user_namespace::enter(maps)?
             {
                 return Ok(parent);
             }
-            namespace::enter(&cfg.shared_dir, !cfg.allow_suid_dev)
+            namespace::enter(shared_dir, inert_share)
         }
     }
 }

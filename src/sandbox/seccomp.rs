@@ -24,8 +24,9 @@ use seccompiler::{
 
 use crate::oslib::{file_flags, fusedev, xattr};
 
-/// What happens on a system call outside the allowlist (`--seccomp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happens on a system call outside the allowlist (`--seccomp`). The variants' doc
+/// comments are the `--help` text of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeccompAction {
     /// No filter at all.
     None,

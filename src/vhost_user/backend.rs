@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use vhost::vhost_user::Backend;
 use vhost::vhost_user::message::{
@@ -157,21 +158,29 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                 vring.disable_notification().map_err(io::Error::other)?;
             }
             let chains = self.pop_all(vring)?;
-            let mut completed = false;
+            // Replies go on the used ring as soon as each is ready; the guest is signalled
+            // once per batch (an interrupt per reply costs both sides more than it saves),
+            // but never later than MAX_SIGNAL_DELAY after a reply was put there, so fast
+            // replies do not wait long behind slow requests.
+            let mut unsignalled: Option<Instant> = None;
             for chain in chains {
                 match self.pools.get(queue) {
                     Some(pool) => self.submit(pool, vring, chain, event_idx),
                     None => {
+                        if unsignalled.is_some_and(|t| t.elapsed() >= MAX_SIGNAL_DELAY) {
+                            notify(vring, event_idx);
+                            unsignalled = None;
+                        }
                         let head = chain.head_index();
                         let len = serve_chain(&self.server, chain);
                         if let Err(e) = vring.add_used(head, len) {
                             log::warn!("queue {queue}: cannot complete request {head}: {e}");
                         }
-                        completed = true;
+                        unsignalled.get_or_insert_with(Instant::now);
                     }
                 }
             }
-            if completed {
+            if unsignalled.is_some() {
                 notify(vring, event_idx);
             }
             if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
@@ -189,17 +198,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         let job = Box::new(move || {
             let head = chain.head_index();
             let len = serve_chain(&server, chain);
-            // add_used and the notification check under one lock, so concurrent
-            // completions on this queue cannot miss a notification.
-            let mut state = vring.get_mut();
-            if let Err(e) = state.add_used(head, len) {
-                log::warn!("cannot complete request {head}: {e}");
-            }
-            if !event_idx || state.needs_notification().unwrap_or(true) {
-                if let Err(e) = state.signal_used_queue() {
-                    log::warn!("cannot notify the guest: {e}");
-                }
-            }
+            complete(&vring, head, len, event_idx);
             drop(ticket);
         });
         if pool.submit(job).is_err() {
@@ -208,8 +207,14 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     }
 }
 
+/// Longest a reply already on the used ring waits for its signal while the queue's worker
+/// serves the rest of a batch.
+const MAX_SIGNAL_DELAY: Duration = Duration::from_millis(1);
+
 /// Most queues: one worker thread each, and the thread mask is a u64.
 pub const MAX_QUEUES: usize = 64;
+/// Most request queues (`--num-request-queues`): every queue but the high-priority one.
+pub const MAX_REQUEST_QUEUES: usize = MAX_QUEUES - 1;
 
 /// Runs one request; returns the reply length to put in the used ring (0 for a malformed
 /// chain or a request that got no reply).
@@ -246,6 +251,21 @@ fn guest_fault_is_logged() -> bool {
 fn notify(vring: &Vring, event_idx: bool) {
     let needed = !event_idx || vring.needs_notification().unwrap_or(true);
     if needed && let Err(e) = vring.signal_used_queue() {
+        log::warn!("cannot notify the guest: {e}");
+    }
+}
+
+/// Puts request `head` on the used ring with `len` reply bytes and signals the guest if it
+/// asked to be (always without EVENT_IDX). Both under one lock of the vring, so concurrent
+/// completions on this queue (thread pool) cannot miss a notification.
+fn complete(vring: &Vring, head: u16, len: u32, event_idx: bool) {
+    let mut state = vring.get_mut();
+    if let Err(e) = state.add_used(head, len) {
+        log::warn!("cannot complete request {head}: {e}");
+    }
+    if (!event_idx || state.needs_notification().unwrap_or(true))
+        && let Err(e) = state.signal_used_queue()
+    {
         log::warn!("cannot notify the guest: {e}");
     }
 }

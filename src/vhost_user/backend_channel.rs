@@ -21,6 +21,7 @@ use vhost::vhost_user::message::{VhostUserMMap, VhostUserMMapFlags, VhostUserShM
 use vhost::vhost_user::{Backend, VhostUserFrontendReqHandler};
 
 use crate::fuse::dax::{DaxWindow, MapRequest};
+use crate::oslib::errno;
 
 /// The shared-memory region id of the DAX window (the Linux guest uses region 0).
 pub const DAX_SHMID: u8 = 0;
@@ -137,7 +138,7 @@ impl DaxWindow for BackendChannel {
                 req.window_offset,
                 req.len
             );
-            io::Error::from_raw_os_error(libc::EIO)
+            errno::error(libc::EIO)
         })
     }
 
@@ -153,7 +154,7 @@ impl DaxWindow for BackendChannel {
         };
         backend.shmem_unmap(&msg).map(drop).map_err(|e| {
             log::warn!("the frontend refused SHMEM_UNMAP of {window_offset:#x}+{len:#x}: {e}");
-            io::Error::from_raw_os_error(libc::EIO)
+            errno::error(libc::EIO)
         })
     }
 }

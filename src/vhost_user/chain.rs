@@ -17,6 +17,7 @@ use vm_memory::{GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
 
 use crate::fuse::io::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib;
+use crate::oslib::errno;
 
 /// Most iovecs one `preadv`/`pwritev` takes (Linux `UIO_MAXIOV`); a longer transfer is
 /// simply shorter, as the traits allow.
@@ -122,7 +123,7 @@ impl<'a, B: BitmapSlice> Buffers<'a, B> {
     /// Keeps the first `at` bytes, returning the rest.
     fn split_off(&mut self, at: usize) -> io::Result<Self> {
         if at > self.len {
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            return Err(errno::error(libc::ENOSPC));
         }
         let mut rest = Self::new();
         let mut kept = 0;
@@ -230,7 +231,10 @@ pub struct ChainReader<'a, B: BitmapSlice = ()> {
 impl<B: BitmapSlice> Read for ChainReader<'_, B> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in self.bufs.front(buf.len())? {
+        for vs in &self.bufs.slices {
+            if done == buf.len() {
+                break;
+            }
             done += vs.copy_to(&mut buf[done..]);
         }
         self.bufs.consume(done)?;
@@ -270,10 +274,14 @@ pub struct ChainWriter<'a, B: BitmapSlice = ()> {
 impl<B: BitmapSlice> Write for ChainWriter<'_, B> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in self.bufs.front(data.len())? {
+        for vs in &self.bufs.slices {
+            if done == data.len() {
+                break;
+            }
+            let n = vs.len().min(data.len() - done);
             // copy_from marks the copied range dirty in the slice's bitmap.
-            vs.copy_from(&data[done..done + vs.len()]);
-            done += vs.len();
+            vs.copy_from(&data[done..done + n]);
+            done += n;
         }
         self.bufs.consume(done)?;
         self.written += done;

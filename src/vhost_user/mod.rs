@@ -36,7 +36,9 @@ pub enum VhostUserError {
     )]
     TooManyQueues(usize),
     #[error(
-        "--tag {0:?} does not fit the 36 bytes of the virtio-fs config space: use a shorter tag"
+        "--tag {0:?} does not fit the {max} bytes of the virtio-fs config space: use a shorter \
+         tag",
+        max = config_space::TAG_LEN
     )]
     TagTooLong(String),
     #[error(

@@ -138,7 +138,12 @@ impl Mounted {
 
     fn wait_mounted(mut self) -> Self {
         let deadline = Instant::now() + START_TIMEOUT;
-        while !is_mounted(&self.mnt) || !self.log().contains("reader thread") {
+        // Mounted, serving, and INIT answered (the kernel sends it right after the mount;
+        // tests read the agreed flags from the log).
+        while !is_mounted(&self.mnt)
+            || !self.log().contains("reader thread")
+            || !self.log().contains("INIT: protocol")
+        {
             if !self.is_running() {
                 panic!(
                     "vhostfsd exited ({:?}) before mounting; its log:\n{}",

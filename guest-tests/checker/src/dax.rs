@@ -188,3 +188,46 @@ pub fn statx_dax(path: &Path, want: bool) -> std::process::ExitCode {
     );
     r.finish("statx-dax")
 }
+
+/// `checker dax-hold FILE READY GO`: maps FILE and reads it, creates READY, waits for GO
+/// (the host truncates FILE meanwhile), then reads the mapping again (the host-truncation
+/// hazard of docs/dax.md).
+pub fn hold(file: &Path, ready: &Path, go: &Path) -> std::process::ExitCode {
+    let res = (|| -> CheckResult {
+        let f = File::open(file).map_err(|e| e.to_string())?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
+        // SAFETY: a new shared read-only mapping of an open file.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        ensure(p != libc::MAP_FAILED, || {
+            format!("mmap: {}", std::io::Error::last_os_error())
+        })?;
+        // SAFETY: the whole mapping, alive until the process exits.
+        let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+        let sum: u64 = bytes.iter().map(|b| u64::from(*b)).sum();
+        println!("checker: dax-hold mapped {len} bytes, sum {sum}");
+        std::fs::write(ready, b"").map_err(|e| e.to_string())?;
+        while !go.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        println!("checker: dax-hold reading the mapping after the host truncated the file");
+        let sum: u64 = bytes.iter().map(|b| u64::from(*b)).sum();
+        println!("checker: dax-hold survived, sum {sum}");
+        Ok(())
+    })();
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            println!("checker: FAIL dax-hold: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -13,6 +13,7 @@
 //! checker pattern write|verify PATH SIZE SEED
 //! checker dax DIR
 //! checker statx-dax PATH yes|no
+//! checker dax-hold FILE READY GO
 //! ```
 //!
 //! `semantics` leaves files under `DIR/host-check/` that the host side verifies after the VM is
@@ -1084,6 +1085,11 @@ fn main() -> ExitCode {
             semantics(&PathBuf::from(&args[1]), &o)
         }
         Some("dax") if args.len() == 2 => dax::dax(Path::new(&args[1])),
+        Some("dax-hold") if args.len() == 4 => dax::hold(
+            Path::new(&args[1]),
+            Path::new(&args[2]),
+            Path::new(&args[3]),
+        ),
         Some("statx-dax") if args.len() == 3 => {
             dax::statx_dax(Path::new(&args[1]), args[2] == "yes")
         }

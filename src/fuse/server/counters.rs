@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::decode::opcode_name;
 use crate::fuse::abi::opcode;
 
 /// Opcodes counted one by one; anything above lands in the last slot ("UNKNOWN").
@@ -37,7 +36,7 @@ impl OpcodeCounters {
                 let name = if i == SLOTS - 1 {
                     "UNKNOWN"
                 } else {
-                    opcode_name(i as u32)
+                    opcode::name(i as u32)
                 };
                 (n > 0).then_some((name, n))
             })

@@ -36,6 +36,9 @@ use super::abi::{self, init_flags, opcode};
 use super::filesystem::{Context, DirEntry, Entry, FileSystem};
 use super::io::{Reader, Writer};
 
+/// Request bodies up to this size are read into a buffer on the stack.
+const INLINE_BODY: usize = 1024;
+
 /// What INIT agreed on; valid while `initialized` is set.
 #[derive(Debug, Default)]
 struct Session {
@@ -101,7 +104,7 @@ impl<F: FileSystem> Server<F> {
         debug!(
             "#{} {} node {} len {} uid {} gid {} pid {}",
             h.unique,
-            decode::opcode_name(h.opcode),
+            opcode::name(h.opcode),
             h.nodeid,
             h.len,
             h.uid,
@@ -118,11 +121,7 @@ impl<F: FileSystem> Server<F> {
             return self.init(&mut r, lengths, reply);
         }
         if !self.session.initialized.load(Ordering::Acquire) {
-            debug!(
-                "#{}: {} before INIT",
-                h.unique,
-                decode::opcode_name(h.opcode)
-            );
+            debug!("#{}: {} before INIT", h.unique, opcode::name(h.opcode));
             return if has_reply {
                 reply.errno(libc::EIO)
             } else {
@@ -141,8 +140,17 @@ impl<F: FileSystem> Server<F> {
         if h.opcode == opcode::WRITE {
             return self.write(&ctx, &h, r, lengths, minor, reply);
         }
-        let mut body = vec![0; lengths.body];
-        if let Err(e) = r.read_exact(&mut body) {
+        // Most bodies (an argument struct and a name or two) fit on the stack: no
+        // allocation per request.
+        let mut inline = [0u8; INLINE_BODY];
+        let mut heap = Vec::new();
+        let body = if lengths.body <= INLINE_BODY {
+            &mut inline[..lengths.body]
+        } else {
+            heap.resize(lengths.body, 0);
+            &mut heap[..]
+        };
+        if let Err(e) = r.read_exact(body) {
             return if has_reply { reply.error(&e) } else { Ok(0) };
         }
         let (args, ext) = body.split_at(lengths.body - lengths.ext);
@@ -250,11 +258,12 @@ impl<F: FileSystem> Server<F> {
         } else {
             size_of::<abi::WriteIn>()
         };
-        let mut arg = vec![0; arg_size.min(lengths.body - lengths.ext)];
-        if let Err(e) = r.read_exact(&mut arg) {
+        let mut arg = [0u8; size_of::<abi::WriteIn>()];
+        let arg = &mut arg[..arg_size.min(lengths.body - lengths.ext)];
+        if let Err(e) = r.read_exact(arg) {
             return reply.error(&e);
         }
-        let a: abi::WriteIn = match decode::Args::new(&arg).take_prefix(arg_size) {
+        let a: abi::WriteIn = match decode::Args::new(arg).take_prefix(arg_size) {
             Ok(a) => a,
             Err(e) => return Self::refuse(reply, true, &e),
         };

@@ -11,6 +11,7 @@ use vm_memory::ByteValued;
 use crate::fuse::abi;
 use crate::fuse::filesystem::{DirEntry, Entry, XattrReply};
 use crate::fuse::io::Writer;
+use crate::oslib::errno;
 
 /// Size of the reply header.
 pub const OUT_HEADER: usize = size_of::<abi::OutHeader>();
@@ -70,7 +71,7 @@ impl<W: Writer> Reply<W> {
     /// The transport's write error.
     pub fn ok_written(mut self, payload: usize) -> io::Result<usize> {
         let len = OUT_HEADER + payload;
-        let wire_len = u32::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+        let wire_len = u32::try_from(len).map_err(|_| errno::error(libc::EIO))?;
         self.header(wire_len, 0)?;
         debug!("#{}: ok, {len} bytes", self.unique);
         Ok(len)
@@ -90,11 +91,7 @@ impl<W: Writer> Reply<W> {
     /// [`ReplyError::NoSpace`], or the transport's write error.
     pub fn errno(mut self, errno: i32) -> io::Result<usize> {
         let errno = if errno > 0 { errno } else { libc::EIO };
-        debug!(
-            "#{}: error {}",
-            self.unique,
-            io::Error::from_raw_os_error(errno)
-        );
+        debug!("#{}: error {}", self.unique, errno::error(errno));
         self.header(OUT_HEADER as u32, -errno)?;
         Ok(OUT_HEADER)
     }
@@ -326,7 +323,7 @@ impl DirBuf {
     /// EINVAL for a name the kernel would reject (empty, with '/', too long).
     pub fn add(&mut self, e: DirEntry<'_>, plus: Option<&Entry>) -> io::Result<usize> {
         if e.name.is_empty() || e.name.len() > NAME_MAX || e.name.contains(&b'/') {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(errno::error(libc::EINVAL));
         }
         let head = plus.map_or(0, |_| size_of::<abi::EntryOut>()) + size_of::<abi::Dirent>();
         let size = (head + e.name.len()).next_multiple_of(8);

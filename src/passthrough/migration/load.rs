@@ -2,13 +2,13 @@
 //! shared directory.
 
 use std::collections::HashSet;
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::save::walk;
 use super::state::{FsState, InodeState, Locator};
 use super::{MigrationConfig, MigrationError, ONE_SHOT_FLAGS, OnError};
 use crate::fuse::abi::ROOT_ID;
+use crate::oslib::errno;
 use crate::oslib::fs as sys;
 use crate::passthrough::fs::{PassthroughFs, key_of, stat_fd};
 
@@ -40,9 +40,9 @@ impl PassthroughFs {
         for h in &state.handles {
             let flags = h.flags & !ONE_SHOT_FLAGS;
             let result = if !restored.contains(&h.inode) {
-                Err(io::Error::from_raw_os_error(libc::EBADF))
+                Err(errno::error(libc::EBADF))
             } else if flags & libc::O_ACCMODE != libc::O_RDONLY && self.cfg.readonly {
-                Err(io::Error::from_raw_os_error(libc::EROFS))
+                Err(errno::error(libc::EROFS))
             } else {
                 self.inodes
                     .get(h.inode)
