@@ -899,6 +899,26 @@ def main() -> int:
             workroot.rmdir()
 
 
+GUEST_CRASH_RE = re.compile(r"Kernel panic - not syncing: (.*)")
+
+
+def guest_crashed_before_serving(o: Outcome, wd: Path) -> str | None:
+    """The guest kernel's panic message when a failed case never reached the daemon.
+
+    QEMU's TCG occasionally crashes a booting SMP guest while the kernel patches its own text
+    (an int3 in sched_clock_cpu, seen with QEMU 7.2). Such a failure says nothing about the
+    daemon when the daemon reports it served no request at all; any other failure stands.
+    """
+    if o.status != "FAIL":
+        return None
+    m = GUEST_CRASH_RE.search(o.console)
+    dlog = wd / "daemon.log"
+    dtext = dlog.read_text(errors="replace") if dlog.exists() else ""
+    if m and "requests served: none" in dtext and "VHOSTFSD-GUEST-RESULT" not in o.console:
+        return m.group(1).strip()
+    return None
+
+
 def run_matrix(args, qemus, want_qemus, sandboxes, workroot: Path) -> int:
     cases = matrix(args.matrix, want_qemus, sandboxes)
     if args.case:
@@ -915,6 +935,15 @@ def run_matrix(args, qemus, want_qemus, sandboxes, workroot: Path) -> int:
     for i, c in enumerate(cases, 1):
         log(f"[{i}/{len(cases)}] {c.name} ...")
         o = run_case(c, info, qemus, workroot, args.verbose)
+        crash = guest_crashed_before_serving(o, workroot / c.name)
+        if crash:
+            # Not the daemon's doing: it never saw a request. Keep the evidence, boot once more.
+            kept = workroot / f"{c.name}-attempt1"
+            (workroot / c.name).rename(kept)
+            log(f"[{i}/{len(cases)}] {c.name}: the guest kernel crashed before any FUSE request "
+                f"({crash}; logs kept in {kept}); running the case once more")
+            o = run_case(c, info, qemus, workroot, args.verbose)
+            o.detail = "; ".join(filter(None, [o.detail, f"second attempt: the first boot's guest kernel crashed ({crash})"]))
         outcomes.append(o)
         log(f"[{i}/{len(cases)}] {c.name}: {o.status} ({o.seconds:.0f}s){' - ' + o.detail if o.detail else ''}")
     total = time.monotonic() - t0

@@ -109,6 +109,7 @@ for f in /usr/share/man/man8/vhostfsd.8.gz \
          /usr/share/doc/vhostfsd/user-guide.md /usr/share/doc/vhostfsd/flags.md; do
     [ -s "$f" ] || fail "$f missing or empty"
 done
+[ -d /etc/vhostfsd ] || fail "the .deb did not create /etc/vhostfsd (packaging/debian/postinst)"
 zcat /usr/share/man/man8/vhostfsd.8.gz | cmp - packaging/generated/vhostfsd.8 || fail "installed man page differs"
 bash -c 'source /usr/share/bash-completion/completions/vhostfsd && complete -p vhostfsd' ||
     fail "the bash completion does not register"
@@ -149,7 +150,7 @@ fi
 step "purge the package"
 trap - EXIT
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$PKG" >/dev/null
-for f in "$BIN" "$DESCRIPTOR" /usr/lib/systemd/system/vhostfsd@.service; do
+for f in "$BIN" "$DESCRIPTOR" /usr/lib/systemd/system/vhostfsd@.service /etc/vhostfsd; do
     [ ! -e "$f" ] || fail "$f left behind after purge"
 done
 echo "test-package.sh: ok"

@@ -21,6 +21,9 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "install dependencies"
 guest-tests/install-deps.sh
+# The POSIX suite of tests/host_posix.rs (cached in target/tools after the first run).
+PJDFSTEST=$(scripts/install-pjdfstest.sh)
+export PJDFSTEST VHOSTFSD_REQUIRE_PJDFSTEST=1
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -41,7 +44,7 @@ step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked
 
 # Also runs benches/vhostfs-bench in test mode: 1 s of every workload, every reply checked.
-step "cargo test (unit, vhost-user integration tests, vhostfs-bench smoke)"
+step "cargo test (unit, vhost-user and host-mount integration tests, pjdfstest, vhostfs-bench smoke)"
 cargo test --locked --all-targets
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
@@ -57,6 +60,9 @@ fi
 step "guest tests (real Linux guest under QEMU)"
 cargo build --release --locked --package vhostfsd
 VHOSTFSD="$PWD/target/release/vhostfsd" guest-tests/run.sh
+
+step "guest test: live migration between two QEMU 10.0 and two daemons on one directory"
+VHOSTFSD="$PWD/target/release/vhostfsd" python3 guest-tests/migrate.py
 
 step "package: .deb and RPM, installed files, systemd units, unit and libvirt guest boots"
 packaging/test-package.sh

@@ -29,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod fuse;
 pub mod fusedev;
+pub mod log_limit;
 pub mod oslib;
 pub mod passthrough;
 pub mod sandbox;

@@ -19,18 +19,7 @@ fn leave_a_setlkw_waiting(d: &Daemon, f: &mut Fuse) -> (u64, u16, u64) {
     let node = f.lookup(ROOT, "x").unwrap().nodeid;
     let fa = f.open(node, libc::O_RDWR).unwrap().fh;
     let fb = f.open(node, libc::O_RDWR).unwrap().fh;
-    let lk = |fh, owner| abi::LkIn {
-        fh,
-        owner,
-        lk: abi::FileLock {
-            start: 0,
-            end: i64::MAX as u64,
-            typ: libc::F_WRLCK as u32,
-            pid: 1,
-        },
-        lk_flags: 0,
-        padding: 0,
-    };
+    let lk = |fh, owner| common::fuse::write_lock(fh, owner, 0, i64::MAX as u64);
     f.call_ok(opcode::SETLK, node, &[lk(fa, 1).as_slice()], 0)
         .expect("owner 1 takes the lock");
     let arg = lk(fb, 2);
@@ -59,17 +48,7 @@ fn a_disconnect_with_a_setlkw_waiting_lets_the_next_frontend_in() {
     // And the lock of the first session is gone with it.
     let node = f.lookup(ROOT, "x").unwrap().nodeid;
     let fh = f.open(node, libc::O_RDWR).unwrap().fh;
-    let lk = abi::LkIn {
-        fh,
-        owner: 9,
-        lk: abi::FileLock {
-            start: 0,
-            end: 10,
-            typ: libc::F_WRLCK as u32,
-            pid: 1,
-        },
-        ..Default::default()
-    };
+    let lk = common::fuse::write_lock(fh, 9, 0, 10);
     f.call_ok(opcode::SETLK, node, &[lk.as_slice()], 0)
         .expect("a lock of the first session outlived it");
 }

@@ -10,13 +10,13 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use common::host_mount::{Mounted, as_user, requests_logged};
+use common::host_mount::{Mounted, as_user};
 
 const MIB: usize = 1 << 20;
 
 /// Writes `mib` MiB through the mount, syncs, then reads them back with the caches dropped;
-/// returns the daemon's READ and WRITE request counts.
-fn large_file_io(m: &Mounted, mib: usize) -> (usize, usize) {
+/// returns the daemon's READ and WRITE request counters.
+fn large_file_io(m: &Mounted, mib: usize) -> (u64, u64) {
     let chunk: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
     let mut f = fs::File::create(m.at("big")).unwrap();
     for _ in 0..mib {
@@ -31,24 +31,34 @@ fn large_file_io(m: &Mounted, mib: usize) -> (usize, usize) {
         f.read_exact(&mut buf).unwrap();
         assert!(buf == chunk, "data read back differs");
     }
-    let log = m.log();
-    (
-        requests_logged(&log, "READ"),
-        requests_logged(&log, "WRITE"),
-    )
+    read_write(m)
 }
 
-/// Whether INIT agreed on FUSE_PASSTHROUGH (the daemon logs the agreed flags).
+/// The daemon's READ and WRITE counters.
+fn read_write(m: &Mounted) -> (u64, u64) {
+    let c = m.served(&["READ", "WRITE"]);
+    (c[0], c[1])
+}
+
+/// Whether INIT agreed on FUSE_PASSTHROUGH (the daemon logs the agreed flags once it has
+/// answered INIT, which may be just after the mount appears).
 fn passthrough_agreed(m: &Mounted) -> bool {
-    let log = m.log();
-    let Some(agreed) = log
-        .lines()
-        .find_map(|l| l.split("agreed 0x").nth(1))
-        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-    else {
-        panic!("no INIT in the log:\n{log}");
-    };
-    agreed & (1 << 37) != 0
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = m.log();
+        if let Some(agreed) = log
+            .lines()
+            .find_map(|l| l.split("agreed 0x").nth(1))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        {
+            return agreed & (1 << 37) != 0;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no INIT in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -92,7 +102,7 @@ fn attributes_follow_passthrough_writes() {
     );
     f.set_len(3).unwrap();
     assert_eq!(fs::metadata(m.at("f")).unwrap().len(), 3);
-    assert_eq!(requests_logged(&m.log(), "WRITE"), 0);
+    assert_eq!(read_write(&m), (0, 0));
 }
 
 #[test]
@@ -122,11 +132,7 @@ fn several_opens_of_one_file_share_its_backing_file() {
     drop((a, b, c));
     // Reopened after the last release: a fresh backing id.
     assert_eq!(fs::read(m.at("f")).unwrap(), b"SHARED backing");
-    let log = m.log();
-    assert_eq!(
-        requests_logged(&log, "READ") + requests_logged(&log, "WRITE"),
-        0
-    );
+    assert_eq!(read_write(&m), (0, 0));
 }
 
 #[test]
@@ -143,10 +149,7 @@ fn setuid_files_stay_with_the_daemon_which_clears_the_bits() {
         "setuid cleared by a write of another user"
     );
     assert_eq!(fs::read(m.host("suid")).unwrap(), b"xy");
-    assert!(
-        requests_logged(&m.log(), "WRITE") >= 1,
-        "the write went through the daemon"
-    );
+    assert!(read_write(&m).1 >= 1, "the write went through the daemon");
 }
 
 #[test]

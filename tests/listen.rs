@@ -41,13 +41,15 @@ fn socket_group_gives_the_group_access() {
         panic!("this test needs the group `nogroup` (Debian's gid 65534) in /etc/group");
     };
     let d = Daemon::start(&["--socket-group", "nogroup"]);
-    let meta = common::lstat(d.socket());
-    assert_eq!(meta.permissions().mode() & 0o777, 0o770);
-    assert_eq!(meta.gid(), gid);
     let mut f = Fuse::start(&d);
     f.on(1)
         .getattr(ROOT)
         .expect("GETATTR through the group socket");
+    // Checked once the daemon serves: the socket file exists from bind(2) on, and gets its
+    // group just before the daemon starts accepting.
+    let meta = common::lstat(d.socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o770);
+    assert_eq!(meta.gid(), gid);
 }
 
 #[test]

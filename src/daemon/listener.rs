@@ -72,24 +72,15 @@ pub fn open(
                 path: path.clone(),
                 source,
             };
-            // Bound under a temporary name and renamed into place once it has its group, so
-            // a VMM (or a test) that sees the path sees a listening socket with its final
-            // owner and mode, never one still owned by root's group.
-            let staging = staging_path(path);
-            let _ = std::fs::remove_file(&staging);
+            let _ = std::fs::remove_file(path);
             let old = process::set_umask(mask);
-            let bound = UnixListener::bind(&staging);
+            let bound = UnixListener::bind(path);
             process::set_umask(old);
             let listener = bound.map_err(socket_err)?;
-            let placed = gid
-                .zip(group)
-                .map_or(Ok(()), |(gid, group)| chown(&staging, gid, group))
-                .and_then(|()| std::fs::rename(&staging, path).map_err(socket_err));
-            if let Err(e) = placed {
-                let _ = std::fs::remove_file(&staging);
-                return Err(e);
-            }
             let file = SocketFile::new(path).map_err(socket_err)?;
+            if let (Some(gid), Some(group)) = (gid, group) {
+                chown(path, gid, group)?;
+            }
             Ok((Listener::from(listener), Some(file)))
         }
         Listen::Fd(fd) => {
@@ -101,14 +92,6 @@ pub fn open(
             Ok((Listener::from(UnixListener::from(owned)), None))
         }
     }
-}
-
-/// `PATH.PID.new`, beside the socket path: the name the socket is bound under until it is
-/// ready.
-fn staging_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(".{}.new", std::process::id()));
-    name.into()
 }
 
 fn chown(path: &Path, gid: u32, group: &str) -> Result<(), DaemonError> {

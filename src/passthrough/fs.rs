@@ -505,7 +505,10 @@ impl FileSystem for PassthroughFs {
         self.do_lookup(&*self.inodes.get(parent)?, name)
     }
     fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
-        self.inodes.forget(inode, count);
+        if self.inodes.forget(inode, count) {
+            // The guest holds nothing of the inode any more: no lock of it either.
+            self.locks.drop_inode(inode);
+        }
     }
     fn getattr(
         &self,

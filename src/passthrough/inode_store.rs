@@ -218,22 +218,25 @@ impl InodeStore {
 
     /// Forgets `count` lookups of `id`; drops the inode when none remain. Unknown ids and
     /// the root are ignored.
-    pub fn forget(&self, id: u64, count: u64) {
+    /// Returns whether the inode is gone (its lookup count reached 0).
+    pub fn forget(&self, id: u64, count: u64) -> bool {
         if id == ROOT_ID {
-            return;
+            return false;
         }
         let mut maps = self.lock();
         let Some(slot) = maps.by_id.get_mut(&id) else {
-            return;
+            return false;
         };
         slot.refcount = slot.refcount.saturating_sub(count);
-        if slot.refcount == 0 {
-            let key = slot.data.key;
-            maps.by_id.remove(&id);
-            if maps.by_key.get(&key) == Some(&id) {
-                maps.by_key.remove(&key);
-            }
+        if slot.refcount > 0 {
+            return false;
         }
+        let key = slot.data.key;
+        maps.by_id.remove(&id);
+        if maps.by_key.get(&key) == Some(&id) {
+            maps.by_key.remove(&key);
+        }
+        true
     }
 
     /// Every inode with its lookup count, and the next node id to give out (migration

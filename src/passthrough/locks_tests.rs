@@ -228,3 +228,22 @@ fn lock_requests_answer_enosys_when_locks_are_not_served() {
     assert_eq!(errno_of(t.fs.setlk(&ROOT, f, &req, true)), libc::ENOSYS);
     assert_eq!(errno_of(t.fs.getlk(&ROOT, f, &req)), libc::ENOSYS);
 }
+
+#[test]
+fn forgetting_the_inode_drops_its_owners_and_a_failed_first_lock_keeps_none() {
+    let (t, f, a, b) = setup();
+    t.fs.setlk(&ROOT, f, &lk(a, 1, libc::F_WRLCK, 0, EOF), false)
+        .unwrap();
+    // GETLK opens nothing for an owner without locks; a first SETLK that fails keeps no fd.
+    t.fs.getlk(&ROOT, f, &lk(b, 2, libc::F_RDLCK, 0, EOF))
+        .unwrap();
+    assert_eq!(
+        errno_of(t.fs.setlk(&ROOT, f, &lk(b, 3, libc::F_RDLCK, 0, 0), false)),
+        libc::EAGAIN
+    );
+    assert_eq!(t.fs.locks.len(), 1);
+    t.fs.release(&ROOT, f, a, 0, 0, 0).unwrap();
+    t.fs.release(&ROOT, f, b, 0, 0, 0).unwrap();
+    t.fs.forget(&ROOT, f, 1);
+    assert!(t.fs.locks.is_empty());
+}

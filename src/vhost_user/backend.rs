@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -99,8 +99,14 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         let mut pools = Vec::new();
         if cfg.thread_pool_size > 0 {
             for q in 0..num_queues {
-                let pool = ThreadPool::new(cfg.thread_pool_size, &format!("vhostfsd-q{q}"))
-                    .map_err(VhostUserError::SpawnWorker)?;
+                // At most a queue's worth of chains wait for a worker: what a well-behaved
+                // guest can have in flight on the queue.
+                let pool = ThreadPool::new(
+                    cfg.thread_pool_size,
+                    &format!("vhostfsd-q{q}"),
+                    cfg.queue_size,
+                )
+                .map_err(VhostUserError::SpawnWorker)?;
                 pools.push(pool);
             }
         }
@@ -174,7 +180,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                         let head = chain.head_index();
                         let len = serve_chain(&self.server, chain);
                         if let Err(e) = vring.add_used(head, len) {
-                            log::warn!("queue {queue}: cannot complete request {head}: {e}");
+                            crate::warn_limited!(
+                                "queue {queue}: cannot complete request {head}: {e}"
+                            );
                         }
                         unsignalled.get_or_insert_with(Instant::now);
                     }
@@ -224,9 +232,7 @@ fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
     let (reader, writer) = match split_chain(mem, chain.clone()) {
         Ok(rw) => rw,
         Err(e) => {
-            if guest_fault_is_logged() {
-                log::warn!("malformed request {head} completed with no reply: {e}");
-            }
+            crate::warn_limited!("malformed request {head} completed with no reply: {e}");
             return 0;
         }
     };
@@ -237,14 +243,6 @@ fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
             0
         }
     }
-}
-
-/// Whether to log one more guest-caused fault: the first 16, then one in 1024, so a hostile
-/// guest cannot flood the host's log.
-fn guest_fault_is_logged() -> bool {
-    static FAULTS: AtomicU64 = AtomicU64::new(0);
-    let n = FAULTS.fetch_add(1, Ordering::Relaxed);
-    n < 16 || n % 1024 == 0
 }
 
 /// Signals the guest if it asked to be (always without EVENT_IDX).
@@ -261,7 +259,7 @@ fn notify(vring: &Vring, event_idx: bool) {
 fn complete(vring: &Vring, head: u16, len: u32, event_idx: bool) {
     let mut state = vring.get_mut();
     if let Err(e) = state.add_used(head, len) {
-        log::warn!("cannot complete request {head}: {e}");
+        crate::warn_limited!("cannot complete request {head}: {e}");
     }
     if (!event_idx || state.needs_notification().unwrap_or(true))
         && let Err(e) = state.signal_used_queue()
@@ -386,7 +384,7 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
         self.channel.device_running();
         if let Err(e) = self.process_queue(vring, thread_id) {
             // A broken ring is the guest's problem; keep the worker alive for the next kick.
-            log::warn!("queue {thread_id}: {e}");
+            crate::warn_limited!("queue {thread_id}: {e}");
         }
         Ok(())
     }

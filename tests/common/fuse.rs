@@ -876,3 +876,20 @@ impl DerefMut for Fuse {
         self.on(1)
     }
 }
+
+/// A write lock on bytes `start..=end` of `fh` for lock owner `owner` (pid 1), as the lock
+/// requests GETLK/SETLK/SETLKW carry it.
+#[allow(dead_code)] // not every test binary takes locks
+pub fn write_lock(fh: u64, owner: u64, start: u64, end: u64) -> abi::LkIn {
+    abi::LkIn {
+        fh,
+        owner,
+        lk: abi::FileLock {
+            start,
+            end,
+            typ: libc::F_WRLCK as u32,
+            pid: 1,
+        },
+        ..Default::default()
+    }
+}

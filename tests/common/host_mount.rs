@@ -42,13 +42,6 @@ pub fn as_user(script: &str) -> bool {
         .success()
 }
 
-/// How many requests with opcode `name` the daemon logged (`--log-level debug` logs one
-/// line per request: `#UNIQUE NAME node ...`).
-pub fn requests_logged(log: &str, name: &str) -> usize {
-    let pat = format!(" {name} node ");
-    log.lines().filter(|l| l.contains(&pat)).count()
-}
-
 /// Returns early from a test (which then passes) when /dev/fuse or root is missing.
 #[macro_export]
 macro_rules! require_fuse {
@@ -214,6 +207,35 @@ impl Mounted {
             sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The daemon's request counters: sends SIGUSR1 and parses the `requests served: NAME=n
+    /// ...` line it logs; returns the count for each of `names`.
+    pub fn served(&self, names: &[&str]) -> Vec<u64> {
+        const PREFIX: &str = "requests served: ";
+        let before = self.log().matches(PREFIX).count();
+        self.signal(libc::SIGUSR1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            let log = self.log();
+            if log.matches(PREFIX).count() > before {
+                let line = log.lines().rev().find(|l| l.contains(PREFIX)).unwrap();
+                break line.split(PREFIX).nth(1).unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no counters after SIGUSR1:\n{log}"
+            );
+            sleep(Duration::from_millis(20));
+        };
+        names
+            .iter()
+            .map(|name| {
+                line.split(' ')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .map_or(0, |n| n.parse().expect("a count"))
+            })
+            .collect()
     }
 
     /// The daemon's log directory (outside the mount and the shared directory).

@@ -27,7 +27,7 @@ pub use counters::OpcodeCounters;
 pub use decode::DecodeError;
 use decode::{Lengths, Op};
 use limit::{LimitedReader, LimitedWriter};
-use log::{debug, warn};
+use log::debug;
 pub use reply::ReplyError;
 use reply::{DirBuf, Reply};
 use vm_memory::ByteValued;
@@ -211,7 +211,9 @@ impl<F: FileSystem> Server<F> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if self.session.initialized.swap(false, Ordering::AcqRel) {
-            warn!("INIT of an initialized session: dropping the old session's state");
+            crate::warn_limited!(
+                "INIT of an initialized session: dropping the old session's state"
+            );
             self.fs.destroy();
         }
         let fs_wants = match self.fs.init(init::fs_capable(&offer)) {
