@@ -173,6 +173,30 @@ fn a_file_deleted_while_open_fails_the_migration_or_errors_for_the_guest() {
 }
 
 #[test]
+fn find_paths_searches_the_share_for_a_file_whose_name_was_unlinked() {
+    require_root!();
+    // The guest opened dir/file; a third party linked it elsewhere, then removed the name
+    // the daemon knew. /proc/self/fd names it "dir/file (deleted)", but the file still has
+    // a path: the source finds it by searching the shared directory, as virtiofsd does.
+    let src = Daemon::start(&[]);
+    populate(&src);
+    fs::create_dir_all(src.path("elsewhere/deeper")).unwrap();
+    let mut f = Fuse::from_device(connect(&src));
+    let h = hold(&mut f);
+    fs::hard_link(src.path("dir/file"), src.path("elsewhere/deeper/link")).unwrap();
+    fs::remove_file(src.path("dir/file")).unwrap();
+    let (dst, mut g) = migrate(&f, &src, &[]);
+    drop(f);
+    assert_eq!(g.read(h.file, h.fh, 0, 100).unwrap(), b"carried across");
+    g.write(h.file, h.fh, 0, b"CARRIED").unwrap();
+    assert_eq!(
+        fs::read(dst.path("elsewhere/deeper/link")).unwrap(),
+        b"CARRIED across"
+    );
+    assert_eq!(g.getattr(h.file).unwrap().nlink, 1);
+}
+
+#[test]
 fn file_handles_mode_carries_a_file_deleted_while_open() {
     require_root!();
     let src = Daemon::start(&["--migration-mode", "file-handles"]);

@@ -16,7 +16,7 @@ use crate::oslib::fs as sys;
 const MAX_DENTS_BUF: usize = 64 * 1024;
 
 /// One `linux_dirent64` record: (d_ino, d_off, d_type, name, record length).
-fn parse_dirent(buf: &[u8]) -> Option<(u64, u64, u8, &[u8], usize)> {
+pub(crate) fn parse_dirent(buf: &[u8]) -> Option<(u64, u64, u8, &[u8], usize)> {
     // Layout: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, name NUL-terminated.
     if buf.len() < 19 {
         return None;

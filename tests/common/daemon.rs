@@ -36,6 +36,7 @@ pub struct DaemonBuilder {
     sandbox: String,
     tmpfs: bool,
     shared: Option<PathBuf>,
+    socket: Option<PathBuf>,
 }
 
 impl Default for DaemonBuilder {
@@ -52,6 +53,7 @@ impl DaemonBuilder {
             sandbox: "none".to_owned(),
             tmpfs: false,
             shared: None,
+            socket: None,
         }
     }
 
@@ -66,6 +68,13 @@ impl DaemonBuilder {
     /// does) instead of a fresh one.
     pub fn shared_dir(mut self, dir: &Path) -> Self {
         self.shared = Some(dir.to_owned());
+        self
+    }
+
+    /// Listens on `path` (e.g. the socket of a daemon that died, as a restarted daemon
+    /// does) instead of a fresh socket.
+    pub fn socket(mut self, path: &Path) -> Self {
+        self.socket = Some(path.to_owned());
         self
     }
 
@@ -146,7 +155,7 @@ impl DaemonBuilder {
         if self.tmpfs {
             mount_tmpfs(&shared);
         }
-        let socket = dir.path().join("vhost.sock");
+        let socket = self.socket.unwrap_or_else(|| dir.path().join("vhost.sock"));
         let log_path = dir.path().join("daemon.log");
         let log = File::create(&log_path).expect("create the daemon log");
         let child = Command::new(binary())

@@ -6,8 +6,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use vhost::{VhostBackend, VhostUserDirtyLogRegion, VringConfigData};
+use vhost::{VhostBackend, VhostUserDirtyLogRegion};
 
+use super::frontend::vring_config;
 use super::fuse::Fuse;
 use super::guest_memory::new_memfd;
 
@@ -15,8 +16,6 @@ use super::guest_memory::new_memfd;
 pub const LOG_PAGE: u64 = 4096;
 /// `VHOST_F_LOG_ALL`.
 pub const F_LOG_ALL: u64 = 1 << 26;
-/// `VHOST_VRING_F_LOG`: the used ring's writes are logged.
-const VRING_F_LOG: u32 = 1;
 
 /// A dirty-page bitmap covering `guest_size` bytes of guest memory.
 pub struct DirtyLog {
@@ -27,10 +26,16 @@ pub struct DirtyLog {
 impl DirtyLog {
     /// A zeroed log for guest memory of `guest_size` bytes.
     pub fn new(guest_size: u64) -> Self {
-        let len = guest_size
-            .div_ceil(LOG_PAGE)
-            .div_ceil(8)
-            .next_multiple_of(LOG_PAGE);
+        Self::with_len(
+            guest_size
+                .div_ceil(LOG_PAGE)
+                .div_ceil(8)
+                .next_multiple_of(LOG_PAGE),
+        )
+    }
+
+    /// A zeroed log of exactly `len` bytes (a VMM may size it to the byte).
+    pub fn with_len(len: u64) -> Self {
         Self {
             file: new_memfd(len as usize),
             len,
@@ -82,20 +87,9 @@ pub fn start(f: &mut Fuse, log: &DirtyLog) {
         .expect("SET_FEATURES with LOG_ALL");
     for c in f.chans.iter().flatten() {
         let q = &c.q;
-        let (desc, avail, used) = q.ring_addrs();
-        let mem = q.mem();
-        let cfg = VringConfigData {
-            queue_max_size: q.size(),
-            queue_size: q.size(),
-            flags: VRING_F_LOG,
-            desc_table_addr: mem.host_addr(desc),
-            used_ring_addr: mem.host_addr(used),
-            avail_ring_addr: mem.host_addr(avail),
-            log_addr: Some(used),
-        };
         f.dev
             .fe
-            .set_vring_addr(q.index(), &cfg)
+            .set_vring_addr(q.index(), &vring_config(q.mem(), q, true))
             .expect("SET_VRING_ADDR with VHOST_VRING_F_LOG");
     }
 }

@@ -38,19 +38,33 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`MESSAGE_TIMEOUT`] fail the call instead of hanging the test.
 pub fn connect_raw(socket: &Path, max_queues: u64) -> Frontend {
     // The socket file exists from bind(); connections are refused until listen().
+    let sock = connect_retrying(socket, Duration::from_millis(10), |e| {
+        e.kind() == std::io::ErrorKind::ConnectionRefused
+    });
+    frontend_on(sock, max_queues)
+}
+
+/// Connects to `socket`, trying again every `interval` for up to [`MESSAGE_TIMEOUT`] while
+/// `retryable` says the error may go away.
+pub fn connect_retrying(
+    socket: &Path,
+    interval: Duration,
+    retryable: impl Fn(&std::io::Error) -> bool,
+) -> UnixStream {
     let deadline = std::time::Instant::now() + MESSAGE_TIMEOUT;
-    let sock = loop {
+    loop {
         match UnixStream::connect(socket) {
-            Ok(s) => break s,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::ConnectionRefused
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
+            Ok(s) => return s,
+            Err(e) if retryable(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(interval);
             }
             Err(e) => panic!("connect to the vhost-user socket {}: {e}", socket.display()),
         }
-    };
+    }
+}
+
+/// A frontend on a connected socket, with [`MESSAGE_TIMEOUT`] on replies.
+pub fn frontend_on(sock: UnixStream, max_queues: u64) -> Frontend {
     sock.set_read_timeout(Some(MESSAGE_TIMEOUT))
         .expect("set the socket read timeout");
     Frontend::from_stream(sock, max_queues)
@@ -247,22 +261,63 @@ pub fn parse_config(buf: &[u8]) -> (String, u32) {
 /// PROTOCOL_FEATURES was acked (`enable`; without it the ring starts on its kick).
 pub fn setup_vring(fe: &mut Frontend, mem: &GuestMemory, q: &Virtqueue, enable: bool) {
     let i = q.index();
-    let (desc, avail, used) = q.ring_addrs();
     fe.set_vring_num(i, q.size()).expect("SET_VRING_NUM");
-    let cfg = VringConfigData {
-        queue_max_size: q.size(),
-        queue_size: q.size(),
-        flags: 0,
-        desc_table_addr: mem.host_addr(desc),
-        used_ring_addr: mem.host_addr(used),
-        avail_ring_addr: mem.host_addr(avail),
-        log_addr: None,
-    };
-    fe.set_vring_addr(i, &cfg).expect("SET_VRING_ADDR");
+    fe.set_vring_addr(i, &vring_config(mem, q, false))
+        .expect("SET_VRING_ADDR");
     fe.set_vring_base(i, 0).expect("SET_VRING_BASE");
     fe.set_vring_call(i, q.call_fd()).expect("SET_VRING_CALL");
     fe.set_vring_kick(i, q.kick_fd()).expect("SET_VRING_KICK");
     if enable {
         fe.set_vring_enable(i, true).expect("SET_VRING_ENABLE");
     }
+}
+
+/// `VHOST_VRING_F_LOG`: the used ring's writes are logged.
+pub const VRING_F_LOG: u32 = 1;
+
+/// What SET_VRING_ADDR carries for `q`: this process's addresses of its rings, and with
+/// `log` the VHOST_VRING_F_LOG flag and the used ring's guest address as log address.
+pub fn vring_config(mem: &GuestMemory, q: &Virtqueue, log: bool) -> VringConfigData {
+    let (desc, avail, used) = q.ring_addrs();
+    VringConfigData {
+        queue_max_size: q.size(),
+        queue_size: q.size(),
+        flags: if log { VRING_F_LOG } else { 0 },
+        desc_table_addr: mem.host_addr(desc),
+        used_ring_addr: mem.host_addr(used),
+        avail_ring_addr: mem.host_addr(avail),
+        log_addr: log.then_some(used),
+    }
+}
+
+/// Header flags of a raw message: protocol version 1 and NEED_REPLY.
+const RAW_FLAGS: u32 = 0x1 | 0x8;
+
+/// Sends one vhost-user message as raw bytes (header: `request`, version 1 with
+/// NEED_REPLY, body size; then `body`) with `fds` attached, whatever was negotiated: what
+/// the vhost crate's frontend refuses to send, a hostile frontend can.
+pub fn send_raw(sock: &UnixStream, request: u32, body: &[u8], fds: &[std::os::fd::RawFd]) {
+    use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+    let mut msg = Vec::with_capacity(12 + body.len());
+    msg.extend_from_slice(&request.to_le_bytes());
+    msg.extend_from_slice(&RAW_FLAGS.to_le_bytes());
+    msg.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    msg.extend_from_slice(body);
+    sock.send_with_fds(&[&msg[..]], fds)
+        .expect("send a raw vhost-user message");
+}
+
+/// The daemon's answer to a raw message: `Some((request, flags, body))`, or `None` when
+/// it closed the connection instead.
+pub fn recv_raw(sock: &UnixStream) -> Option<(u32, u32, Vec<u8>)> {
+    use std::io::Read;
+    let mut sock = sock;
+    let mut hdr = [0u8; 12];
+    if sock.read_exact(&mut hdr).is_err() {
+        return None;
+    }
+    let word = |i: usize| u32::from_le_bytes(hdr[i..i + 4].try_into().unwrap());
+    let mut body = vec![0; word(8).min(4096) as usize];
+    sock.read_exact(&mut body).ok()?;
+    Some((word(0), word(4), body))
 }

@@ -6,6 +6,8 @@
 //! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
 //! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
 //!   `Frontend`.
+//! - [`cloud_hypervisor`]: Cloud Hypervisor's frontend, message for message (negotiation,
+//!   activation, reconnect, dirty log, snapshot/restore).
 //! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
 //! - [`migration`]: device state SAVE/LOAD through a pipe.
 //! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
@@ -18,6 +20,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod cloud_hypervisor;
 pub mod daemon;
 pub mod dirty_log;
 pub mod frontend;

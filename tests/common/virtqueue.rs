@@ -30,6 +30,8 @@ pub const F_WRITE: u16 = 2;
 pub const F_INDIRECT: u16 = 4;
 
 const DESC_SIZE: u64 = 16;
+/// Guest memory kept for the rings at the start of each queue's area (more for queues
+/// larger than [`QUEUE_SIZE`]).
 const RINGS_SIZE: u64 = 0x4000;
 
 /// One descriptor as written to the table.
@@ -78,17 +80,26 @@ pub struct Virtqueue {
 }
 
 impl Virtqueue {
-    /// Lays out queue `index` in `mem` (which must hold `QUEUE_AREA * (index + 1)` bytes).
+    /// Lays out queue `index` of [`QUEUE_SIZE`] descriptors in `mem` (which must hold
+    /// `QUEUE_AREA * (index + 1)` bytes).
     pub fn new(mem: Arc<GuestMemory>, index: usize) -> Self {
+        Self::with_size(mem, index, QUEUE_SIZE)
+    }
+
+    /// Like [`Self::new`], with `size` descriptors (a power of two, as a VMM's
+    /// `queue_size`).
+    pub fn with_size(mem: Arc<GuestMemory>, index: usize, size: u16) -> Self {
+        assert!(size.is_power_of_two(), "queue size {size}");
         let base = index as u64 * QUEUE_AREA;
         assert!(base + QUEUE_AREA <= mem.size(), "guest memory too small");
-        let size = QUEUE_SIZE;
         let desc = base;
         let avail = base + DESC_SIZE * u64::from(size);
         let used = (avail + 6 + 2 * u64::from(size)).next_multiple_of(4096);
-        assert!(used + 6 + 8 * u64::from(size) <= base + RINGS_SIZE);
+        let rings_end = (used + 6 + 8 * u64::from(size))
+            .next_multiple_of(4096)
+            .max(base + RINGS_SIZE);
         // Zero the rings (a reconnecting frontend may reuse the memory).
-        mem.write(base, &vec![0; RINGS_SIZE as usize]);
+        mem.write(base, &vec![0; (rings_end - base) as usize]);
         Self {
             mem,
             index,
@@ -96,9 +107,9 @@ impl Virtqueue {
             desc,
             avail,
             used,
-            arena_start: base + RINGS_SIZE,
+            arena_start: rings_end,
             arena_end: base + QUEUE_AREA,
-            arena_next: base + RINGS_SIZE,
+            arena_next: rings_end,
             free: (0..size).rev().collect(),
             next_avail: 0,
             last_used: 0,
@@ -146,6 +157,15 @@ impl Virtqueue {
             .mem()
             .load(GuestAddress(self.used + 2), Ordering::Acquire)
             .expect("read used idx")
+    }
+
+    /// The driver's available index as it is now in memory (what a VMM reads to set a
+    /// ring's base).
+    pub fn avail_idx(&self) -> u16 {
+        self.mem
+            .mem()
+            .load(GuestAddress(self.avail + 2), Ordering::Acquire)
+            .expect("read avail idx")
     }
 
     /// Number of chains submitted and not yet completed.

@@ -5,6 +5,8 @@
 //! - `save`: on the source, with the queues stopped, describe every inode the guest holds
 //!   by a path (`--migration-mode=find-paths`, read from `/proc/self/fd`) or a file handle
 //!   (`file-handles`), and every open handle by its inode and flags.
+//! - `search`: find-paths' fall-back for inodes `/proc/self/fd` gives no usable path: a walk
+//!   of the shared directory.
 //! - `load`: on the destination, open each inode again on its own view of the shared
 //!   directory (walking paths one component at a time, never following a symlink), check
 //!   it (type; with `--migration-verify-handles` its file handle), restore the node ids,
@@ -17,6 +19,7 @@
 
 mod load;
 mod save;
+mod search;
 pub mod state;
 
 /// Open flags that made or changed the file when it was opened: never applied again (the

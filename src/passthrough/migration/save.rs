@@ -1,7 +1,10 @@
 //! The source side: describe what the guest holds.
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
+use super::search;
 use super::state::{FsState, HandleState, InodeState, Locator};
 use super::{MigrationConfig, MigrationError, MigrationMode, ONE_SHOT_FLAGS};
 use crate::fuse::abi::ROOT_ID;
@@ -26,20 +29,23 @@ impl PassthroughFs {
         let root_path = sys::readlinkat(self.proc_self_fd.as_fd(), &proc_name(root_fd.as_fd()))
             .map_err(MigrationError::Root)?;
         let (inodes, next_inode) = self.inodes.snapshot();
-        let inodes = inodes
+        let mut inodes: Vec<_> = inodes
             .into_iter()
             .filter(|(d, _)| d.id != ROOT_ID)
             .map(|(d, refcount)| {
                 let (locator, check) = self.describe(cfg, &root_path, root_fd.as_fd(), &d);
-                InodeState {
+                let state = InodeState {
                     id: d.id,
                     refcount,
                     file_type: d.file_type,
                     locator,
                     check,
-                }
+                };
+                (d, state)
             })
             .collect();
+        self.search_lost(cfg, root_fd.as_fd(), &mut inodes);
+        let inodes = inodes.into_iter().map(|(_, s)| s).collect();
         let (handles, last_handle) = self.handles.snapshot();
         let handles = handles
             .into_iter()
@@ -88,6 +94,49 @@ impl PassthroughFs {
             .then(|| handle().ok().map(|(h, _)| h))
             .flatten();
         (locator, check)
+    }
+
+    /// Gives the inodes `/proc/self/fd` found no path for one found by searching the shared
+    /// directory (one walk for all of them), with the file handle to check when asked.
+    fn search_lost(
+        &self,
+        cfg: &MigrationConfig,
+        root_fd: BorrowedFd<'_>,
+        inodes: &mut [(Arc<InodeData>, InodeState)],
+    ) {
+        let lost: HashSet<(u64, u64)> = inodes
+            .iter()
+            .filter(|(_, s)| matches!(s.locator, Locator::Lost(_)))
+            .map(|(d, _)| (d.key.dev, d.key.ino))
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let found = search::search(root_fd, &lost);
+        log::info!(
+            "migration: searched the shared directory for {} inodes without a path, found {} \
+             in {:?}",
+            lost.len(),
+            found.len(),
+            started.elapsed()
+        );
+        for (d, s) in inodes.iter_mut() {
+            if !matches!(s.locator, Locator::Lost(_)) {
+                continue;
+            }
+            if let Some(path) = found.get(&(d.key.dev, d.key.ino)) {
+                s.locator = Locator::Path(path.clone());
+                s.check = cfg
+                    .verify_handles
+                    .then(|| d.fd().ok())
+                    .flatten()
+                    .and_then(|fd| {
+                        sys::name_to_handle_at(fd.as_fd(), sys::EMPTY, libc::AT_EMPTY_PATH).ok()
+                    })
+                    .map(|(h, _)| h);
+            }
+        }
     }
 
     /// The path of `fd` relative to the shared directory, as `/proc/self/fd` names it;
