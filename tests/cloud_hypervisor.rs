@@ -1,7 +1,7 @@
 //! Cloud Hypervisor by protocol: its vhost-user-fs frontend replayed message for message
 //! (what it offers and acks, in its order, with NEED_REPLY on every message), then the
 //! guest's filesystem work through it; its reconnect after the daemon was killed, its
-//! dirty log and its snapshot/restore order.
+//! dirty log, its snapshot/restore order, pause/resume and memory hotplug (ADD_MEM_REG).
 //!
 //! Followed: cloud-hypervisor/cloud-hypervisor `main` at ae44c297 (2026-08-22, after
 //! v53.0), `virtio-devices/src/vhost_user/{fs.rs, mod.rs, vu_common_ctrl.rs}`; the
@@ -350,4 +350,85 @@ fn reconnect_after_the_daemon_was_killed_with_requests_in_flight() {
     let fh = f.open(kept, libc::O_RDONLY).unwrap().fh;
     assert_eq!(f.read(kept, fh, 0, 64).unwrap(), b"before the crash");
     semantic_checks(&mut f, &b, 1, "after-reconnect");
+}
+
+#[test]
+fn pause_and_resume_the_cloud_hypervisor_way() {
+    require_root!();
+    let d = Daemon::start(&[]);
+    let mut f = boot(&d, 1);
+    // `pause_vhost_user`: SET_VRING_ENABLE(false) for every queue; a request the guest
+    // made available just before is served once `resume_vhost_user` enables them again.
+    for q in [0, 1] {
+        f.dev.fe.set_vring_enable(q, false).unwrap();
+    }
+    let c = f.on(1);
+    let hdr = c.header(opcode::GETATTR, ROOT, size_of::<abi::GetattrIn>());
+    let arg = abi::GetattrIn::default();
+    let head = c.submit_raw(&[hdr.as_slice(), arg.as_slice()], &[16 + 104]);
+    assert!(
+        c.q.wait_timeout(head, Duration::from_millis(300)).is_none(),
+        "a disabled ring was served"
+    );
+    for q in [0, 1] {
+        f.dev.fe.set_vring_enable(q, true).unwrap();
+    }
+    let done = f.on(1).q.wait(head);
+    let r = f.on(1).decode(hdr.unique, done);
+    assert_eq!(r.hdr.error, 0, "GETATTR after resume");
+    semantic_checks(&mut f, &d, 1, "resumed");
+}
+
+#[test]
+fn memory_hotplug_the_cloud_hypervisor_way() {
+    require_root!();
+    use common::virtqueue::{F_WRITE, RawDesc};
+    let d = Daemon::start(&[]);
+    let mut f = boot(&d, 1);
+    assert!(
+        f.dev
+            .negotiated
+            .protocol_acked
+            .contains(P::CONFIGURE_MEM_SLOTS)
+    );
+    fs::write(d.path("x"), b"in the hotplugged region").unwrap();
+    let e = f.lookup(ROOT, "x").unwrap().nodeid;
+    let fh = f.open(e, libc::O_RDONLY).unwrap().fh;
+    // With CONFIGURE_MEM_SLOTS, `add_memory_region` sends ADD_MEM_REG with the new region
+    // only (without it, a whole new SET_MEM_TABLE).
+    let old_size = f.dev.mem.size();
+    let grown = common::guest_memory::GuestMemory::grown(&f.dev.mem, 1 << 20);
+    let added = grown.regions()[1];
+    assert_eq!(added.guest_phys_addr, old_size);
+    f.dev.fe.add_mem_region(&added).expect("ADD_MEM_REG");
+    // A READ whose request and reply buffers live in the new region.
+    let arg = abi::ReadIn {
+        fh,
+        size: 64,
+        ..Default::default()
+    };
+    let hdr = f.header(opcode::READ, e, size_of::<abi::ReadIn>());
+    let req = [hdr.as_slice(), arg.as_slice()].concat();
+    grown.write(old_size, &req);
+    let reply = old_size + 4096;
+    let head = f.q.submit_descs(&[
+        RawDesc {
+            addr: old_size,
+            len: req.len() as u32,
+            flags: 0,
+            next: 0,
+        },
+        RawDesc {
+            addr: reply,
+            len: 16 + 64,
+            flags: F_WRITE,
+            next: 0,
+        },
+    ]);
+    let c = f.q.wait(head);
+    let out = grown.read(reply, c.len as usize);
+    let h: abi::OutHeader = common::fuse::parse(&out);
+    assert_eq!((h.error, h.unique), (0, hdr.unique));
+    assert_eq!(&out[16..], b"in the hotplugged region");
+    semantic_checks(&mut f, &d, 1, "hotplugged");
 }

@@ -20,7 +20,8 @@
 //!   `start_dirty_log`/`dirty_log` (a log sized to the byte, swapped for a fresh one at each
 //!   pass), `save_backend_state` (GET_VRING_BASE per queue, then SAVE) and
 //!   `restore_backend_state` (LOAD right after SET_PROTOCOL_FEATURES, before SET_FEATURES
-//!   and the memory table).
+//!   and the memory table), `pause_vhost_user`/`resume_vhost_user` (SET_VRING_ENABLE off,
+//!   then on) and `add_memory_region` (ADD_MEM_REG with CONFIGURE_MEM_SLOTS).
 //!
 //! v53.0 sends the same messages in the same order; `main` only adds, on reconnect when
 //! VIRTIO_F_IN_ORDER was negotiated and inflight tracking was not, a replay from the used
