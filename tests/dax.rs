@@ -11,7 +11,8 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use common::daemon::Daemon;
+use common::daemon::{Daemon, DaemonBuilder};
+use common::dax_flag::{DaxFlagDir, dax_flag, set_dax_flag};
 use common::frontend::Device;
 use common::fuse::{Fuse, INIT_FLAGS, ROOT};
 use common::shmem::Vmm;
@@ -324,28 +325,121 @@ fn mappings_are_forgotten_when_the_frontend_goes_away() {
     }
 }
 
+/// Whether node `name` under `parent` is DAX for the guest (FUSE_ATTR_DAX in LOOKUP).
+fn lookup_dax(f: &mut Fuse, parent: u64, name: &str) -> bool {
+    f.lookup(parent, name).unwrap().attr.flags & abi::ATTR_DAX != 0
+}
+
+/// Whether the GETATTR answer for `node` carries FUSE_ATTR_DAX.
+fn getattr_dax(f: &mut Fuse, node: u64) -> bool {
+    f.getattr(node).unwrap().flags & abi::ATTR_DAX != 0
+}
+
+/// A file of `len` bytes (sparse) in the daemon's share.
+fn sized(d: &Daemon, name: &str, len: u64) {
+    fs::File::create(d.path(name))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// `--dax-policy large-files`: ATTR_DAX from 2 MiB on (one guest DAX chunk), following the
+/// size as the file grows and shrinks; regular files only.
 #[test]
-fn dax_inode_policy_marks_files_with_attr_dax() {
+fn dax_policy_large_files_marks_files_from_one_chunk_on() {
     let (d, _vmm, mut f) = start(&["--dax-policy", "large-files"]);
     fs::write(d.path("small"), b"x").unwrap();
-    fs::File::create(d.path("large"))
-        .unwrap()
-        .set_len(MB2)
-        .unwrap();
-    let small = f.lookup(ROOT, "small").unwrap().attr.flags;
-    let large = f.lookup(ROOT, "large").unwrap().attr.flags;
-    assert_eq!(small & abi::ATTR_DAX, 0);
-    assert_eq!(large & abi::ATTR_DAX, abi::ATTR_DAX);
+    sized(&d, "just-below", MB2 - 1);
+    sized(&d, "exactly", MB2);
+    sized(&d, "large", 40 * MB2);
+    fs::create_dir(d.path("dir")).unwrap();
+    assert!(!lookup_dax(&mut f, ROOT, "small"));
+    assert!(!lookup_dax(&mut f, ROOT, "just-below"));
+    assert!(lookup_dax(&mut f, ROOT, "exactly"));
+    assert!(lookup_dax(&mut f, ROOT, "large"));
+    assert!(!lookup_dax(&mut f, ROOT, "dir"), "a directory is never DAX");
+    // The size is read at each answer: growing and shrinking on the host changes it.
+    let node = f.lookup(ROOT, "just-below").unwrap().nodeid;
+    sized(&d, "just-below", MB2);
+    assert!(getattr_dax(&mut f, node));
+    sized(&d, "just-below", 4096);
+    assert!(!getattr_dax(&mut f, node));
+}
+
+/// `--dax-policy always` marks every regular file, `never` none.
+#[test]
+fn dax_policy_always_and_never() {
+    let (d, _vmm, mut f) = start(&["--dax-policy", "always"]);
+    fs::write(d.path("small"), b"x").unwrap();
+    fs::create_dir(d.path("dir")).unwrap();
+    assert!(lookup_dax(&mut f, ROOT, "small"));
+    assert!(!lookup_dax(&mut f, ROOT, "dir"));
 
     let (d, _vmm, mut f) = start(&["--dax-policy", "never"]);
-    fs::File::create(d.path("large"))
-        .unwrap()
-        .set_len(MB2)
-        .unwrap();
-    assert_eq!(
-        f.lookup(ROOT, "large").unwrap().attr.flags & abi::ATTR_DAX,
-        0
+    sized(&d, "large", 4 * MB2);
+    assert!(!lookup_dax(&mut f, ROOT, "large"));
+}
+
+/// `--dax-policy attr` (the default): ATTR_DAX exactly on the regular files whose host inode
+/// carries FS_DAX_FL (`chattr +x`), in LOOKUP, GETATTR and READDIRPLUS answers, following
+/// the flag as the host changes it; never for a guest that did not mount with `dax=inode`.
+#[test]
+fn dax_policy_attr_follows_the_host_dax_flag() {
+    let Some(dir) = DaxFlagDir::new() else {
+        return;
+    };
+    let d = DaemonBuilder::new()
+        .shared_dir(dir.path())
+        .args(&["--dax-window", "64M"])
+        .start();
+    let (_vmm, mut f) = connect(&d);
+    fs::write(d.path("flagged"), b"x").unwrap();
+    sized(&d, "plain", 8 * MB2);
+    fs::create_dir(d.path("flagged-dir")).unwrap();
+    set_dax_flag(&d.path("flagged"), true).unwrap();
+    set_dax_flag(&d.path("flagged-dir"), true).unwrap();
+    // ext4 and xfs hand a directory's flag down to the files created in it.
+    fs::write(d.path("flagged-dir/child"), b"y").unwrap();
+    let child_flagged = dax_flag(&d.path("flagged-dir/child"));
+
+    assert!(lookup_dax(&mut f, ROOT, "flagged"), "chattr +x file");
+    assert!(
+        !lookup_dax(&mut f, ROOT, "plain"),
+        "a large file without the flag"
     );
+    assert!(
+        !lookup_dax(&mut f, ROOT, "flagged-dir"),
+        "a directory is never DAX"
+    );
+    let sub = f.lookup(ROOT, "flagged-dir").unwrap().nodeid;
+    assert_eq!(lookup_dax(&mut f, sub, "child"), child_flagged);
+
+    // READDIRPLUS entries carry the same flag.
+    let fh = f.opendir(ROOT).unwrap().fh;
+    let entries = f.readdirplus(ROOT, fh, 0, 64 << 10).unwrap();
+    f.releasedir(ROOT, fh).unwrap();
+    for e in entries.iter().filter(|e| !e.name_str().starts_with('.')) {
+        let attr_dax = e.entry.unwrap().attr.flags & abi::ATTR_DAX != 0;
+        assert_eq!(attr_dax, e.name_str() == "flagged", "{}", e.name_str());
+    }
+
+    // The flag is read at each answer: chattr -x / +x on the host shows at the next GETATTR.
+    let flagged = f.lookup(ROOT, "flagged").unwrap().nodeid;
+    let plain = f.lookup(ROOT, "plain").unwrap().nodeid;
+    set_dax_flag(&d.path("flagged"), false).unwrap();
+    set_dax_flag(&d.path("plain"), true).unwrap();
+    assert!(!getattr_dax(&mut f, flagged));
+    assert!(getattr_dax(&mut f, plain));
+
+    // A guest that mounted with dax=always (no HAS_INODE_DAX) gets no per-file flag.
+    let d2 = DaemonBuilder::new()
+        .shared_dir(dir.path())
+        .args(&["--dax-window", "64M"])
+        .start();
+    let mut vmm = Vmm::new(WINDOW);
+    let dev = Device::connect_vmm(d2.socket(), 1, &mut vmm);
+    let mut always = Fuse::from_device_with(dev, DAX_INIT & !abi::init_flags::HAS_INODE_DAX);
+    assert!(!lookup_dax(&mut always, ROOT, "plain"));
 }
 
 #[test]

@@ -49,6 +49,18 @@ pub struct Entry {
     pub entry_timeout: Duration,
 }
 
+/// A node's attributes, as GETATTR and SETATTR answer them.
+#[derive(Debug, Clone, Copy)]
+pub struct Attributes {
+    /// Host attributes.
+    pub attr: libc::stat64,
+    /// `fuse_attr.flags`: ATTR_DAX as in the node's entry (a Linux guest mounted with
+    /// `dax=inode` evicts an inode whose DAX mode an answer says changed).
+    pub flags: u32,
+    /// How long the client may cache them.
+    pub timeout: Duration,
+}
+
 /// A directory entry, as READDIR lists it.
 #[derive(Debug, Clone, Copy)]
 pub struct DirEntry<'a> {
@@ -129,20 +141,10 @@ pub trait FileSystem: Send + Sync {
             self.forget(ctx, r.nodeid, r.nlookup);
         }
     }
-    fn getattr(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        fh: Option<u64>,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    fn getattr(&self, ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         enosys()
     }
-    fn setattr(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        attr: &SetattrIn,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    fn setattr(&self, ctx: &Context, inode: u64, attr: &SetattrIn) -> io::Result<Attributes> {
         enosys()
     }
     fn readlink(&self, ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {

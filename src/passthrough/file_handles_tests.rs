@@ -32,7 +32,7 @@ fn lookups_hold_handles_and_keep_their_identity() {
         t.fs.lookup(&ROOT, d.inode, &cs("..")).unwrap().inode,
         ROOT_ID
     );
-    let (st, _) = t.fs.getattr(&ROOT, a.inode, None).unwrap();
+    let st = t.fs.getattr(&ROOT, a.inode, None).unwrap().attr;
     assert_eq!(st.st_ino, fs::metadata(t.path("b")).unwrap().ino());
     t.fs.forget(&ROOT, a.inode, 2);
     assert!(t.fs.getattr(&ROOT, a.inode, None).is_err());

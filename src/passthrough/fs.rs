@@ -29,7 +29,7 @@ use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
 use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{
-    AddDirEntry, AddDirEntryPlus, Context, Entry, FileSystem, XattrReply,
+    AddDirEntry, AddDirEntryPlus, Attributes, Context, Entry, FileSystem, XattrReply,
 };
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib::errno;
@@ -510,20 +510,10 @@ impl FileSystem for PassthroughFs {
             self.locks.drop_inode(inode);
         }
     }
-    fn getattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: Option<u64>,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         self.do_getattr(inode, fh)
     }
-    fn setattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        attr: &abi::SetattrIn,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    fn setattr(&self, _ctx: &Context, inode: u64, attr: &abi::SetattrIn) -> io::Result<Attributes> {
         let res = self.do_setattr(inode, attr);
         self.dax_file_may_have_grown(inode);
         res

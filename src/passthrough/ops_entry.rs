@@ -16,35 +16,36 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use super::credentials::{CallerCreds, ThreadUmask};
 use super::fs::{PassthroughFs, check_name, proc_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{SetattrIn, setattr_valid as valid};
-use crate::fuse::filesystem::{Context, Entry};
+use crate::fuse::filesystem::{Attributes, Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 impl PassthroughFs {
-    pub(crate) fn do_getattr(
-        &self,
-        inode: u64,
-        fh: Option<u64>,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    pub(crate) fn do_getattr(&self, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         let data = self.inodes.get(inode)?;
         let stx = match fh {
             Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
             None => stat_fd(data.fd()?.as_fd())?,
         };
-        Ok((self.guest_attr(&stx), self.timeout()))
+        Ok(self.attributes(&data, &stx))
     }
 
-    pub(crate) fn do_setattr(
-        &self,
-        inode: u64,
-        attr: &SetattrIn,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    /// The GETATTR/SETATTR answer for `data` with host attributes `stx`: the flags are the
+    /// ones its entry has (ATTR_DAX), so the guest never sees its DAX mode flip.
+    fn attributes(&self, data: &InodeData, stx: &libc::statx) -> Attributes {
+        Attributes {
+            attr: self.guest_attr(stx),
+            flags: self.dax_attr_flag(data, stx),
+            timeout: self.timeout(),
+        }
+    }
+
+    pub(crate) fn do_setattr(&self, inode: u64, attr: &SetattrIn) -> io::Result<Attributes> {
         self.check_writable()?;
         let data = self.inodes.get(inode)?;
         let handle = if attr.valid & valid::FH != 0 {
@@ -122,7 +123,7 @@ impl PassthroughFs {
         if attr.valid & valid::KILL_SUIDGID != 0 {
             self.kill_suidgid(dfd.as_fd())?;
         }
-        Ok((self.guest_attr(&stat_fd(dfd.as_fd())?), self.timeout()))
+        Ok(self.attributes(&data, &stat_fd(dfd.as_fd())?))
     }
 
     pub(crate) fn do_readlink(&self, inode: u64) -> io::Result<Vec<u8>> {

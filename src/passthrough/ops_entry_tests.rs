@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
 use super::super::test_util::*;
 use crate::fuse::abi::{ROOT_ID, open_out_flags};
-use crate::fuse::filesystem::FileSystem;
+use crate::fuse::filesystem::{Attributes, FileSystem};
 
 #[test]
 fn same_host_inode_same_node_id_and_forget_drops_it() {
@@ -141,14 +141,16 @@ fn getattr_matches_the_host() {
     let t = Fixture::new();
     fs::write(t.path("f"), b"hello").unwrap();
     let f = t.lookup("f").unwrap();
-    let (st, timeout) = t.fs.getattr(&ROOT, f.inode, None).unwrap();
+    let Attributes {
+        attr: st, timeout, ..
+    } = t.fs.getattr(&ROOT, f.inode, None).unwrap();
     let m = fs::metadata(t.path("f")).unwrap();
     assert_eq!((st.st_size, st.st_ino, st.st_mode), (5, m.ino(), m.mode()));
     assert_eq!((st.st_dev, st.st_nlink), (m.dev(), 1));
     assert_eq!(timeout, t.fs.cfg.timeout);
     let (fh, _) = t.fs.open(&ROOT, f.inode, libc::O_RDONLY as u32, 0).unwrap();
     assert_eq!(
-        t.fs.getattr(&ROOT, f.inode, Some(fh)).unwrap().0.st_ino,
+        t.fs.getattr(&ROOT, f.inode, Some(fh)).unwrap().attr.st_ino,
         m.ino()
     );
 }
@@ -166,7 +168,7 @@ fn setattr_mode_size_times_and_owner() {
     a.atime = 1_000_000;
     a.atimensec = 5;
     a.mtime = 2_000_000;
-    let (st, _) = t.fs.setattr(&ROOT, f.inode, &a).unwrap();
+    let st = t.fs.setattr(&ROOT, f.inode, &a).unwrap().attr;
     let m = fs::metadata(t.path("f")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o640);
     assert_eq!(m.len(), 5);

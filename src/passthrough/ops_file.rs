@@ -173,7 +173,10 @@ impl PassthroughFs {
         match opened {
             Ok(fd) => {
                 let entry = match self.do_getattr(entry.inode, None) {
-                    Ok((attr, _)) => Entry { attr, ..entry },
+                    Ok(a) => Entry {
+                        attr: a.attr,
+                        ..entry
+                    },
                     Err(_) => entry,
                 };
                 let fh = self

@@ -8,6 +8,8 @@
 //!   `Frontend`.
 //! - [`cloud_hypervisor`]: Cloud Hypervisor's frontend, message for message (negotiation,
 //!   activation, reconnect, dirty log, snapshot/restore).
+//! - [`dax_flag`]: the host inode flag `--dax-policy attr` follows (`chattr +x`), and a
+//!   directory on a filesystem that keeps it.
 //! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
 //! - [`migration`]: device state SAVE/LOAD through a pipe.
 //! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
@@ -22,6 +24,7 @@
 
 pub mod cloud_hypervisor;
 pub mod daemon;
+pub mod dax_flag;
 pub mod dirty_log;
 pub mod frontend;
 pub mod fuse;

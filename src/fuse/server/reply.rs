@@ -3,13 +3,12 @@
 
 use std::io;
 use std::mem::size_of;
-use std::time::Duration;
 
 use log::debug;
 use vm_memory::ByteValued;
 
 use crate::fuse::abi;
-use crate::fuse::filesystem::{DirEntry, Entry, XattrReply};
+use crate::fuse::filesystem::{Attributes, DirEntry, Entry, XattrReply};
 use crate::fuse::io::Writer;
 use crate::oslib::errno;
 
@@ -172,12 +171,12 @@ impl<W: Writer> Reply<W> {
     ///
     /// # Errors
     /// As [`Reply::ok`].
-    pub fn attr(self, r: io::Result<(libc::stat64, Duration)>) -> io::Result<usize> {
-        self.value(r.map(|(st, timeout)| abi::AttrOut {
-            attr_valid: timeout.as_secs(),
-            attr_valid_nsec: timeout.subsec_nanos(),
+    pub fn attr(self, r: io::Result<Attributes>) -> io::Result<usize> {
+        self.value(r.map(|a| abi::AttrOut {
+            attr_valid: a.timeout.as_secs(),
+            attr_valid_nsec: a.timeout.subsec_nanos(),
             dummy: 0,
-            attr: attr(&st, 0),
+            attr: attr(&a.attr, a.flags),
         }))
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::fuse::abi;
 use crate::fuse::filesystem::{
-    AddDirEntry, AddDirEntryPlus, Context, DirEntry, Entry, FileSystem, XattrReply,
+    AddDirEntry, AddDirEntryPlus, Attributes, Context, DirEntry, Entry, FileSystem, XattrReply,
 };
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
 
@@ -89,14 +89,13 @@ impl FileSystem for Mock {
     fn forget(&self, _: &Context, inode: u64, count: u64) {
         self.record(format!("forget {inode} {count}"));
     }
-    fn getattr(
-        &self,
-        _: &Context,
-        inode: u64,
-        fh: Option<u64>,
-    ) -> io::Result<(libc::stat64, Duration)> {
+    fn getattr(&self, _: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         self.record(format!("getattr {inode} {fh:?}"));
-        Ok((stat(), Duration::from_secs(1)))
+        Ok(Attributes {
+            attr: stat(),
+            flags: 0,
+            timeout: Duration::from_secs(1),
+        })
     }
     fn mkdir(
         &self,
