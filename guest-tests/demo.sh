@@ -4,6 +4,10 @@
 #                                      Ctrl-A X kills QEMU)
 #   guest-tests/demo.sh --demo [DIR]   (or stdin not a terminal) the guest writes
 #                                      DIR/hello-from-guest.txt, powers off, and the file is shown
+#   guest-tests/demo.sh --dax [DIR]    DAX with QEMU 11.1: the guest writes, reads and mmaps files
+#                                      once with -o dax=always and once without; the daemon's
+#                                      per-opcode counters show READ/WRITE stay out of the daemon
+#                                      with DAX (docs/dax.md)
 # DIR defaults to a new temporary directory. Builds what it needs (apt packages, guest assets,
 # cargo build --release); set VHOSTFSD to use another daemon binary. Must run as root.
 set -euo pipefail
@@ -11,7 +15,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 mode=shell
 [ -t 0 ] || mode=demo
-if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
+case "${1:-}" in
+    --demo) mode=demo; shift ;;
+    --dax) mode=dax-demo; shift ;;
+esac
 if [ "$(id -u)" != 0 ]; then
     echo "demo.sh: must run as root (apt-get, QEMU, the daemon)" >&2
     exit 1
@@ -20,7 +27,8 @@ DIR=${1:-$(mktemp -d /tmp/vhostfsd-demo-share.XXXXXX)}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
-# A failure here stops the demo with the step's own message.
+# A failure here stops the demo with the step's own message. build-assets.sh also builds
+# QEMU 11.1 (build-qemu11.sh: a debootstrap trixie chroot) for --dax.
 "$HERE/install-deps.sh"
 "$HERE/build-assets.sh"
 if [ -z "${VHOSTFSD:-}" ]; then

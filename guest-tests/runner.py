@@ -10,6 +10,7 @@ byte; the read-only export left unchanged). Python 3.11 standard library only; m
     runner.py --compare [--rounds N] [--other-daemon PATH]        (used by compare.sh)
     runner.py --dax-bench [--rounds N]                            (DAX against no DAX)
     runner.py --demo|--shell DIR                                  (used by demo.sh)
+    runner.py --dax-demo DIR                                      (demo.sh --dax, QEMU 11.1)
 
 Environment: VHOSTFSD (daemon binary), SANDBOXES ("none namespace chroot"), QEMUS ("10.0 7.2 11.1"),
 ACCEL (tcg|kvm, default: kvm only if a probe boot works), GT_TMPDIR (work dirs), KEEP=1.
@@ -42,7 +43,8 @@ RESULT_RE = re.compile(r"VHOSTFSD-GUEST-RESULT: (PASS|FAIL) (\S+) (.*)")
 MEM = "512M"
 
 # Seconds a workload may take under TCG before the VM is killed.
-WORKLOAD_TIMEOUT = {"dax": 400, "smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "probe": 60}
+WORKLOAD_TIMEOUT = {"dax": 400, "smoke": 120, "semantics": 300, "fio": 900, "readonly": 180, "demo": 120, "daxdemo": 240,
+                    "probe": 60}
 
 
 def log(msg: str) -> None:
@@ -836,6 +838,97 @@ def dax_hazard(args, qemus: dict[str, Qemu], workroot: Path) -> int:
     return 0
 
 
+def dax_demo(share: Path, qemus: dict[str, Qemu], workroot: Path) -> int:
+    """demo.sh --dax: one daemon with a DAX window; the guest does the same file I/O with
+    -o dax=always and then (second boot) without; the daemon logs its request counters
+    (SIGUSR1) when the I/O starts and ends, and the requests between are printed side by side."""
+    import threading
+    if "11.1" not in qemus:
+        log("the DAX demo needs QEMU >= 11.1: run guest-tests/build-qemu11.sh (build-assets.sh does)")
+        return 1
+    info = daemon_info(Path(os.environ.get("VHOSTFSD") or default_daemon()))
+    share.mkdir(parents=True, exist_ok=True)
+    name, size, seed = DAX_HOST_MMAP
+    (share / name).write_bytes(pattern(size, seed))
+    wd = workroot / "dax-demo"
+    wd.mkdir()
+    dlog = wd / "daemon.log"
+    d = Daemon(info, wd / "s.sock", share, "myfs", "auto", os.environ.get("SANDBOX", "none"),
+               False, False, 1, dlog)
+    d.cmd += ["--dax-window=64M"]
+    log(f"$ {' '.join(d.cmd)}")
+    d.start()
+    deltas: dict[str, dict[str, int]] = {}
+    problems: list[str] = []
+    try:
+        for mode, opts in (("DAX", "dax=always"), ("no DAX", "")):
+            sync = share / ".demo"
+            shutil.rmtree(sync, ignore_errors=True)
+            console = wd / f"console-{mode.replace(' ', '')}.log"
+            log(f"booting QEMU {qemus['11.1'].version} ({accel(qemus['11.1'])}): "
+                f"mount -t virtiofs myfs /mnt{' -o ' + opts if opts else ''}")
+            result: list = []
+            t = threading.Thread(target=lambda: result.append(run_qemu(
+                qemus["11.1"], wd / "s.sock", "myfs", 1, "daxdemo", {}, console,
+                WORKLOAD_TIMEOUT["daxdemo"], mountopts=opts, dax=True)))
+            t.start()
+            counts = []
+            for step in ("io-start", "io-end"):
+                while t.is_alive() and not (sync / step).exists():
+                    time.sleep(0.05)
+                if not t.is_alive():
+                    break
+                n = dlog.read_text(errors="replace").count("requests served:")
+                d.proc.send_signal(signal.SIGUSR1)
+                while dlog.read_text(errors="replace").count("requests served:") == n:
+                    time.sleep(0.05)
+                counts.append(request_counts(dlog.read_text(errors="replace")))
+                (sync / f"{step}-ack").touch()
+            t.join()
+            text = console.read_text(errors="replace") if console.exists() else ""
+            print("\n".join(l for l in text.splitlines() if "vhostfsd-guest" in l or l.startswith("checker:")))
+            qlog = console.with_suffix(".qemu.log")
+            errs = qemu_errors(qlog.read_text(errors="replace")) if qlog.exists() else []
+            if len(counts) != 2 or "VHOSTFSD-GUEST-RESULT: PASS" not in text or errs:
+                problems.append(f"{mode} boot failed (QEMU status {result[0][0] if result else None}"
+                                f"{'; QEMU: ' + errs[0] if errs else ''}); console: {console}")
+                break
+            deltas[mode] = {k: v - counts[0].get(k, 0) for k, v in counts[1].items() if v > counts[0].get(k, 0)}
+            m = re.search(r"GUEST-SHA256 (\w+) demo.bin", text)
+            host_sum = hashlib.sha256((share / "demo.bin").read_bytes()).hexdigest()
+            if not m or m.group(1) != host_sum:
+                problems.append(f"{mode}: the host reads other bytes in demo.bin than the guest wrote")
+            else:
+                log(f"{mode}: the host reads the 8 MiB the guest wrote (sha256 {host_sum[:16]}...)")
+            if mode == "DAX":
+                gname, gsize, gseed = DAX_GUEST_MMAP
+                if (share / gname).read_bytes() != pattern(gsize, gseed):
+                    problems.append(f"{gname}: the guest's mmap writes did not reach the host")
+                else:
+                    log(f"DAX: the host reads the {gsize >> 20} MiB the guest wrote through mmap ({gname})")
+    finally:
+        d.stop()
+    if problems:
+        for p in problems:
+            log(p)
+        print("\n".join(dlog.read_text(errors="replace").splitlines()[-30:]))
+        return 1
+    ops = sorted(set(deltas["DAX"]) | set(deltas["no DAX"]),
+                 key=lambda k: -(deltas["DAX"].get(k, 0) + deltas["no DAX"].get(k, 0)))
+    print("\nrequests that reached vhostfsd during the guest's file I/O "
+          "(per-opcode counters, SIGUSR1 before and after):")
+    print(f"  {'opcode':16} {'DAX':>8} {'no DAX':>8}")
+    for k in ops:
+        print(f"  {k:16} {deltas['DAX'].get(k, 0):8} {deltas['no DAX'].get(k, 0):8}")
+    rw = deltas["DAX"].get("READ", 0) + deltas["DAX"].get("WRITE", 0)
+    if rw or not deltas["DAX"].get("SETUPMAPPING"):
+        log(f"DAX did not take the data path: READ+WRITE={rw}, SETUPMAPPING={deltas['DAX'].get('SETUPMAPPING', 0)}")
+        return 1
+    log("with DAX the guest's reads, writes and mmap sent no READ or WRITE to the daemon: "
+        "they went through the window straight to the host file")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--matrix", default="ci", choices=["ci", "full", "quick"])
@@ -854,6 +947,7 @@ def main() -> int:
     ap.add_argument("--qemu", default=None)
     ap.add_argument("--demo", metavar="DIR")
     ap.add_argument("--shell", metavar="DIR")
+    ap.add_argument("--dax-demo", metavar="DIR", help="demo.sh --dax: DAX against no DAX, counters (QEMU 11.1)")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -881,6 +975,8 @@ def main() -> int:
             rc = dax_bench(args, qemus, workroot)
         elif args.dax_hazard:
             rc = dax_hazard(args, qemus, workroot)
+        elif args.dax_demo:
+            rc = dax_demo(Path(args.dax_demo), qemus, workroot)
         elif args.demo or args.shell:
             rc = demo(args, qemus, Path(args.demo or args.shell), interactive=bool(args.shell))
         else:

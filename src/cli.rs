@@ -86,7 +86,8 @@ pub struct Args {
     #[arg(long, value_enum, requires = "mount", default_value_t = PassthroughMode::Auto)]
     pub passthrough: PassthroughMode,
 
-    /// Name of the group that owns the socket (libvirt uses this).
+    /// Name of the group that owns the socket (libvirt uses this); the socket is then mode
+    /// 0770, owner and group may connect. Without it the socket is mode 0700, owner only.
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
 

@@ -10,19 +10,28 @@
 //!                              encode reply             credentials
 //! ```
 //!
-//! - [`cli`]: the virtiofsd-compatible command line; [`config`]: it, checked once.
-//! - [`daemon`]: starts everything from a [`config::Config`]: logging, signals, the
-//!   vhost-user listener, rlimits, sandbox, filesystem; serves one frontend after another
-//!   until SIGTERM.
-//! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs, [`fuse::io`] transport
-//!   traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`], [`fuse::server`].
-//! - [`fusedev`]: host mount mode: mount(2) with a /dev/fuse fd, reader threads, unmount.
-//! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds.
+//! - [`cli`]: the virtiofsd-compatible command line (clap; `--help`, the man page and
+//!   `docs/flags.md` come from it); [`config`]: it, checked once into a [`config::Config`].
+//! - [`daemon`]: starts everything from a [`config::Config`]: `logger`, `signals` (signalfd
+//!   thread), `listener` (the vhost-user socket and its mode), `limits` (RLIMIT_NOFILE),
+//!   `panic` (abort on panic), the sandbox and the filesystem; serves one frontend after
+//!   another until SIGTERM; `host_mount` serves the host mount mode instead.
+//! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs and the opcode table,
+//!   [`fuse::io`] transport traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`],
+//!   [`fuse::server`] (decode, INIT, dispatch, reply, migration), [`fuse::state`] (the
+//!   migration byte codec), [`fuse::dax`] and [`fuse::backing`] (what a transport offers).
+//! - [`fusedev`]: host mount mode: mount(2) with a /dev/fuse fd, reader threads, unmount,
+//!   kernel passthrough backing ids.
+//! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds (its
+//!   module docs list its files: inode store, handle table, locks, credentials, DAX,
+//!   operations, migration).
 //! - [`vhost_user`]: the virtio-fs device: features, config space, queues and their workers,
-//!   descriptor-chain readers and writers.
+//!   descriptor-chain readers and writers, the backend request channel, device state.
 //! - [`sandbox`]: namespaces with pivot_root, or chroot.
 //! - [`systemd`]: socket activation (LISTEN_FDS) and readiness notification (sd_notify).
-//! - [`oslib`]: the only place that calls `libc` for syscalls.
+//! - [`log_limit`]: rate limits for log lines a guest can trigger.
+//! - [`oslib`]: the only place that calls `libc` for syscalls; [`oslib::errno`] the errno
+//!   helpers.
 
 pub mod cli;
 pub mod config;

@@ -92,8 +92,6 @@ pub enum DaemonError {
          CAP_SYS_RESOURCE"
     )]
     Rlimit(#[source] io::Error),
-    #[error("cannot open /proc/self/fd: check that /proc is mounted")]
-    ProcSelfFd(#[source] io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
@@ -110,8 +108,10 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Device(#[from] VhostUserError),
+    /// `vhost_user_backend::Error` implements `Display` but not `std::error::Error`, so it
+    /// cannot be a `#[source]`; its text names the cause.
     #[error("the vhost-user daemon failed: {0}")]
-    VhostUser(String),
+    VhostUser(BackendError),
     #[error("waiting for a vhost-user frontend failed")]
     Wait(#[source] io::Error),
     #[error(transparent)]
@@ -309,11 +309,11 @@ fn serve_one(
         channel.clone(),
     )?);
     let mut daemon = VhostUserDaemon::new("vhostfsd".into(), backend.clone(), mem)
-        .map_err(|e| DaemonError::VhostUser(e.to_string()))?;
+        .map_err(DaemonError::VhostUser)?;
     let started = daemon.start(listener);
     let result = match started {
         Err(_) if shutdown.requested() => Ok(()),
-        Err(e) => Err(DaemonError::VhostUser(e.to_string())),
+        Err(e) => Err(DaemonError::VhostUser(e)),
         Ok(()) => {
             *shutdown.connection() = daemon.shutdown_handle();
             if shutdown.requested() {

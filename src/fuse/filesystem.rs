@@ -83,13 +83,6 @@ pub enum XattrReply {
     Count(u32),
 }
 
-/// What INIT negotiated, handed to the filesystem.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InitOptions {
-    /// Flags both sides agreed on (`init_flags::*`).
-    pub flags: u64,
-}
-
 /// Adds one READDIR entry to the reply; returns the bytes used, 0 when the reply is full.
 pub type AddDirEntry<'f> = dyn FnMut(DirEntry<'_>) -> io::Result<usize> + 'f;
 /// Adds one READDIRPLUS entry to the reply; returns the bytes used, 0 when the reply is full.

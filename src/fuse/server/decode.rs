@@ -11,9 +11,6 @@ use crate::fuse::abi::{self, opcode};
 /// Why a request could not be decoded; [`DecodeError::errno`] is what the client gets.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The request cannot even hold an `InHeader`.
-    #[error("request of {0} bytes is shorter than the request header")]
-    ShortHeader(usize),
     /// `InHeader.len` is below the header size or above what the transport holds.
     #[error("request length {len} disagrees with the {available} bytes the transport holds")]
     BadLength { len: u32, available: usize },
