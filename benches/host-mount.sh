@@ -2,22 +2,29 @@
 # Host mount benchmark (not a test): fio bs=4k ioengine=sync fsync_on_close, jobs read,
 # randread, write, randwrite on one large file, caches dropped before every run, against
 #   native        the shared directory itself
-#   no-pt         vhostfsd --mount --passthrough off
-#   pt            vhostfsd --mount --passthrough on
+#   no-pt         vhostfsd --mount --passthrough off --io-uring off (read/write on /dev/fuse)
+#   uring         vhostfsd --mount --passthrough off --io-uring on (FUSE over io_uring)
+#   pt            vhostfsd --mount --passthrough on --io-uring off
 #   hp            libfuse's passthrough_hp example (built from Debian's fuse3 source)
 # alternating configurations inside each round; prints the median KiB/s and the ratio to
-# native. Then a metadata run (create, stat, readdir, unlink of FILES files) on the mounts.
+# native. Then a metadata run (create, stat, readdir, unlink of FILES files) on native,
+# /dev/fuse, io_uring and passthrough_hp, alternating, medians and ratios to native.
+# FUSE over io_uring needs the fuse module's enable_uring parameter: the script sets it to
+# Y for the run and puts the old value back (without it, the uring column is left out).
 #
 # Usage (root): benches/host-mount.sh [--size MiB] [--runtime S] [--rounds N] [--files N]
+#                                     [--no-fio] [--no-meta]
 # Needs: target/release/vhostfsd (built here), a fio binary ($FIO, or the static one
 # guest-tests/build-assets.sh leaves in guest-tests/.cache/fio), python3, and for the hp
 # column apt-get source fuse3 + libfuse3-dev (done here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE_MIB=2048 RUNTIME=8 ROUNDS=3 FILES=10000
+SIZE_MIB=2048 RUNTIME=8 ROUNDS=3 FILES=10000 DO_FIO=1 DO_META=1
 while [ $# -gt 0 ]; do
     case $1 in
+        --no-fio) DO_FIO=0; shift ;;
+        --no-meta) DO_META=0; shift ;;
         --size) SIZE_MIB=$2; shift 2 ;;
         --runtime) RUNTIME=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -47,13 +54,16 @@ if [ ! -x "$HP" ]; then
 fi
 
 WORK=$(mktemp -d /var/tmp/vhostfsd-bench.XXXXXX)
-SRC=$WORK/src; mkdir -p "$SRC" "$WORK/no-pt" "$WORK/pt" "$WORK/hp"
+SRC=$WORK/src; mkdir -p "$SRC" "$WORK/no-pt" "$WORK/uring" "$WORK/pt" "$WORK/hp"
 PIDS=()
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_OLD=$(cat "$URING_PARAM" 2>/dev/null || true)
 cleanup() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     sleep 1
-    for m in no-pt pt hp; do umount -l "$WORK/$m" 2>/dev/null || true; done
+    for m in no-pt uring pt hp; do umount -l "$WORK/$m" 2>/dev/null || true; done
     rm -rf "$WORK"
+    [ -z "$URING_OLD" ] || echo "$URING_OLD" > "$URING_PARAM"
 }
 trap cleanup EXIT
 
@@ -64,17 +74,36 @@ wait_mount() {
     done
     echo "no mount at $1" >&2; exit 1
 }
-"$VHOSTFSD" --shared-dir "$SRC" --mount "$WORK/no-pt" --passthrough off --log-level warn &
+"$VHOSTFSD" --shared-dir "$SRC" --mount "$WORK/no-pt" --passthrough off --io-uring off \
+    --log-level warn &
 PIDS+=($!)
-"$VHOSTFSD" --shared-dir "$SRC" --mount "$WORK/pt" --passthrough on --log-level warn &
+"$VHOSTFSD" --shared-dir "$SRC" --mount "$WORK/pt" --passthrough on --io-uring off \
+    --log-level warn &
 PIDS+=($!)
 "$HP" --foreground "$SRC" "$WORK/hp" &
 PIDS+=($!)
-for m in no-pt pt hp; do wait_mount "$WORK/$m"; done
+MOUNTS=(no-pt pt hp)
+URING=()
+if [ -n "$URING_OLD" ] && echo Y > "$URING_PARAM"; then
+    "$VHOSTFSD" --shared-dir "$SRC" --mount "$WORK/uring" --passthrough off --io-uring on \
+        --log-level warn &
+    PIDS+=($!)
+    MOUNTS+=(uring); URING=(uring)
+else
+    echo "# no FUSE over io_uring in this kernel ($URING_PARAM): no uring column" >&2
+fi
+for m in "${MOUNTS[@]}"; do wait_mount "$WORK/$m"; done
 
-declare -A DIR=([native]=$SRC [no-pt]=$WORK/no-pt [pt]=$WORK/pt [hp]=$WORK/hp)
-CONFIGS=(native no-pt pt hp)
+declare -A DIR=([native]=$SRC [no-pt]=$WORK/no-pt [uring]=$WORK/uring [pt]=$WORK/pt [hp]=$WORK/hp)
+declare -A NAME=([native]=native [no-pt]="vhostfsd /dev/fuse" [uring]="vhostfsd io_uring"
+                 [pt]="vhostfsd pt" [hp]="passthrough_hp")
+CONFIGS=(native no-pt "${URING[@]}" pt hp)
 JOBS=(read randread write randwrite)
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { echo "$1 $2" | awk '{printf "%.2f", ($2 > 0) ? $1/$2 : 0}'; }
+
+if [ "$DO_FIO" = 1 ]; then
 
 echo "# laying out a ${SIZE_MIB} MiB file" >&2
 "$FIO" --name=layout --filename="$SRC/bench.dat" --rw=write --bs=1M --size="${SIZE_MIB}M" \
@@ -100,23 +129,27 @@ for r in $(seq "$ROUNDS"); do
     echo "# round $r of $ROUNDS done" >&2
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 echo
 echo "fio bs=4k ioengine=sync fsync_on_close=1, ${SIZE_MIB} MiB file, caches dropped, ${RUNTIME} s cap, median of $ROUNDS (KiB/s, ratio to native)"
-printf '| %-9s | %10s | %18s | %18s | %18s |\n' job native "vhostfsd no-pt" "vhostfsd pt" "passthrough_hp"
-printf '|%s|%s|%s|%s|%s|\n' ----------- ------------ -------------------- -------------------- --------------------
+row="| job | native"
+for c in "${CONFIGS[@]:1}"; do row+=" | ${NAME[$c]}"; done
+echo "$row |"
+echo "| --- |$(printf ' ---: |%.0s' "${CONFIGS[@]}")"
 for j in "${JOBS[@]}"; do
     n=$(echo "${RES[$j,native]}" | median)
-    row=$(printf '| %-9s | %10s ' "$j" "$n")
-    for c in no-pt pt hp; do
+    row="| $j | $n"
+    for c in "${CONFIGS[@]:1}"; do
         v=$(echo "${RES[$j,$c]}" | median)
-        row+=$(printf '| %9s (%5.2fx) ' "$v" "$(echo "$v $n" | awk '{print ($2 > 0) ? $1/$2 : 0}')")
+        row+=" | $v ($(ratio "$v" "$n")x)"
     done
-    echo "$row|"
+    echo "$row |"
 done
+fi
 
+[ "$DO_META" = 1 ] || exit 0
+META_CONFIGS=(native no-pt "${URING[@]}" hp)
 echo
-echo "metadata: $FILES files, create / stat / readdir / unlink (seconds, median of $ROUNDS)"
+echo "metadata: $FILES files, create / stat / readdir / unlink (seconds, median of $ROUNDS, configurations alternating; ratio: time / native time, lower is faster)"
 meta() {  # dir -> "create stat readdir unlink"
     python3 - "$1" "$FILES" <<'PY'
 import os, sys, time
@@ -140,17 +173,24 @@ PY
 }
 declare -A META
 for r in $(seq "$ROUNDS"); do
-    for c in native no-pt hp; do
+    for i in "${!META_CONFIGS[@]}"; do
+        c=${META_CONFIGS[$(( (i + r) % ${#META_CONFIGS[@]} ))]}
         sync; echo 3 > /proc/sys/vm/drop_caches
         read -r cr st rd ul < <(meta "${DIR[$c]}")
         META[$c,create]+=" $cr"; META[$c,stat]+=" $st"; META[$c,readdir]+=" $rd"; META[$c,unlink]+=" $ul"
     done
+    echo "# metadata round $r of $ROUNDS done" >&2
 done
-fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '| %-7s | %8s | %14s | %14s |\n' op native "vhostfsd" "passthrough_hp"
-printf '|%s|%s|%s|%s|\n' --------- ---------- ---------------- ----------------
+row="| op | native"
+for c in "${META_CONFIGS[@]:1}"; do row+=" | ${NAME[$c]}"; done
+echo "$row |"
+echo "| --- |$(printf ' ---: |%.0s' "${META_CONFIGS[@]}")"
 for op in create stat readdir unlink; do
-    printf '| %-7s | %8s | %14s | %14s |\n' "$op" \
-        "$(echo "${META[native,$op]}" | fmedian)" "$(echo "${META[no-pt,$op]}" | fmedian)" \
-        "$(echo "${META[hp,$op]}" | fmedian)"
+    n=$(echo "${META[native,$op]}" | fmedian)
+    row="| $op | $n"
+    for c in "${META_CONFIGS[@]:1}"; do
+        v=$(echo "${META[$c,$op]}" | fmedian)
+        row+=" | $v ($(ratio "$v" "$n")x)"
+    done
+    echo "$row |"
 done

@@ -7,6 +7,7 @@ use crate::passthrough::{MigrationMode, OnError};
 use clap::{Parser, ValueEnum};
 
 pub use crate::fusedev::backing::PassthroughMode;
+pub use crate::fusedev::uring::UringMode;
 use crate::passthrough::{CachePolicy, DaxPolicy, InodeFileHandles};
 use crate::sandbox::{SandboxMode, SeccompAction};
 
@@ -85,6 +86,13 @@ pub struct Args {
     /// --writeback.
     #[arg(long, value_enum, requires = "mount", default_value_t = PassthroughMode::Auto)]
     pub passthrough: PassthroughMode,
+
+    /// Host mount mode: FUSE over io_uring (Linux >= 6.14 with CONFIG_FUSE_IO_URING).
+    /// Requests arrive in per-CPU io_uring queues instead of read/write on /dev/fuse. The
+    /// kernel enables it with `echo Y > /sys/module/fuse/parameters/enable_uring`. `auto`
+    /// uses it when the kernel enables it; `on` fails when it does not.
+    #[arg(long, value_enum, requires = "mount", default_value_t = UringMode::Auto)]
+    pub io_uring: UringMode,
 
     /// Name of the group that owns the socket (libvirt uses this); the socket is then mode
     /// 0770, owner and group may connect. Without it the socket is mode 0700, owner only.

@@ -4,7 +4,7 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Args, LogLevel, PassthroughMode};
+use crate::cli::{Args, LogLevel, PassthroughMode, UringMode};
 use crate::passthrough::id_map::IdRuleError;
 use crate::passthrough::{
     self, CachePolicy, IdMap, IdRule, IdTranslation, MigrationConfig, MigrationMode,
@@ -110,6 +110,8 @@ pub struct HostMount {
     pub threads: usize,
     /// Kernel passthrough policy (`--passthrough`).
     pub passthrough: PassthroughMode,
+    /// FUSE over io_uring policy (`--io-uring`).
+    pub io_uring: UringMode,
 }
 
 /// The checked configuration.
@@ -242,6 +244,7 @@ impl TryFrom<Args> for Config {
                     n => n,
                 },
                 passthrough: args.passthrough,
+                io_uring: args.io_uring,
             }),
             (None, Some(p), None) => Transport::VhostUser(Listen::SocketPath(p)),
             (None, None, Some(fd)) => Transport::VhostUser(Listen::Fd(fd)),

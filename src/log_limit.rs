@@ -40,6 +40,18 @@ macro_rules! warn_limited {
     }};
 }
 
+/// `log::error!` through the `static` [`LogLimit`] of this call site.
+#[macro_export]
+macro_rules! error_limited {
+    ($($arg:tt)+) => {{
+        static LIMIT: $crate::log_limit::LogLimit = $crate::log_limit::LogLimit::new();
+        if let Some(n) = LIMIT.allow() {
+            log::error!("{} (occurrence {n}; logged {} times, then once per {})",
+                format_args!($($arg)+), $crate::log_limit::FIRST, $crate::log_limit::EVERY);
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

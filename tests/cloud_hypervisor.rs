@@ -1,7 +1,8 @@
 //! Cloud Hypervisor by protocol: its vhost-user-fs frontend replayed message for message
 //! (what it offers and acks, in its order, with NEED_REPLY on every message), then the
 //! guest's filesystem work through it; its reconnect after the daemon was killed, its
-//! dirty log, its snapshot/restore order, pause/resume and memory hotplug (ADD_MEM_REG).
+//! dirty log, its snapshot/restore order (into another daemon, and back into the same one
+//! for a local migration), pause/resume and memory hotplug (ADD_MEM_REG).
 //!
 //! Followed: cloud-hypervisor/cloud-hypervisor `main` at ae44c297 (2026-08-22, after
 //! v53.0), `virtio-devices/src/vhost_user/{fs.rs, mod.rs, vu_common_ctrl.rs}`; the
@@ -431,4 +432,47 @@ fn memory_hotplug_the_cloud_hypervisor_way() {
     assert_eq!((h.error, h.unique), (0, hdr.unique));
     assert_eq!(&out[16..], b"in the hotplugged region");
     semantic_checks(&mut f, &d, 1, "hotplugged");
+}
+
+#[test]
+fn local_migration_reconnects_to_the_same_daemon() {
+    require_root!();
+    // `send-migration local=on` (a VMM live upgrade): both Cloud Hypervisors use the same
+    // socket, so one daemon sees SAVE, the source hang up (`snapshot` then `shutdown`), and
+    // the destination connect and LOAD what it saved.
+    let mut d = Daemon::start(&[]);
+    fs::create_dir(d.path("dir")).unwrap();
+    fs::write(d.path("dir/file"), b"same daemon").unwrap();
+    let mut f = boot(&d, 1);
+    let dir = f.lookup(ROOT, "dir").unwrap().nodeid;
+    let file = f.lookup(dir, "file").unwrap().nodeid;
+    let fh = f.open(file, libc::O_RDWR).unwrap().fh;
+    let (blob, bases) = ch::save(&f.dev, &rings(&f));
+    // The source's connection closes before the destination connects.
+    let Fuse { chans, init, dev } = f;
+    let Device {
+        fe: source,
+        mem,
+        negotiated,
+        ..
+    } = dev;
+    drop(source);
+    let (mut fe, checked) = ch::restore(d.socket(), &negotiated, 2, &blob);
+    checked.expect("CHECK_DEVICE_STATE after LOAD into the same daemon");
+    let rings: Vec<&Virtqueue> = chans.iter().flatten().map(|c| &c.q).collect();
+    ch::setup(&mut fe, &mem, &rings, &negotiated, Some(&bases));
+    let mut f = Fuse {
+        chans,
+        init,
+        dev: Device {
+            fe,
+            mem,
+            queues: Vec::new(),
+            negotiated,
+        },
+    };
+    assert_eq!(f.read(file, fh, 0, 64).unwrap(), b"same daemon");
+    assert_eq!(f.lookup(dir, "file").unwrap().nodeid, file);
+    semantic_checks(&mut f, &d, 1, "local-migration");
+    assert!(d.is_running());
 }

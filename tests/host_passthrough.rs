@@ -178,3 +178,94 @@ fn writeback_in_auto_mode_serves_io_in_the_daemon() {
     fs::write(m.at("f"), b"wb").unwrap();
     assert_eq!(fs::read(m.host("f")).unwrap(), b"wb");
 }
+
+/// An overlayfs mount (a stacked filesystem) for one test, unmounted on drop.
+struct Overlay {
+    dir: tempfile::TempDir,
+}
+
+impl Overlay {
+    /// Mounts an overlay of two fresh directories; `None` (the test then skips, saying
+    /// so) when this kernel cannot mount overlayfs.
+    fn mount() -> Option<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-overlay")
+            .tempdir()
+            .unwrap();
+        for d in ["lower", "upper", "work", "merged"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let p = |d: &str| dir.path().join(d).display().to_string();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                p("lower"),
+                p("upper"),
+                p("work")
+            ))
+            .arg(p("merged"))
+            .status()
+            .unwrap();
+        if !st.success() {
+            eprintln!("SKIPPED: cannot mount overlayfs here (modprobe overlay)");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn merged(&self) -> std::path::PathBuf {
+        self.dir.path().join("merged")
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(self.merged())
+            .status();
+    }
+}
+
+#[test]
+fn passthrough_on_refuses_files_the_kernel_cannot_pass_through() {
+    require_fuse!();
+    // A real condition under which the kernel refuses a backing file: the shared
+    // directory is on overlayfs, a stacked filesystem (s_stack_depth 1), and the daemon
+    // declares max_stack_depth 1, so FUSE_DEV_IOC_BACKING_OPEN fails with ELOOP.
+    let Some(overlay) = Overlay::mount() else {
+        return;
+    };
+    let shared = overlay.merged();
+    fs::write(shared.join("f"), b"on overlayfs").unwrap();
+
+    let m = Mounted::start_sharing(&shared, &["--passthrough", "on"]);
+    assert!(
+        passthrough_agreed(&m),
+        "--passthrough on started without it"
+    );
+    let e = fs::File::open(m.at("f")).expect_err("the open must fail with --passthrough on");
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    // CREATE too (the file is made on the host; its open is what fails).
+    let e = fs::write(m.at("new"), b"x").expect_err("the create must fail too");
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    let log = m.log();
+    assert!(
+        log.contains("--passthrough on: the kernel refused to pass a file through")
+            && log.contains("stacked filesystem")
+            && log.contains("--passthrough auto"),
+        "the log says why and what to do:\n{log}"
+    );
+    // The refused open left no handle behind: the file can still be replaced and removed.
+    fs::remove_file(m.at("f")).unwrap();
+    fs::write(shared.join("f"), b"on overlayfs").unwrap();
+    drop(m);
+
+    // auto: the same file is served by the daemon.
+    let m = Mounted::start_sharing(&shared, &["--passthrough", "auto"]);
+    assert_eq!(fs::read(m.at("f")).unwrap(), b"on overlayfs");
+    fs::write(m.at("g"), b"created").unwrap();
+    assert_eq!(fs::read(shared.join("g")).unwrap(), b"created");
+    drop(m);
+}

@@ -88,7 +88,7 @@ fn run_suite(args: &[&str]) -> Option<(u32, u32, String)> {
 #[test]
 fn pjdfstest_passes_on_a_host_mount() {
     require_fuse!();
-    let Some((passed, failed, text)) = run_suite(&[]) else {
+    let Some((passed, failed, text)) = run_suite(&["--io-uring", "off"]) else {
         return;
     };
     let failures: Vec<&str> = text.lines().filter(|l| l.contains("FAILED")).collect();
@@ -97,5 +97,27 @@ fn pjdfstest_passes_on_a_host_mount() {
     assert!(
         passed >= 370,
         "only {passed} pjdfstest cases passed:\n{text}"
+    );
+}
+
+#[test]
+fn pjdfstest_passes_over_io_uring() {
+    require_fuse!();
+    let Some(_param) = common::host_mount::UringParam::set(true) else {
+        return;
+    };
+    let Some((passed, failed, text)) = run_suite(&["--io-uring", "on"]) else {
+        return;
+    };
+    let failures: Vec<&str> = text.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(
+        failed,
+        0,
+        "pjdfstest failures over io_uring:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        passed >= 370,
+        "only {passed} pjdfstest cases passed over io_uring:\n{text}"
     );
 }

@@ -5,6 +5,9 @@ complete -c vhostfsd -l mount -d 'Host mount mode: mount the shared directory at
 complete -c vhostfsd -l passthrough -d 'Host mount mode: kernel FUSE passthrough (Linux >= 6.9). Reads and writes of an open file go from the kernel straight to the host file, not through the daemon. `auto` uses it when the kernel offers it; `on` fails when it does not; never with --writeback' -r -f -a "auto\t'Use kernel passthrough when the kernel offers it, serve reads and writes otherwise'
 on\t'Require kernel passthrough: the mount fails when the kernel does not offer it'
 off\t'Serve every read and write in the daemon'"
+complete -c vhostfsd -l io-uring -d 'Host mount mode: FUSE over io_uring (Linux >= 6.14 with CONFIG_FUSE_IO_URING). Requests arrive in per-CPU io_uring queues instead of read/write on /dev/fuse. The kernel enables it with `echo Y > /sys/module/fuse/parameters/enable_uring`. `auto` uses it when the kernel enables it; `on` fails when it does not' -r -f -a "auto\t'Use it when the kernel enables it, read and write /dev/fuse otherwise'
+on\t'Require it: fail when the kernel does not enable it'
+off\t'Read and write /dev/fuse'"
 complete -c vhostfsd -l socket-group -d 'Name of the group that owns the socket (libvirt uses this); the socket is then mode 0770, owner and group may connect. Without it the socket is mode 0700, owner only' -r
 complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-user socket (instead of --socket-path)' -r
 complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r

@@ -13,6 +13,7 @@ use super::{DaemonError, Opened, open_filesystem, signals};
 use crate::config::{Config, HostMount};
 use crate::fuse::server::Server;
 use crate::fusedev::backing::{DevBacking, PassthroughMode};
+use crate::fusedev::uring::{self, Rings};
 use crate::fusedev::{self, Ended, FusedevError, Mount, MountOptions, Stop};
 use crate::oslib;
 use crate::sandbox::SandboxMode;
@@ -58,9 +59,31 @@ pub(super) fn run(
             fs.with_backing(Arc::new(DevBacking::new(dev, mode)))
         }
     };
-    let server = Arc::new(Server::new(Arc::new(fs)));
+    // Ring entries per queue (one thread each): the kernel puts a request on the queue of
+    // its caller's CPU, and a request waiting for a lock holds its entry, so each queue
+    // gets room for several waiters (libfuse's default depth, 8) or --thread-pool-size.
+    let depth = hm.threads.max(uring::MIN_DEPTH);
+    let mut rings = match uring::prepare(hm.io_uring, mount.dev(), depth) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(u) = mount.unmount() {
+                log::error!("{u}");
+            }
+            return Err(FusedevError::from(e).into());
+        }
+    };
+    let mut server = Server::new(Arc::new(fs));
+    if let Some(r) = &rings {
+        server = server.with_transport_flags(r.init_flags());
+    }
+    let server = Arc::new(server);
     notifier.ready();
-    let result = serve(server.clone(), &mut mount, signals);
+    let result = serve(server.clone(), &mut mount, signals, rings.as_mut());
+    if let Some(r) = &rings {
+        log::info!("served {} request(s) over io_uring", r.served());
+    }
+    // Only now, with every thread joined, may the ring entries' memory go.
+    drop(rings);
     notifier.stopping();
     signals::log_requests(&server);
     // Inside the namespace sandbox the mount is the parent's to undo.
@@ -75,6 +98,7 @@ fn serve(
     server: Arc<Server<crate::passthrough::PassthroughFs>>,
     mount: &mut Mount,
     signals: File,
+    rings: Option<&mut Rings>,
 ) -> Result<(), DaemonError> {
     let stop = Arc::new(Stop::new().map_err(DaemonError::Signals)?);
     let signal_stop = stop.clone();
@@ -88,7 +112,7 @@ fn serve(
         mount.path().display(),
         readers.len()
     );
-    match fusedev::session::serve(server, readers, stop)? {
+    match fusedev::session::serve(server, readers, stop, rings)? {
         Ended::Stopped => {}
         Ended::Unmounted => log::info!("{} was unmounted", mount.path().display()),
         Ended::InitRefused => return Err(FusedevError::InitRefused.into()),

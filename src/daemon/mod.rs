@@ -32,6 +32,7 @@ use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 use crate::config::{Config, Listen, Transport};
 use crate::fuse::server::Server;
 use crate::fusedev::FusedevError;
+use crate::fusedev::uring::UringMode;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
 use crate::sandbox::privileges::{self, CapsError};
@@ -224,7 +225,13 @@ fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
         sys_admin: host_mount,
     };
     privileges::restrict(privileges::kept_set(needs, cfg.modcaps))?;
-    let features = seccomp::Features { host_mount };
+    let features = seccomp::Features {
+        host_mount,
+        io_uring: matches!(
+            &cfg.transport,
+            Transport::HostMount(hm) if hm.io_uring != UringMode::Off
+        ),
+    };
     seccomp::install(cfg.seccomp, features)?;
     log::debug!("seccomp filter: {}", cfg.seccomp);
     Ok(Opened::Serve(Box::new(fs)))

@@ -140,6 +140,7 @@ pub mod init_flags {
     pub const NO_EXPORT_SUPPORT: u64 = 1 << 38;
     pub const HAS_RESEND: u64 = 1 << 39;
     pub const ALLOW_IDMAP: u64 = 1 << 40;
+    pub const OVER_IO_URING: u64 = 1 << 41;
 }
 
 /// `fuse_open_out.open_flags`.
@@ -337,6 +338,43 @@ pod! {
     pub struct ExtHeader { pub size: u32, pub typ: u32 }
     /// FUSE_EXT_GROUPS payload head; `nr_groups` u32 group ids follow.
     pub struct SuppGroups { pub nr_groups: u32 }
+
+    /// `fuse_uring_ent_in_out`: the last part of a ring entry's header area.
+    pub struct UringEntInOut {
+        pub flags: u64,
+        /// The id the entry's next COMMIT_AND_FETCH names (the request's `unique`).
+        pub commit_id: u64,
+        /// Bytes of the payload buffer in use (request arguments after the first one, or
+        /// the reply after its header).
+        pub payload_sz: u32,
+        pub padding: u32,
+        pub reserved: u64,
+    }
+    /// `fuse_uring_cmd_req`: the command area of a FUSE URING_CMD SQE.
+    pub struct UringCmdReq { pub flags: u64, pub commit_id: u64, pub qid: u16, pub padding: [u8; 6] }
+}
+
+/// FUSE over io_uring (protocol 7.42): the layout of a ring entry's header area
+/// (`struct fuse_uring_req_header`) and the URING_CMD operations.
+pub mod uring {
+    /// Bytes of the `in_out` area: `fuse_in_header` of the request, then the
+    /// `fuse_out_header` of its reply.
+    pub const IN_OUT_HEADER_SZ: usize = 128;
+    /// Bytes of the `op_in` area: the request's first argument (its per-opcode struct).
+    pub const OP_IN_OUT_SZ: usize = 128;
+    /// Offset of `op_in` in the header area.
+    pub const OP_IN_OFFSET: usize = IN_OUT_HEADER_SZ;
+    /// Offset of `ring_ent_in_out` ([`UringEntInOut`](super::UringEntInOut)).
+    pub const ENT_IN_OUT_OFFSET: usize = IN_OUT_HEADER_SZ + OP_IN_OUT_SZ;
+    /// Size of `struct fuse_uring_req_header`.
+    pub const REQ_HEADER_SIZE: usize =
+        ENT_IN_OUT_OFFSET + std::mem::size_of::<super::UringEntInOut>();
+    /// `FUSE_IO_URING_CMD_REGISTER`: hand the kernel an entry's buffers, fetch a request.
+    pub const CMD_REGISTER: u32 = 1;
+    /// `FUSE_IO_URING_CMD_COMMIT_AND_FETCH`: send the reply in the entry, fetch the next.
+    pub const CMD_COMMIT_AND_FETCH: u32 = 2;
+    /// Bytes of the SQE command area (a 128-byte SQE's `cmd`).
+    pub const CMD_AREA: usize = 80;
 }
 
 /// `fuse_ext_type`: supplementary groups extension.
@@ -371,5 +409,8 @@ mod tests {
         assert_eq!(size_of::<SetupmappingIn>(), 40);
         assert_eq!(size_of::<SetxattrIn>(), 16);
         assert_eq!(size_of::<CreateIn>(), 16);
+        assert_eq!(size_of::<UringEntInOut>(), 32);
+        assert_eq!(size_of::<UringCmdReq>(), 24);
+        assert_eq!(uring::REQ_HEADER_SIZE, 288);
     }
 }

@@ -50,6 +50,8 @@ pub trait Writer: io::Write + ZeroCopyWriter + Sized {
     fn bytes_written(&self) -> usize;
 }
 
+pub mod segments;
+
 /// In-memory transport: the /dev/fuse request and reply buffers (`fusedev`), unit tests and
 /// fuzzing.
 pub mod mem {

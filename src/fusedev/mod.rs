@@ -4,7 +4,8 @@
 //!
 //! - [`mount`]: mountpoint checks, mount(2) with the session fd, unmount;
 //! - [`session`]: the reader threads (one /dev/fuse clone each) and their stop;
-//! - [`backing`]: kernel passthrough backing files through the session fd's ioctls.
+//! - [`backing`]: kernel passthrough backing files through the session fd's ioctls;
+//! - [`uring`]: FUSE over io_uring, ring entries served beside the reader threads.
 //!
 //! Requests and replies travel through the in-memory transport of
 //! [`fuse::io::mem`](crate::fuse::io::mem): one request buffer and one reply buffer per
@@ -14,6 +15,7 @@
 pub mod backing;
 pub mod mount;
 pub mod session;
+pub mod uring;
 
 use std::io;
 use std::path::PathBuf;
@@ -74,4 +76,6 @@ pub enum FusedevError {
     Dup(#[source] io::Error),
     #[error("the kernel's INIT was refused (see the error above); the mount is unusable")]
     InitRefused,
+    #[error(transparent)]
+    Uring(#[from] uring::UringError),
 }

@@ -14,6 +14,7 @@ use std::thread;
 use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 
 use super::FusedevError;
+use super::uring::Rings;
 use crate::fuse::abi;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::io::mem::{VecReader, VecWriter};
@@ -45,7 +46,17 @@ impl Stop {
         let _ = self.0.write(1);
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    /// Waits up to `timeout` for the stop; returns whether it was requested.
+    ///
+    /// # Errors
+    /// poll failed.
+    pub fn wait(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        Ok(dev::poll_in(&[self.fd()], ms)?[0] != 0)
+    }
+
+    /// The eventfd that becomes readable on the stop (never read: it stays readable).
+    pub fn fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the eventfd is owned by `self.0` and stays open as long as the borrow of
         // `self` that the returned fd's lifetime is tied to.
         unsafe { BorrowedFd::borrow_raw(self.0.as_raw_fd()) }
@@ -64,39 +75,67 @@ pub enum Ended {
 }
 
 /// Serves the session with one reader thread per fd of `readers` (clones of the session
-/// fd) until `stop` or the unmount; returns how it ended.
+/// fd), and one thread per ring entry of `rings` (FUSE over io_uring), until `stop` or the
+/// unmount; returns how it ended.
 ///
 /// # Errors
-/// A thread could not be started, or hit an unexpected read error.
+/// A thread could not be started, hit an unexpected read error, or a ring failed.
 pub fn serve<F: FileSystem + 'static>(
     server: Arc<Server<F>>,
     readers: Vec<OwnedFd>,
     stop: Arc<Stop>,
+    rings: Option<&mut Rings>,
 ) -> Result<Ended, FusedevError> {
     let mut handles = Vec::with_capacity(readers.len());
     for (i, fd) in readers.into_iter().enumerate() {
-        let server = server.clone();
-        let stop = stop.clone();
-        let h = thread::Builder::new()
+        let (srv, stp) = (server.clone(), stop.clone());
+        let spawned = thread::Builder::new()
             .name(format!("vhostfsd-fuse{i}"))
             .spawn(move || {
-                let ended = reader_loop(&server, fd.as_fd(), &stop);
+                let ended = reader_loop(&srv, fd.as_fd(), &stp);
                 // Whatever ended this thread ends the session: wake the others, those
                 // waiting for a lock too.
+                stp.request();
+                srv.fs().abort_waits();
+                ended.map_err(FusedevError::Read)
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
                 stop.request();
-                server.fs().abort_waits();
-                ended
-            })
-            .map_err(FusedevError::Thread)?;
-        handles.push(h);
+                let _ = join(handles);
+                return Err(FusedevError::Thread(e));
+            }
+        }
     }
+    if let Some(rings) = rings {
+        match rings.spawn(&server, &stop) {
+            Ok(h) => handles.extend(h),
+            Err(e) => {
+                stop.request();
+                let _ = join(handles);
+                return Err(e);
+            }
+        }
+    }
+    join(handles)
+}
+
+/// Joins every thread; the first error (or else the unmount) is the session's end.
+fn join(
+    handles: Vec<thread::JoinHandle<Result<Ended, FusedevError>>>,
+) -> Result<Ended, FusedevError> {
     let mut result = Ok(Ended::Stopped);
     for h in handles {
         match h.join() {
             Ok(Ok(Ended::InitRefused)) => result = Err(FusedevError::InitRefused),
             Ok(Ok(Ended::Unmounted)) if result.is_ok() => result = Ok(Ended::Unmounted),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => result = Err(FusedevError::Read(e)),
+            Ok(Err(e)) => {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
             Err(_) => result = Err(FusedevError::ThreadPanicked),
         }
     }

@@ -14,6 +14,7 @@ pub mod process;
 pub mod signal;
 pub mod socket;
 pub mod syslog;
+pub mod uring;
 pub mod xattr;
 
 pub use io::*;

@@ -41,7 +41,13 @@ impl PassthroughFs {
             self.kill_suidgid(fd.as_fd())?;
         }
         let fh = self.handles.insert(inode, fd, host_flags);
-        Ok((fh, self.file_open_flags(inode, fh)))
+        match self.file_open_flags(inode, fh) {
+            Ok(flags) => Ok((fh, flags)),
+            Err(e) => {
+                let _ = self.handles.remove(inode, fh);
+                Err(e)
+            }
+        }
     }
 
     /// `open_out_flags` of a new file handle: with kernel passthrough, its fd becomes the
@@ -51,16 +57,20 @@ impl PassthroughFs {
     /// Files with setuid or setgid bits stay in the daemon: a passthrough write runs with
     /// the daemon's credentials, which keep CAP_FSETID, so the kernel would not clear the
     /// bits as it does for the caller; the daemon's WRITE does.
-    fn file_open_flags(&self, inode: u64, fh: u64) -> u32 {
+    ///
+    /// # Errors
+    /// `--passthrough on` and the kernel refused to pass the file through: the open fails
+    /// (with `auto` the daemon serves the file's I/O instead).
+    fn file_open_flags(&self, inode: u64, fh: u64) -> io::Result<u32> {
         let plain = self.open_reply_flags(false);
         let Some(backing) = &self.backing else {
-            return plain;
+            return Ok(plain);
         };
         if !self.negotiated(init_flags::PASSTHROUGH) {
-            return plain;
+            return Ok(plain);
         }
         let Ok(h) = self.handles.get(inode, fh) else {
-            return plain;
+            return Ok(plain);
         };
         match stat_fd(h.fd()) {
             Ok(stx) => {
@@ -68,16 +78,24 @@ impl PassthroughFs {
                 if mode & libc::S_IFMT != libc::S_IFREG
                     || mode & (libc::S_ISUID | libc::S_ISGID) != 0
                 {
-                    return plain;
+                    return Ok(plain);
                 }
             }
-            Err(_) => return plain,
+            Err(_) => return Ok(plain),
         }
         match backing.attach(inode, fh, h.fd()) {
-            Ok(_) => 0,
+            Ok(_) => Ok(0),
+            Err(e) if backing.required() => {
+                crate::error_limited!(
+                    "--passthrough on: the kernel refused to pass a file through ({e}{}), so \
+                     its open fails; --passthrough auto serves such files in the daemon",
+                    refusal_hint(&e)
+                );
+                Err(e)
+            }
             Err(e) => {
                 log::debug!("passthrough refused for node {inode}, serving its I/O: {e}");
-                plain
+                Ok(plain)
             }
         }
     }
@@ -131,8 +149,15 @@ impl PassthroughFs {
         let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
         let fh = self.handles.insert(entry.inode, fd, flags);
-        let flags = self.file_open_flags(entry.inode, fh);
-        Ok((entry, fh, flags))
+        match self.file_open_flags(entry.inode, fh) {
+            Ok(flags) => Ok((entry, fh, flags)),
+            Err(e) => {
+                // The kernel never sees this entry: drop the handle and the lookup.
+                let _ = self.handles.remove(entry.inode, fh);
+                self.inodes.forget(entry.inode, 1);
+                Err(e)
+            }
+        }
     }
 
     /// CREATE of a name that exists, without `O_EXCL`: the lookup and open of OPEN (only
@@ -182,8 +207,14 @@ impl PassthroughFs {
                 let fh = self
                     .handles
                     .insert(entry.inode, fd, self.host_open_flags(args.flags));
-                let flags = self.file_open_flags(entry.inode, fh);
-                Ok((entry, fh, flags))
+                match self.file_open_flags(entry.inode, fh) {
+                    Ok(flags) => Ok((entry, fh, flags)),
+                    Err(e) => {
+                        let _ = self.handles.remove(entry.inode, fh);
+                        self.inodes.forget(entry.inode, 1);
+                        Err(e)
+                    }
+                }
             }
             Err(e) => {
                 // The guest gets no entry: it will not count (nor forget) this lookup.
@@ -275,3 +306,16 @@ impl PassthroughFs {
 #[cfg(test)]
 #[path = "ops_file_tests.rs"]
 mod tests;
+
+/// What to check when the kernel refuses a backing file (`FUSE_DEV_IOC_BACKING_OPEN`).
+fn refusal_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            ": the shared directory is on a stacked filesystem (overlayfs, or a FUSE mount \
+             with passthrough), one level too deep for max_stack_depth 1"
+        }
+        Some(libc::EPERM) => ": the daemon needs CAP_SYS_ADMIN in the initial user namespace",
+        Some(libc::EOPNOTSUPP) => ": passthrough was not negotiated in INIT",
+        _ => "",
+    }
+}

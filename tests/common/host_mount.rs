@@ -87,6 +87,17 @@ impl Mounted {
         Self::spawn_on(dir, shared, mnt, args)
     }
 
+    /// Starts a daemon sharing `shared` (a directory the test made) at a fresh mountpoint.
+    pub fn start_sharing(shared: &Path, args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vhostfsd-mount")
+            .tempdir()
+            .expect("create the test directory");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("create the mountpoint");
+        Self::spawn_on(dir, shared.to_path_buf(), mnt, args).wait_mounted()
+    }
+
     /// Spawns a second daemon on the same directories as `self` (after `self` died).
     pub fn respawn(self, args: &[&str]) -> (Self, Self) {
         let dir = tempfile::Builder::new()
@@ -259,4 +270,53 @@ impl Drop for Mounted {
             eprintln!("vhostfsd log:\n{}", self.log());
         }
     }
+}
+
+/// The kernel switch for FUSE over io_uring.
+pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// Holds `fuse.enable_uring` at a value for one test (tests that need it take turns) and
+/// puts the old value back on drop.
+pub struct UringParam {
+    old: String,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl UringParam {
+    /// Sets `fuse.enable_uring` to `on`; `None` (the test then skips, saying so) when the
+    /// kernel has no FUSE over io_uring.
+    pub fn set(on: bool) -> Option<Self> {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(old) = std::fs::read_to_string(ENABLE_URING) else {
+            eprintln!(
+                "SKIPPED: {ENABLE_URING} is missing: this kernel has no FUSE over io_uring \
+                 (Linux >= 6.14 with CONFIG_FUSE_IO_URING)"
+            );
+            return None;
+        };
+        std::fs::write(ENABLE_URING, if on { "Y" } else { "N" })
+            .unwrap_or_else(|e| panic!("cannot write {ENABLE_URING} (needs root): {e}"));
+        Some(Self {
+            old: old.trim().to_owned(),
+            _turn: turn,
+        })
+    }
+}
+
+impl Drop for UringParam {
+    fn drop(&mut self) {
+        let _ = std::fs::write(ENABLE_URING, &self.old);
+    }
+}
+
+/// The number in the daemon's exit line `served N request(s) over io_uring`.
+pub fn served_over_io_uring(log: &str) -> Option<u64> {
+    log.lines()
+        .find_map(|l| {
+            l.split("served ")
+                .nth(1)?
+                .strip_suffix(" request(s) over io_uring")
+        })
+        .and_then(|n| n.parse().ok())
 }

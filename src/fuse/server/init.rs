@@ -40,6 +40,10 @@ pub const FS_FLAGS: u64 = f::ATOMIC_O_TRUNC
     | f::PASSTHROUGH
     | f::NO_EXPORT_SUPPORT;
 
+/// Flags a transport implements and asks the server to offer
+/// ([`Server::with_transport_flags`](super::Server::with_transport_flags)).
+pub const TRANSPORT_FLAGS: u64 = f::OVER_IO_URING;
+
 /// Background requests the client may queue (libfuse's default is 12; queues are deep here).
 pub const MAX_BACKGROUND: u16 = 64;
 /// Background requests above which the client reports congestion (3/4 of the above).

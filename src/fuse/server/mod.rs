@@ -54,6 +54,8 @@ pub struct Server<F: FileSystem> {
     fs: Arc<F>,
     session: Session,
     counters: OpcodeCounters,
+    /// INIT flags the transport implements (FUSE over io_uring), offered on its behalf.
+    transport_flags: u64,
 }
 
 impl<F: FileSystem> Server<F> {
@@ -63,6 +65,24 @@ impl<F: FileSystem> Server<F> {
             fs,
             session: Session::default(),
             counters: OpcodeCounters::default(),
+            transport_flags: 0,
+        }
+    }
+
+    /// Also offers the INIT flags in `flags` that belong to the transport (only
+    /// [`init_flags::OVER_IO_URING`] does): the transport serves them, the server only
+    /// negotiates them.
+    pub fn with_transport_flags(mut self, flags: u64) -> Self {
+        self.transport_flags = flags & init::TRANSPORT_FLAGS;
+        self
+    }
+
+    /// The flags INIT agreed on (0 before INIT).
+    pub fn agreed_flags(&self) -> u64 {
+        if self.initialized() {
+            self.session.flags.load(Ordering::Relaxed)
+        } else {
+            0
         }
     }
 
@@ -220,7 +240,7 @@ impl<F: FileSystem> Server<F> {
             Ok(f) => f,
             Err(e) => return reply.error(&e),
         };
-        let flags = init::agree(&offer, fs_wants);
+        let flags = init::agree(&offer, fs_wants) | (offer.capable & self.transport_flags);
         let out = init::reply(&offer, minor, flags);
         let written = reply.value(Ok(out))?;
         self.session.flags.store(flags, Ordering::Relaxed);

@@ -8,10 +8,10 @@
 //! inode needs it.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
-use super::save::walk;
 use crate::oslib::fs as sys;
 use crate::passthrough::fs::key_of;
 use crate::passthrough::ops_dir::parse_dirent;
@@ -28,22 +28,33 @@ pub(super) fn search(
     wanted: &HashSet<(u64, u64)>,
 ) -> HashMap<(u64, u64), Vec<u8>> {
     let inos: HashSet<u64> = wanted.iter().map(|w| w.1).collect();
+    let want = Want {
+        keys: wanted,
+        inos: &inos,
+    };
     let mut found = HashMap::new();
-    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
     let mut buf = vec![0u8; DENTS_BUF];
+    let Ok(root) = open_dir(root, c".") else {
+        return found;
+    };
+    let mut dirs = vec![Dir {
+        parent: Arc::new(root),
+        name: None,
+        path: Vec::new(),
+    }];
     while let Some(dir) = dirs.pop() {
         if found.len() == wanted.len() {
             break;
         }
-        let Ok(fd) = open_dir(root, &dir) else {
+        let fd = match &dir.name {
+            None => dir.parent,
             // Removed or replaced since it was listed: nothing to find there.
-            continue;
+            Some(name) => match open_dir(dir.parent.as_fd(), name) {
+                Ok(fd) => Arc::new(fd),
+                Err(_) => continue,
+            },
         };
-        let want = Want {
-            keys: wanted,
-            inos: &inos,
-        };
-        let _ = scan(fd.as_fd(), &dir, &want, &mut buf, &mut found, &mut dirs);
+        let _ = scan(&fd, &dir.path, &want, &mut buf, &mut found, &mut dirs);
     }
     found
 }
@@ -54,17 +65,21 @@ struct Want<'a> {
     inos: &'a HashSet<u64>,
 }
 
-/// Opens the directory at `rel` below `root` for reading, never through a symlink.
-fn open_dir(root: BorrowedFd<'_>, rel: &[u8]) -> std::io::Result<OwnedFd> {
-    let at = if rel.is_empty() {
-        sys::dup(root)?
-    } else {
-        walk(root, rel)?
-    };
+/// A directory still to list: its name in `parent` (kept open while any of its
+/// subdirectories waits, so each is opened with one `openat`), and its path.
+struct Dir {
+    parent: Arc<OwnedFd>,
+    /// `None` for the shared directory itself (then `parent` is the directory).
+    name: Option<CString>,
+    path: Vec<u8>,
+}
+
+/// Opens the directory `name` in `dir` for reading, never through a symlink.
+fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<OwnedFd> {
     sys::openat(
-        at.as_fd(),
-        c".",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         0,
     )
 }
@@ -72,15 +87,15 @@ fn open_dir(root: BorrowedFd<'_>, rel: &[u8]) -> std::io::Result<OwnedFd> {
 /// Lists the directory `fd` (at `dir`): records wanted inodes in `found` and queues its
 /// subdirectories in `dirs`.
 fn scan(
-    fd: BorrowedFd<'_>,
+    fd: &Arc<OwnedFd>,
     dir: &[u8],
     want: &Want<'_>,
     buf: &mut [u8],
     found: &mut HashMap<(u64, u64), Vec<u8>>,
-    dirs: &mut Vec<Vec<u8>>,
+    dirs: &mut Vec<Dir>,
 ) -> std::io::Result<()> {
     loop {
-        let n = sys::getdents64(fd, buf)?;
+        let n = sys::getdents64(fd.as_fd(), buf)?;
         if n == 0 {
             return Ok(());
         }
@@ -95,19 +110,18 @@ fn scan(
                 path.push(b'/');
             }
             path.extend_from_slice(name);
+            let Ok(name) = CString::new(name) else {
+                continue;
+            };
             if path.len() > MAX_PATH {
                 continue;
             }
-            let is_dir = typ == libc::DT_DIR;
-            let maybe_dir = is_dir || typ == libc::DT_UNKNOWN;
+            let mut is_dir = typ == libc::DT_DIR;
             // d_ino can differ from st_ino (mount points, some filesystems): stat the
             // candidates, and any entry whose type the directory does not tell.
             if want.inos.contains(&ino) || typ == libc::DT_UNKNOWN {
-                let Ok(name) = CString::new(name) else {
-                    continue;
-                };
                 let Ok(st) = sys::statx(
-                    fd,
+                    fd.as_fd(),
                     &name,
                     libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
                     libc::STATX_BASIC_STATS,
@@ -118,11 +132,14 @@ fn scan(
                 if want.keys.contains(&(k.dev, k.ino)) {
                     found.entry((k.dev, k.ino)).or_insert_with(|| path.clone());
                 }
-                if u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR {
-                    dirs.push(path);
-                }
-            } else if maybe_dir {
-                dirs.push(path);
+                is_dir = u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR;
+            }
+            if is_dir {
+                dirs.push(Dir {
+                    parent: fd.clone(),
+                    name: Some(name),
+                    path,
+                });
             }
         }
     }
@@ -172,6 +189,49 @@ mod tests {
         assert!(
             !found.contains_key(&key(&outside.join("secret"))),
             "the walk followed a symlink out of the shared directory"
+        );
+    }
+
+    #[test]
+    fn a_tree_deeper_than_path_max_ends_the_walk_at_path_max() {
+        let t = tempfile::tempdir().unwrap();
+        let root = sys::openat(
+            std::fs::File::open(t.path()).unwrap().as_fd(),
+            c".",
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .unwrap();
+        // A guest can make a chain of directories as deep as it likes: names of 200 bytes
+        // pass PATH_MAX at depth 21.
+        let name = CString::new(vec![b'n'; 200]).unwrap();
+        let mut cur = sys::dup(root.as_fd()).unwrap();
+        let mut shallow = None;
+        for depth in 1..=30 {
+            sys::mkdirat(cur.as_fd(), &name, 0o755).unwrap();
+            cur = sys::openat(cur.as_fd(), &name, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+            if depth == 5 {
+                let f =
+                    sys::openat(cur.as_fd(), c"f", libc::O_CREAT | libc::O_WRONLY, 0o644).unwrap();
+                let k = key_of(&crate::passthrough::fs::stat_fd(f.as_fd()).unwrap());
+                shallow = Some((k.dev, k.ino));
+            }
+        }
+        let f = sys::openat(cur.as_fd(), c"f", libc::O_CREAT | libc::O_WRONLY, 0o644).unwrap();
+        let k = key_of(&crate::passthrough::fs::stat_fd(f.as_fd()).unwrap());
+        let deep = (k.dev, k.ino);
+        let shallow = shallow.unwrap();
+        let found = search(root.as_fd(), &[shallow, deep].into());
+        let mut want_shallow = Vec::new();
+        for _ in 0..5 {
+            want_shallow.extend_from_slice(name.as_bytes());
+            want_shallow.push(b'/');
+        }
+        want_shallow.push(b'f');
+        assert_eq!(found.get(&shallow), Some(&want_shallow));
+        assert!(
+            !found.contains_key(&deep),
+            "a path longer than PATH_MAX was built"
         );
     }
 }
