@@ -16,7 +16,12 @@ targets=$(cargo fuzz list)
 for t in $targets; do
     echo "== $t: ${seconds}s"
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    if ! cargo fuzz run "$t" -- -max_total_time="$seconds" -max_len=16384 -timeout=10 \
+    # The corpus grows in fuzz/corpus/$t (not tracked); fuzz/seeds/$t (tracked, written by
+    # fuzz/seeds/make-seeds.py) is read at start, so those inputs run on every fuzz run.
+    corpus=("$PWD/fuzz/corpus/$t")
+    mkdir -p "${corpus[0]}"
+    if [ -d "fuzz/seeds/$t" ]; then corpus+=("$PWD/fuzz/seeds/$t"); fi
+    if ! cargo fuzz run "$t" "${corpus[@]}" -- -max_total_time="$seconds" -max_len=16384 -timeout=10 \
         ${FUZZ_ARGS:-}; then
         echo "== $t: crashed; the input is under fuzz/artifacts/$t/" >&2
         exit 1

@@ -197,6 +197,29 @@ fn find_paths_searches_the_share_for_a_file_whose_name_was_unlinked() {
 }
 
 #[test]
+fn a_path_through_a_symlink_on_the_destination_is_not_followed() {
+    require_root!();
+    let src = Daemon::start(&[]);
+    populate(&src);
+    let mut f = Fuse::from_device(connect(&src));
+    hold(&mut f);
+    let blob = save(&f.dev).unwrap();
+    // Between save and load, "dir" becomes a symlink to a directory outside the share
+    // that holds a "file" too.
+    let outside = src.outside().join("elsewhere");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("file"), b"outside the share").unwrap();
+    fs::rename(src.path("dir"), src.outside().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, src.path("dir")).unwrap();
+    let dst = destination(&src, &[]);
+    let dev = connect(&dst);
+    assert!(
+        load(&dev, &blob).is_err(),
+        "the destination followed a symlink out of the shared directory"
+    );
+}
+
+#[test]
 fn file_handles_mode_carries_a_file_deleted_while_open() {
     require_root!();
     let src = Daemon::start(&["--migration-mode", "file-handles"]);

@@ -4,6 +4,7 @@
 use std::io::Write as _;
 
 use vhostfsd::fuse::abi;
+use vhostfsd::fuse::testing::RequestBuilder;
 use vm_memory::{ByteValued, Bytes, GuestAddress};
 
 use crate::ring::{self, Buf, HEADER_AREA, Ring};
@@ -95,17 +96,10 @@ impl Reply<'_> {
 pub fn send(ring: &mut Ring, scratch: &mut Vec<u8>, slot: usize, unique: u64, req: &Req) {
     let b = ring.bufs(slot);
     let args_len = req.args.len();
-    let h = abi::InHeader {
-        len: (size_of::<abi::InHeader>() + args_len) as u32 + req.payload,
-        opcode: req.op,
-        unique,
-        nodeid: req.nodeid,
-        uid: 0,
-        gid: 0,
-        pid: 1,
-        total_extlen: 0,
-        padding: 0,
-    };
+    let h = RequestBuilder::new(req.op, req.nodeid)
+        .unique(unique)
+        .caller(0, 0, 1)
+        .header(args_len + req.payload as usize, 0);
     scratch.clear();
     scratch.extend_from_slice(h.as_slice());
     scratch.extend_from_slice(&req.args);

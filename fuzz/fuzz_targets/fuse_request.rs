@@ -34,6 +34,7 @@ use vhostfsd::fuse::dax::{DaxWindow, MapRequest};
 use vhostfsd::fuse::io::Writer;
 use vhostfsd::fuse::io::mem::{VecReader, VecWriter};
 use vhostfsd::fuse::server::Server;
+use vhostfsd::fuse::testing::RequestBuilder;
 use vhostfsd::passthrough::{CachePolicy, Config, DaxPolicy, PassthroughFs};
 use vm_memory::ByteValued;
 
@@ -349,17 +350,13 @@ fn build(r: &Request, seen: &Seen) -> (u32, Vec<u8>) {
         Caller::Nobody => (65534, 65534),
         Caller::Raw(u, g) => (u, g),
     };
-    let h = abi::InHeader {
-        len,
-        opcode: op,
-        unique: r.unique,
-        nodeid: seen.node(&r.node),
-        uid,
-        gid,
-        pid: 4242,
-        total_extlen: extlen,
-        padding: 0,
-    };
+    // The builder's header, then the lengths this input asks for (right or wrong).
+    let mut h = RequestBuilder::new(op, seen.node(&r.node))
+        .unique(r.unique)
+        .caller(uid, gid, 4242)
+        .header(body.len(), 0);
+    h.len = len;
+    h.total_extlen = extlen;
     (op, [h.as_slice(), &body].concat())
 }
 
@@ -560,14 +557,7 @@ impl DaxWindow for StrictWindow {
 }
 
 fn request(op: u32, nodeid: u64, body: &[u8]) -> Vec<u8> {
-    let h = abi::InHeader {
-        len: (size_of::<abi::InHeader>() + body.len()) as u32,
-        opcode: op,
-        unique: 1,
-        nodeid,
-        ..Default::default()
-    };
-    [h.as_slice(), body].concat()
+    RequestBuilder::new(op, nodeid).unique(1).build(&[body], &[])
 }
 
 fn run(input: &Input) {

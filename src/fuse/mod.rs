@@ -2,7 +2,8 @@
 //! a transport may offer ([`dax`]), the
 //! [`FileSystem`](filesystem::FileSystem) trait, and the [`Server`](server::Server) that
 //! decodes a request, calls the filesystem and encodes the reply; [`state`] is the byte
-//! codec of the live-migration state.
+//! codec of the live-migration state; `testing` (feature `test-utils`) builds requests for
+//! the tests, fuzz targets and benchmark.
 
 pub mod abi;
 pub mod backing;
@@ -11,3 +12,5 @@ pub mod filesystem;
 pub mod io;
 pub mod server;
 pub mod state;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;

@@ -211,6 +211,7 @@ mod tests {
 
     use super::*;
     use crate::fuse::abi::{self, opcode};
+    use crate::fuse::testing::RequestBuilder;
     use crate::passthrough::PassthroughFs;
 
     struct Session {
@@ -257,14 +258,9 @@ mod tests {
 
         fn request(&mut self, op: u32, node: u64, body: &[u8]) -> Vec<u8> {
             self.unique += 1;
-            let h = abi::InHeader {
-                len: (size_of::<abi::InHeader>() + body.len()) as u32,
-                opcode: op,
-                unique: self.unique,
-                nodeid: node,
-                ..Default::default()
-            };
-            [h.as_slice(), body].concat()
+            RequestBuilder::new(op, node)
+                .unique(self.unique)
+                .build(&[body], &[])
         }
 
         /// The errno of the reply (0: success).

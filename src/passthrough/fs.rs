@@ -782,8 +782,8 @@ impl FileSystem for PassthroughFs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::*;
     use super::*;
+    use crate::passthrough::tests::fixture::*;
 
     #[test]
     fn init_asks_for_what_the_config_enables() {
@@ -861,7 +861,3 @@ mod tests {
         assert_eq!(etc.attr_flags & abi::ATTR_SUBMOUNT, 0);
     }
 }
-
-#[cfg(test)]
-#[path = "file_handles_tests.rs"]
-mod file_handles_tests;

@@ -278,7 +278,3 @@ impl PassthroughFs {
         self.locks.drop_owner(inode, owner, Kind::Flock);
     }
 }
-
-#[cfg(test)]
-#[path = "locks_tests.rs"]
-mod tests;

@@ -20,6 +20,8 @@
 //! - [`dax`]: the map of the DAX window and the `--dax-policy`; `ops_dax` serves
 //!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
 //!   one they answer `ENOSYS`).
+//! - `tests/`: behaviour tests through the `FileSystem` trait over a temporary directory
+//!   (`tests/fixture.rs`), one file per group of operations.
 
 pub mod backing;
 pub mod config;
@@ -39,7 +41,7 @@ mod ops_file;
 mod ops_xattr;
 pub mod shards;
 #[cfg(test)]
-mod test_util;
+mod tests;
 
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;

@@ -147,7 +147,3 @@ mod tests {
         assert!(parse_dirent(&rec).is_none());
     }
 }
-
-#[cfg(test)]
-#[path = "ops_dir_tests.rs"]
-mod dir_tests;

@@ -272,7 +272,3 @@ impl PassthroughFs {
         )
     }
 }
-
-#[cfg(test)]
-#[path = "ops_entry_tests.rs"]
-mod tests;

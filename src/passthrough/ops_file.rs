@@ -303,10 +303,6 @@ impl PassthroughFs {
     }
 }
 
-#[cfg(test)]
-#[path = "ops_file_tests.rs"]
-mod tests;
-
 /// What to check when the kernel refuses a backing file (`FUSE_DEV_IOC_BACKING_OPEN`).
 fn refusal_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {

@@ -6,10 +6,14 @@
 //! (`--dax-window`), the frontend learns its size from GET_SHMEM_CONFIG (shared-memory
 //! region 0) and the filesystem maps host files into it with BACKEND_SHMEM_MAP/UNMAP (9/10).
 //!
-//! QEMU 11.1 crashes on a SHMEM_MAP sent before the guest driver is up (DRIVER_OK), so maps
-//! are sent only while the device runs: QEMU starts the vrings (and so the first kick
-//! reaches a worker) only after DRIVER_OK; a stop (GET_VRING_BASE), reset or disconnect
-//! ends it. A reset or a new connection also starts a new window epoch: the frontend has
+//! QEMU 11.1 crashes on a SHMEM_MAP sent before the guest driver is up (DRIVER_OK): its
+//! handler dereferences the vhost device's VirtIODevice, which `vhost_dev_start` sets only
+//! when the guest writes DRIVER_OK (and `vhost_dev_stop` clears). So maps are sent only
+//! while the device runs, from the first queue kick on: QEMU hands over the kick eventfds
+//! (SET_VRING_KICK) inside `vhost_dev_start`, after that pointer is set, so no kick can
+//! reach a worker earlier; a stop (GET_VRING_BASE), reset or disconnect ends it. The
+//! protocol's own signal, SET_STATUS with DRIVER_OK (protocol feature STATUS), cannot be
+//! used: vhost 0.18's request handler does not serve it (see `features::protocol_features`). A reset or a new connection also starts a new window epoch: the frontend has
 //! dropped the old mappings, so the filesystem forgets its map rather than unmap ranges
 //! that are gone (QEMU closes the channel on an unmap it cannot match).
 

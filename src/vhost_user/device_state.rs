@@ -91,16 +91,9 @@ impl DeviceState {
                     file.write_all(&blob).map_err(DeviceStateError::Write)
                 })?)
             }
-            VhostTransferStateDirection::LOAD => Pending::Load(spawn(move || {
-                let mut blob = Vec::new();
-                file.take(MAX_STATE + 1)
-                    .read_to_end(&mut blob)
-                    .map_err(DeviceStateError::Read)?;
-                if blob.len() as u64 > MAX_STATE {
-                    return Err(DeviceStateError::TooLarge);
-                }
-                Ok(blob)
-            })?),
+            VhostTransferStateDirection::LOAD => {
+                Pending::Load(spawn(move || read_state(file, MAX_STATE))?)
+            }
         };
         // A transfer the frontend never checked is simply dropped (its thread ends when
         // the frontend closes its end of the pipe).
@@ -138,4 +131,36 @@ fn spawn<T: Send + 'static>(
         .name("vhostfsd-state".into())
         .spawn(f)
         .map_err(DeviceStateError::Spawn)
+}
+
+/// Reads a state to its end, refusing one longer than `max` bytes without reading (or
+/// allocating) past `max + 1`.
+fn read_state(file: impl Read, max: u64) -> Result<Vec<u8>, DeviceStateError> {
+    let mut blob = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut blob)
+        .map_err(DeviceStateError::Read)?;
+    if blob.len() as u64 > max {
+        return Err(DeviceStateError::TooLarge);
+    }
+    Ok(blob)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_longer_than_the_limit_is_refused_without_reading_it_all() {
+        assert_eq!(read_state(&[7u8; 16][..], 16).unwrap(), vec![7u8; 16]);
+        assert!(matches!(
+            read_state(&[7u8; 17][..], 16),
+            Err(DeviceStateError::TooLarge)
+        ));
+        // An endless sender: reading stops at the limit.
+        assert!(matches!(
+            read_state(std::io::repeat(1), 1 << 20),
+            Err(DeviceStateError::TooLarge)
+        ));
+    }
 }

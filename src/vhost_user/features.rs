@@ -24,6 +24,13 @@ pub fn virtio_features() -> u64 {
 /// LOG_SHMFD: the frontend shares its dirty-page log with SET_LOG_BASE, which QEMU requires
 /// before it migrates a VM. DEVICE_STATE: the FUSE session and what the guest holds travel
 /// in the migration stream.
+///
+/// STATUS is not offered, although SET_STATUS with DRIVER_OK is the protocol's own signal
+/// that the guest driver is up (which the DAX window waits for, see `backend_channel`):
+/// once it is negotiated QEMU sends GET_STATUS and SET_STATUS after SET_FEATURES and at
+/// every device start and stop, and vhost 0.18's backend request handler has no case for
+/// either (it answers with an error that ends the connection). The first queue kick stands
+/// in for DRIVER_OK instead.
 pub fn protocol_features(with_config: bool, with_shmem: bool) -> VhostUserProtocolFeatures {
     let mut f = VhostUserProtocolFeatures::MQ
         | VhostUserProtocolFeatures::REPLY_ACK
@@ -69,6 +76,16 @@ mod tests {
         assert_eq!(VhostUserProtocolFeatures::SHMEM.bits(), 1 << 22);
         assert!(protocol_features(true, true).contains(VhostUserProtocolFeatures::SHMEM));
         assert!(!protocol_features(true, false).contains(VhostUserProtocolFeatures::SHMEM));
+    }
+
+    /// vhost 0.18 cannot serve SET_STATUS/GET_STATUS: offering STATUS would end every
+    /// connection with a QEMU that uses it (see `protocol_features`).
+    #[test]
+    fn status_is_never_offered() {
+        for (config, shmem) in [(false, false), (true, false), (false, true), (true, true)] {
+            let f = protocol_features(config, shmem);
+            assert!(!f.contains(VhostUserProtocolFeatures::STATUS));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::ffi::OsStrExt;
 
 use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::testing::{self, RequestBuilder};
 use vm_memory::ByteValued;
 
 use super::daemon::Daemon;
@@ -82,15 +83,11 @@ pub fn parse<T: ByteValued + Default>(b: &[u8]) -> T {
 
 /// `name` followed by a NUL.
 pub fn cstr(name: &str) -> Vec<u8> {
-    let mut v = name.as_bytes().to_vec();
-    v.push(0);
-    v
+    testing::name(name.as_bytes())
 }
 
 fn os_cstr(name: &OsStr) -> Vec<u8> {
-    let mut v = name.as_bytes().to_vec();
-    v.push(0);
-    v
+    testing::name(name.as_bytes())
 }
 
 /// The FUSE client on one queue.
@@ -132,17 +129,10 @@ impl Channel {
     /// An input header for a request with `args_len` bytes of arguments.
     pub fn header(&mut self, op: u32, nodeid: u64, args_len: usize) -> abi::InHeader {
         self.unique += 1;
-        abi::InHeader {
-            len: u32::try_from(size_of::<abi::InHeader>() + args_len).unwrap(),
-            opcode: op,
-            unique: self.unique,
-            nodeid,
-            uid: self.uid,
-            gid: self.gid,
-            pid: self.pid,
-            total_extlen: 0,
-            padding: 0,
-        }
+        RequestBuilder::new(op, nodeid)
+            .unique(self.unique)
+            .caller(self.uid, self.gid, self.pid)
+            .header(args_len, 0)
     }
 
     /// Submits raw request buffers and a reply area of `out_len` bytes (split in

@@ -18,26 +18,17 @@ use super::Server;
 use crate::fuse::abi::{self, init_flags, opcode};
 use crate::fuse::io::Writer;
 use crate::fuse::io::mem::{VecReader, VecWriter};
+use crate::fuse::testing::RequestBuilder;
 
 /// Reply space the tests give unless they test it.
 const SPACE: usize = 1 << 16;
 
 /// A request: header (with `len` and `total_extlen` filled in), `args`, then `ext`.
 fn request_ext(op: u32, nodeid: u64, args: &[&[u8]], ext: &[u8]) -> Vec<u8> {
-    assert_eq!(ext.len() % 8, 0);
-    let body: Vec<u8> = args.concat();
-    let h = abi::InHeader {
-        len: (size_of::<abi::InHeader>() + body.len() + ext.len()) as u32,
-        opcode: op,
-        unique: 77,
-        nodeid,
-        uid: 1000,
-        gid: 100,
-        pid: 4242,
-        total_extlen: (ext.len() / 8) as u16,
-        padding: 0,
-    };
-    [h.as_slice(), &body, ext].concat()
+    RequestBuilder::new(op, nodeid)
+        .unique(77)
+        .caller(1000, 100, 4242)
+        .build(args, ext)
 }
 
 fn request(op: u32, nodeid: u64, args: &[&[u8]]) -> Vec<u8> {

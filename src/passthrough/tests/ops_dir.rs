@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fs;
 
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
 use crate::fuse::filesystem::FileSystem;
 

@@ -5,11 +5,11 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::super::PassthroughFs;
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::{FileLock, LK_FLOCK, LkIn, RELEASE_FLOCK_UNLOCK, init_flags};
 use crate::fuse::filesystem::FileSystem;
 use crate::oslib::fs as sys;
+use crate::passthrough::PassthroughFs;
 
 const EOF: u64 = i64::MAX as u64;
 

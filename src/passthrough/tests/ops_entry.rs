@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::{ROOT_ID, open_out_flags};
 use crate::fuse::filesystem::{Attributes, FileSystem};
 

@@ -3,10 +3,10 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use super::super::CachePolicy;
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::{self, CopyFileRangeIn, CreateIn, ROOT_ID, open_out_flags};
 use crate::fuse::filesystem::FileSystem;
+use crate::passthrough::CachePolicy;
 
 #[test]
 fn create_write_read_release() {

@@ -3,10 +3,10 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 
-use super::super::InodeFileHandles;
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
 use crate::fuse::filesystem::{FileSystem, XattrReply};
+use crate::passthrough::InodeFileHandles;
 
 fn fixture() -> Option<Fixture> {
     if !need_root("file handles (open_by_handle_at needs CAP_DAC_READ_SEARCH)") {
@@ -83,13 +83,13 @@ fn mandatory_refuses_a_filesystem_without_handles() {
     if !need_root("file handles") {
         return;
     }
-    let cfg = super::super::Config {
+    let cfg = crate::passthrough::Config {
         root_dir: "/proc/self".into(),
         inode_file_handles: InodeFileHandles::Mandatory,
         ..Default::default()
     };
     let proc_fd = fs::File::open("/proc/self/fd").unwrap();
-    let err = super::super::PassthroughFs::new(cfg.clone(), proc_fd)
+    let err = crate::passthrough::PassthroughFs::new(cfg.clone(), proc_fd)
         .err()
         .unwrap();
     assert!(
@@ -97,10 +97,10 @@ fn mandatory_refuses_a_filesystem_without_handles() {
         "{err}"
     );
     // Prefer falls back to fds there.
-    let cfg = super::super::Config {
+    let cfg = crate::passthrough::Config {
         inode_file_handles: InodeFileHandles::Prefer,
         ..cfg
     };
     let proc_fd = fs::File::open("/proc/self/fd").unwrap();
-    super::super::PassthroughFs::new(cfg, proc_fd).unwrap();
+    crate::passthrough::PassthroughFs::new(cfg, proc_fd).unwrap();
 }

@@ -6,11 +6,11 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
-use super::{Config, PassthroughFs};
 use crate::fuse::abi::{self, CreateIn, ROOT_ID, SetattrIn};
 use crate::fuse::filesystem::{Context, Entry, FileSystem};
 use crate::fuse::io::mem::{VecReader, VecWriter};
 use crate::oslib::creds;
+use crate::passthrough::{Config, PassthroughFs};
 
 /// Root in the guest.
 pub const ROOT: Context = Context {

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
-use super::super::test_util::*;
+use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
 use crate::fuse::filesystem::{FileSystem, XattrReply};
 
@@ -154,49 +154,4 @@ fn readonly_refuses_xattr_changes() {
         libc::EROFS
     );
     assert_eq!(errno_of(t.fs.removexattr(&ROOT, ROOT_ID, &n)), libc::EROFS);
-}
-
-#[test]
-fn pre_6_13_fallback_reaches_the_link_itself() {
-    if !need_root("trusted.* xattrs") {
-        return;
-    }
-    let t = Fixture::with(|c| c.xattr = true);
-    fs::write(t.path("target"), b"").unwrap();
-    symlink("target", t.path("ln")).unwrap();
-    let ln = t.lookup("ln").unwrap();
-    let target = t.lookup("target").unwrap();
-    let data = t.fs.inodes.get(ln.inode).unwrap();
-    let n = cs("trusted.old");
-    // On a thread of its own: the fallback changes (its private) working directory.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let set = |tg: crate::oslib::xattr::XattrTarget<'_>| {
-                crate::oslib::xattr::setxattr(tg, &n, b"v", 0)
-            };
-            t.fs.with_proc_path(&data, set).unwrap();
-        });
-    });
-    let v = t.fs.getxattr(&ROOT, ln.inode, &n, 16).unwrap();
-    assert_eq!(v, XattrReply::Value(b"v".to_vec()));
-    assert_eq!(
-        errno_of(t.fs.getxattr(&ROOT, target.inode, &n, 16)),
-        libc::ENODATA
-    );
-}
-
-/// Found by fuzzing (fuzz/fuse_request): a GETXATTR of size u32::MAX allocated 4 GiB.
-#[test]
-fn getxattr_buffer_is_bounded_by_the_largest_value() {
-    assert_eq!(super::value_buffer_len(u32::MAX), 1 << 16);
-    assert_eq!(super::value_buffer_len(100), 100);
-    let t = Fixture::with(|c| c.xattr = true);
-    fs::write(t.path("f"), b"").unwrap();
-    let f = t.lookup("f").unwrap();
-    let n = cs("user.big");
-    t.fs.setxattr(&ROOT, f.inode, &n, b"value", 0, 0).unwrap();
-    assert!(matches!(
-        t.fs.getxattr(&ROOT, f.inode, &n, u32::MAX).unwrap(),
-        XattrReply::Value(v) if v == b"value"
-    ));
 }
