@@ -102,6 +102,26 @@ JOBS=(read randread write randwrite)
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { echo "$1 $2" | awk '{printf "%.2f", ($2 > 0) ? $1/$2 : 0}'; }
+# table HEAD MEDIAN RESULTS CONFIGS ROWS: a markdown table, one row per entry of the array
+# named ROWS, one column per entry of CONFIGS, each cell the MEDIAN of RESULTS[row,config]
+# and its ratio to the first configuration's.
+table() {
+    local head=$1 med=$2 line n v r c
+    local -n res=$3 cfgs=$4 rows=$5
+    line="| $head"
+    for c in "${cfgs[@]}"; do line+=" | ${NAME[$c]}"; done
+    echo "$line |"
+    echo "| --- |$(printf ' ---: |%.0s' "${cfgs[@]}")"
+    for r in "${rows[@]}"; do
+        n=$(echo "${res[$r,${cfgs[0]}]}" | $med)
+        line="| $r | $n"
+        for c in "${cfgs[@]:1}"; do
+            v=$(echo "${res[$r,$c]}" | $med)
+            line+=" | $v ($(ratio "$v" "$n")x)"
+        done
+        echo "$line |"
+    done
+}
 
 if [ "$DO_FIO" = 1 ]; then
 
@@ -131,19 +151,7 @@ done
 
 echo
 echo "fio bs=4k ioengine=sync fsync_on_close=1, ${SIZE_MIB} MiB file, caches dropped, ${RUNTIME} s cap, median of $ROUNDS (KiB/s, ratio to native)"
-row="| job | native"
-for c in "${CONFIGS[@]:1}"; do row+=" | ${NAME[$c]}"; done
-echo "$row |"
-echo "| --- |$(printf ' ---: |%.0s' "${CONFIGS[@]}")"
-for j in "${JOBS[@]}"; do
-    n=$(echo "${RES[$j,native]}" | median)
-    row="| $j | $n"
-    for c in "${CONFIGS[@]:1}"; do
-        v=$(echo "${RES[$j,$c]}" | median)
-        row+=" | $v ($(ratio "$v" "$n")x)"
-    done
-    echo "$row |"
-done
+table job median RES CONFIGS JOBS
 fi
 
 [ "$DO_META" = 1 ] || exit 0
@@ -177,20 +185,9 @@ for r in $(seq "$ROUNDS"); do
         c=${META_CONFIGS[$(( (i + r) % ${#META_CONFIGS[@]} ))]}
         sync; echo 3 > /proc/sys/vm/drop_caches
         read -r cr st rd ul < <(meta "${DIR[$c]}")
-        META[$c,create]+=" $cr"; META[$c,stat]+=" $st"; META[$c,readdir]+=" $rd"; META[$c,unlink]+=" $ul"
+        META[create,$c]+=" $cr"; META[stat,$c]+=" $st"; META[readdir,$c]+=" $rd"; META[unlink,$c]+=" $ul"
     done
     echo "# metadata round $r of $ROUNDS done" >&2
 done
-row="| op | native"
-for c in "${META_CONFIGS[@]:1}"; do row+=" | ${NAME[$c]}"; done
-echo "$row |"
-echo "| --- |$(printf ' ---: |%.0s' "${META_CONFIGS[@]}")"
-for op in create stat readdir unlink; do
-    n=$(echo "${META[native,$op]}" | fmedian)
-    row="| $op | $n"
-    for c in "${META_CONFIGS[@]:1}"; do
-        v=$(echo "${META[$c,$op]}" | fmedian)
-        row+=" | $v ($(ratio "$v" "$n")x)"
-    done
-    echo "$row |"
-done
+OPS=(create stat readdir unlink)
+table op fmedian META META_CONFIGS OPS

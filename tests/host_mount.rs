@@ -276,16 +276,9 @@ fn namespace_sandbox_serves_and_unmounts() {
 #[test]
 fn sigterm_with_every_reader_waiting_for_a_lock_exits() {
     require_fuse!();
-    use std::os::fd::AsRawFd;
     let mut m = Mounted::start(&["--thread-pool-size", "2"]);
     fs::write(m.at("f"), b"x").unwrap();
-    let ofd_lock = |f: &fs::File, cmd| {
-        let mut fl: libc::flock = unsafe_zeroed_flock();
-        fl.l_type = libc::F_WRLCK as i16;
-        fl.l_whence = libc::SEEK_SET as i16;
-        // SAFETY: fcntl with an OFD lock command and a valid flock on an open fd.
-        unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) }
-    };
+    let ofd_lock = common::host_mount::ofd_write_lock;
     let holder = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
     assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK), 0, "take the lock");
     // Both reader threads end up waiting for it (each open file is its own lock owner).
@@ -304,10 +297,4 @@ fn sigterm_with_every_reader_waiting_for_a_lock_exits() {
     };
     assert!(st.success(), "exit status {st:?}");
     drop(holder);
-}
-
-/// An all-zero `flock`.
-fn unsafe_zeroed_flock() -> libc::flock {
-    // SAFETY: flock is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
 }

@@ -7,7 +7,6 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 use std::time::Duration;
@@ -173,14 +172,7 @@ fn sigterm_with_ring_entries_waiting_for_a_lock_exits() {
     };
     let mut m = Mounted::start(&["--io-uring", "on", "--thread-pool-size", "2"]);
     fs::write(m.at("f"), b"x").unwrap();
-    let ofd_lock = |f: &fs::File, cmd| {
-        // SAFETY: an all-zero flock is a valid value of this plain C struct.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as i16;
-        fl.l_whence = libc::SEEK_SET as i16;
-        // SAFETY: fcntl with an OFD lock command and a valid flock on an open fd.
-        unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) }
-    };
+    let ofd_lock = common::host_mount::ofd_write_lock;
     let holder = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
     assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK), 0, "take the lock");
     for _ in 0..4 {
@@ -197,4 +189,19 @@ fn sigterm_with_ring_entries_waiting_for_a_lock_exits() {
     };
     assert!(st.success(), "exit status {st:?}:\n{}", m.log());
     drop(holder);
+}
+
+#[test]
+fn namespace_sandbox_serves_over_the_rings() {
+    require_fuse!();
+    let Some(_param) = UringParam::set(true) else {
+        return;
+    };
+    // The sandbox hides /sys: the daemon must read the kernel's switch before it.
+    let m = Mounted::start(&["--io-uring", "on", "--sandbox", "namespace"]);
+    fs::write(m.at("f"), b"sandboxed ring").unwrap();
+    assert_eq!(fs::read(m.host("f")).unwrap(), b"sandboxed ring");
+    let log = stop(m);
+    let n = served_over_io_uring(&log).expect("the io_uring count in the log");
+    assert!(n > 0, "nothing served over io_uring:\n{log}");
 }

@@ -26,6 +26,9 @@ pub(super) fn run(
     signals: File,
     notifier: &Notifier,
 ) -> Result<(), DaemonError> {
+    // Before the mount, and before any sandbox hides /sys.
+    let kernel = uring::probe_kernel();
+    uring::check(hm.io_uring, kernel.support).map_err(FusedevError::from)?;
     let mut mount = Mount::new(&MountOptions {
         mountpoint: &hm.mountpoint,
         shared_dir: &cfg.shared_dir,
@@ -63,7 +66,7 @@ pub(super) fn run(
     // its caller's CPU, and a request waiting for a lock holds its entry, so each queue
     // gets room for several waiters (libfuse's default depth, 8) or --thread-pool-size.
     let depth = hm.threads.max(uring::MIN_DEPTH);
-    let mut rings = match uring::prepare(hm.io_uring, mount.dev(), depth) {
+    let mut rings = match uring::prepare(hm.io_uring, mount.dev(), depth, kernel) {
         Ok(r) => r,
         Err(e) => {
             if let Err(u) = mount.unmount() {

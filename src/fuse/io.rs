@@ -52,6 +52,16 @@ pub trait Writer: io::Write + ZeroCopyWriter + Sized {
 
 pub mod segments;
 
+/// Where a writer at `pos` with space up to `end` splits `offset` bytes further on.
+///
+/// # Errors
+/// ENOSPC: the split point is beyond `end`.
+fn split_point(pos: usize, offset: usize, end: usize) -> io::Result<usize> {
+    pos.checked_add(offset)
+        .filter(|at| *at <= end)
+        .ok_or_else(|| crate::oslib::errno::error(libc::ENOSPC))
+}
+
 /// In-memory transport: the /dev/fuse request and reply buffers (`fusedev`), unit tests and
 /// fuzzing.
 pub mod mem {
@@ -59,7 +69,7 @@ pub mod mem {
     use std::os::fd::{AsRawFd, BorrowedFd};
 
     use super::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
-    use crate::oslib::{self, errno};
+    use crate::oslib;
 
     /// A request held in memory: an owned vector, or a borrowed buffer (`&[u8]`).
     pub struct VecReader<B: AsRef<[u8]> = Vec<u8>> {
@@ -163,11 +173,7 @@ pub mod mem {
 
     impl Writer for VecWriter {
         fn split_at(&mut self, offset: usize) -> io::Result<Self> {
-            let at = self
-                .pos
-                .checked_add(offset)
-                .filter(|at| *at <= self.end)
-                .ok_or_else(|| errno::error(libc::ENOSPC))?;
+            let at = super::split_point(self.pos, offset, self.end)?;
             let other = Self {
                 buf: self.buf.clone(),
                 start: at,

@@ -149,10 +149,15 @@ impl PassthroughFs {
         let path_fd = self.reopen_fd(fd.as_fd(), libc::O_PATH)?;
         let entry = self.entry_for_path_fd(Some(&p), path_fd)?;
         let fh = self.handles.insert(entry.inode, fd, flags);
+        self.created_open_flags(entry, fh)
+    }
+
+    /// The reply of a CREATE whose handle `fh` is open: its `open_out` flags; when the
+    /// open is refused the kernel never sees the entry, so its handle and lookup go.
+    fn created_open_flags(&self, entry: Entry, fh: u64) -> io::Result<(Entry, u64, u32)> {
         match self.file_open_flags(entry.inode, fh) {
             Ok(flags) => Ok((entry, fh, flags)),
             Err(e) => {
-                // The kernel never sees this entry: drop the handle and the lookup.
                 let _ = self.handles.remove(entry.inode, fh);
                 self.inodes.forget(entry.inode, 1);
                 Err(e)
@@ -207,14 +212,7 @@ impl PassthroughFs {
                 let fh = self
                     .handles
                     .insert(entry.inode, fd, self.host_open_flags(args.flags));
-                match self.file_open_flags(entry.inode, fh) {
-                    Ok(flags) => Ok((entry, fh, flags)),
-                    Err(e) => {
-                        let _ = self.handles.remove(entry.inode, fh);
-                        self.inodes.forget(entry.inode, 1);
-                        Err(e)
-                    }
-                }
+                self.created_open_flags(entry, fh)
             }
             Err(e) => {
                 // The guest gets no entry: it will not count (nor forget) this lookup.

@@ -320,3 +320,15 @@ pub fn served_over_io_uring(log: &str) -> Option<u64> {
         })
         .and_then(|n| n.parse().ok())
 }
+
+/// `fcntl(f, cmd)` with an OFD write lock on the whole file (`F_OFD_SETLK`/`F_OFD_SETLKW`);
+/// returns fcntl's result.
+pub fn ofd_write_lock(f: &std::fs::File, cmd: libc::c_int) -> libc::c_int {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: fcntl with an OFD lock command and a valid flock on an open fd.
+    unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) }
+}

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
-use crate::oslib::{self, errno};
+use crate::oslib;
 
 /// One area of request bytes.
 #[derive(Clone, Copy)]
@@ -257,11 +257,7 @@ impl ZeroCopyWriter for SegWriter<'_> {
 
 impl Writer for SegWriter<'_> {
     fn split_at(&mut self, offset: usize) -> io::Result<Self> {
-        let at = self
-            .pos
-            .checked_add(offset)
-            .filter(|at| *at <= self.end)
-            .ok_or_else(|| errno::error(libc::ENOSPC))?;
+        let at = super::split_point(self.pos, offset, self.end)?;
         let other = Self {
             areas: self.areas,
             start: at,

@@ -150,9 +150,39 @@ pub struct Rings {
     retired: Arc<Mutex<Vec<RingEntry>>>,
 }
 
-/// Makes the ring entries for `mode`: `depth` entries per queue over the session fd `dev`.
-/// `Ok(None)`: serve /dev/fuse only (`off`, or `auto` where the kernel or io_uring is not
-/// available, which is logged).
+/// What the daemon needs to know of the kernel, read from /sys before any sandbox hides
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernel {
+    pub support: KernelSupport,
+    /// The kernel's number of queues (possible CPUs).
+    pub queues: usize,
+}
+
+/// Reads what this kernel says about FUSE over io_uring.
+pub fn probe_kernel() -> Kernel {
+    Kernel {
+        support: kernel_support_at(Path::new(ENABLE_PARAM)),
+        queues: queue_count(),
+    }
+}
+
+/// Checks `mode` against the kernel's `support` before anything is mounted.
+///
+/// # Errors
+/// `--io-uring on` and the kernel does not enable FUSE over io_uring.
+pub fn check(mode: UringMode, support: KernelSupport) -> Result<(), UringError> {
+    match (mode, support) {
+        (UringMode::On, KernelSupport::Disabled) => Err(UringError::Disabled),
+        (UringMode::On, KernelSupport::Unsupported) => Err(UringError::Unsupported),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the ring entries for `mode`, given what the kernel said (from [`probe_kernel`]):
+/// `depth` entries per queue over the session fd `dev`. `Ok(None)`:
+/// serve /dev/fuse only (`off`, or `auto` where the kernel or io_uring is not available,
+/// which is logged).
 ///
 /// # Errors
 /// `--io-uring on` and FUSE over io_uring is not available.
@@ -160,37 +190,23 @@ pub fn prepare(
     mode: UringMode,
     dev: BorrowedFd<'_>,
     depth: usize,
+    kernel: Kernel,
 ) -> Result<Option<Rings>, UringError> {
-    prepare_with(mode, dev, depth, kernel_support_at(Path::new(ENABLE_PARAM)))
-}
-
-fn prepare_with(
-    mode: UringMode,
-    dev: BorrowedFd<'_>,
-    depth: usize,
-    support: KernelSupport,
-) -> Result<Option<Rings>, UringError> {
+    let support = kernel.support;
     let required = match mode {
         UringMode::Off => return Ok(None),
         UringMode::On => true,
         UringMode::Auto => false,
     };
-    let unavailable = match support {
-        KernelSupport::Enabled => None,
-        KernelSupport::Disabled => Some(UringError::Disabled),
-        KernelSupport::Unsupported => Some(UringError::Unsupported),
-    };
-    if let Some(e) = unavailable {
-        if required {
-            return Err(e);
-        }
+    if support != KernelSupport::Enabled {
+        check(mode, support)?;
         log::info!(
             "FUSE over io_uring is not available ({ENABLE_PARAM}: {support:?}): serving \
              /dev/fuse with read/write"
         );
         return Ok(None);
     }
-    match make(dev, depth.max(1), required) {
+    match make(dev, kernel.queues, depth.max(1), required) {
         Ok(r) => Ok(Some(r)),
         Err(e) if !required => {
             log::warn!("{e} ({}): serving /dev/fuse with read/write", source_of(&e));
@@ -204,8 +220,12 @@ fn source_of(e: &UringError) -> String {
     std::error::Error::source(e).map_or_else(String::new, |s| s.to_string())
 }
 
-fn make(dev: BorrowedFd<'_>, depth: usize, required: bool) -> Result<Rings, UringError> {
-    let queues = queue_count();
+fn make(
+    dev: BorrowedFd<'_>,
+    queues: usize,
+    depth: usize,
+    required: bool,
+) -> Result<Rings, UringError> {
     let dev = oslib::fs::dup(dev).map_err(UringError::Dup)?;
     let mut entries = Vec::with_capacity(queues * depth);
     for qid in 0..queues {
@@ -319,15 +339,17 @@ mod tests {
         let f = tempfile::tempfile().unwrap();
         let dev = f.as_fd();
         for support in [KernelSupport::Disabled, KernelSupport::Unsupported] {
-            let e = prepare_with(UringMode::On, dev, 1, support).unwrap_err();
+            let kernel = Kernel { support, queues: 1 };
+            let e = prepare(UringMode::On, dev, 1, kernel).unwrap_err();
             assert!(e.to_string().contains(ENABLE_PARAM), "{e}");
-            assert!(
-                prepare_with(UringMode::Auto, dev, 1, support)
-                    .unwrap()
-                    .is_none()
-            );
+            assert!(check(UringMode::On, support).is_err());
+            assert!(check(UringMode::Auto, support).is_ok());
+            assert!(prepare(UringMode::Auto, dev, 1, kernel).unwrap().is_none());
         }
-        let off = prepare_with(UringMode::Off, dev, 1, KernelSupport::Enabled).unwrap();
-        assert!(off.is_none());
+        let kernel = Kernel {
+            support: KernelSupport::Enabled,
+            queues: 1,
+        };
+        assert!(prepare(UringMode::Off, dev, 1, kernel).unwrap().is_none());
     }
 }
