@@ -19,7 +19,10 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import runner as r  # noqa: E402
+from harness.daemon import Daemon, daemon_info, default_daemon  # noqa: E402
+from harness.env import INITRD, KERNEL, MEM, RESULT_RE, log  # noqa: E402
+from harness.qemu import Qemu, accel, find_qemus, run_qemu  # noqa: E402
+from harness.share import prepare_share  # noqa: E402
 
 TIMEOUT = 400
 
@@ -52,15 +55,15 @@ class Qmp:
             # events are skipped
 
 
-def qemu_cmd(q: r.Qemu, sock: Path, console: Path, qmp: Path, extra: list[str]) -> list[str]:
-    acc = r.accel(q)
+def qemu_cmd(q: Qemu, sock: Path, console: Path, qmp: Path, extra: list[str]) -> list[str]:
+    acc = accel(q)
     append = "console=ttyS0 panic=-1 quiet vt.workload=migrate vt.tag=myfs vt.args=size=8M"
     return [str(q.binary), *q.args, "-accel", acc, "-cpu", "max" if acc == "tcg" else "host",
-            "-smp", "2", "-m", r.MEM,
-            "-object", f"memory-backend-memfd,id=mem,size={r.MEM},share=on",
+            "-smp", "2", "-m", MEM,
+            "-object", f"memory-backend-memfd,id=mem,size={MEM},share=on",
             "-machine", "q35,memory-backend=mem", "-nodefaults", "-no-reboot",
             "-chardev", f"socket,id=c0,path={sock}", "-device", "vhost-user-fs-pci,chardev=c0,tag=myfs",
-            "-kernel", str(r.KERNEL), "-initrd", str(r.INITRD), "-append", append,
+            "-kernel", str(KERNEL), "-initrd", str(INITRD), "-append", append,
             "-display", "none", "-serial", f"file:{console}",
             "-qmp", f"unix:{qmp},server=on,wait=off", *extra]
 
@@ -76,16 +79,16 @@ def wait_for(path: Path, text: str, timeout: float) -> bool:
 
 def main() -> int:
     verbose = "-v" in sys.argv
-    qemus = r.find_qemus()
+    qemus = find_qemus()
     q = qemus.get("10.0")
     if q is None:
         print("SKIP: QEMU 10.0 not installed (guest-tests/install-deps.sh)")
         return 0
-    info = r.daemon_info(r.default_daemon())
+    info = daemon_info(default_daemon())
     wd = Path(tempfile.mkdtemp(prefix="vhostfsd-gt-migrate-"))
     share = wd / "share"
     share.mkdir()
-    r.prepare_share(share, False)
+    prepare_share(share, False)
     procs: list[subprocess.Popen] = []
     daemons = []
     problems: list[str] = []
@@ -93,7 +96,7 @@ def main() -> int:
     try:
         socks = {k: wd / f"vfs-{k}.sock" for k in "AB"}
         for k in "AB":
-            d = r.Daemon(info, socks[k], share, "myfs", "auto", "none", False, False, 1, wd / f"daemon-{k}.log")
+            d = Daemon(info, socks[k], share, None, "auto", "none", False, False, 1, wd / f"daemon-{k}.log")
             d.start()
             daemons.append(d)
         cons = {k: wd / f"console-{k}.log" for k in "AB"}
@@ -108,7 +111,7 @@ def main() -> int:
             raise RuntimeError("the guest never got ready to migrate (console-A.log)")
         qa = Qmp(qmps["A"])
         Qmp(qmps["B"])  # B is up and listening
-        r.log("migrating A -> B")
+        log("migrating A -> B")
         qa.cmd("migrate", uri=f"unix:{mig}")
         deadline = time.monotonic() + 180
         while True:
@@ -118,21 +121,21 @@ def main() -> int:
             if st in ("failed", "cancelled") or time.monotonic() > deadline:
                 raise RuntimeError(f"migration {st}: {qa.cmd('query-migrate')}")
             time.sleep(0.5)
-        r.log(f"migration completed after {time.monotonic() - t0:.0f}s")
+        log(f"migration completed after {time.monotonic() - t0:.0f}s")
         qa.cmd("quit")
         (share / "migrate-done").touch()
         rc = procs[1].wait(timeout=TIMEOUT)
         if rc != 0:
             problems.append(f"QEMU B exited with status {rc}")
         text = cons["B"].read_text(errors="replace") if cons["B"].exists() else ""
-        m = r.RESULT_RE.search(cons["A"].read_text(errors="replace") + text)
+        m = RESULT_RE.search(cons["A"].read_text(errors="replace") + text)
         if not m or m.group(1) != "PASS":
             problems.append(f"guest: {m.group(0) if m else 'no result line'}")
         # Daemon A serves a next frontend (a probe boot).
         if daemons[0].proc.poll() is not None:
             problems.append("daemon A exited after the migration")
         else:
-            rc, _ = r.run_qemu(q, socks["A"], "myfs", 1, "smoke", {}, wd / "console-next.log", 180)
+            rc, _ = run_qemu(q, socks["A"], "myfs", 1, "smoke", {}, wd / "console-next.log", 180)
             if rc != 0 or not wait_for(wd / "console-next.log", "PASS smoke", 1):
                 problems.append("daemon A did not serve the next frontend")
     except Exception as e:  # noqa: BLE001 - reported as the failure

@@ -36,8 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import runner
-from runner import INITRD, KERNEL, RESULT_RE, Case, Daemon, host_checks, log, prepare_share
+from harness.checks import host_checks
+from harness.daemon import Daemon
+from harness.env import INITRD, KERNEL, RESULT_RE, WORKLOAD_TIMEOUT, log
+from harness.matrix import Case
+from harness.qemu import find_qemus, run_qemu
+from harness.share import prepare_share
 
 UNIT_DIR = Path("/usr/lib/systemd/system")
 INSTALLED = Path("/usr/libexec/vhostfsd")
@@ -47,7 +51,7 @@ VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
 # The smoke workload (host-prepared files checked in the guest, guest-written files checked on
 # the host): the guest matrix runs the long workloads; these boots check the integration.
 WORKLOAD = "smoke"
-TIMEOUT = runner.WORKLOAD_TIMEOUT["semantics"]
+TIMEOUT = WORKLOAD_TIMEOUT["semantics"]
 
 
 def unit_value(unit: Path, key: str) -> str:
@@ -86,12 +90,12 @@ def exec_start(service: Path, instance: str, env: dict[str, str]) -> list[str]:
 
 def boot_guest(sock: Path, share: Path, wd: Path) -> list[str]:
     """Boots the guest with the smoke workload against `sock`; returns the problems."""
-    qemus = runner.find_qemus()
+    qemus = find_qemus()
     qemu = qemus.get("10.0") or next(iter(qemus.values()))
     console = wd / "console.log"
     case = Case(WORKLOAD, qemu.version)
     args = {"xattr": "0", "cache": "auto", "size": case.size}
-    rc, secs = runner.run_qemu(qemu, sock, "myfs", 1, WORKLOAD, args, console, TIMEOUT)
+    rc, secs = run_qemu(qemu, sock, "myfs", 1, WORKLOAD, args, console, TIMEOUT)
     return check_console(console, case, share, rc, secs)
 
 
@@ -106,7 +110,7 @@ def check_console(console: Path, case: Case, share: Path, rc: int | None, secs: 
     elif m.group(1) != "PASS":
         problems.append(f"guest: {m.group(3)}")
     else:
-        problems += host_checks(case, share, text, None)
+        problems += host_checks(case.workload, case.xattr, share, text, None)
     if problems:
         print("\n".join(text.splitlines()[-60:]))
     else:

@@ -26,15 +26,15 @@ const DAX_INIT: u64 = INIT_FLAGS | abi::init_flags::MAP_ALIGNMENT | abi::init_fl
 const NO_FH: u64 = u64::MAX;
 
 /// A daemon with a 64 MiB window and `args`, a VMM and a FUSE session on one queue.
-fn start(args: &[&str]) -> (Daemon, Vmm, Fuse) {
+fn start_dax(args: &[&str]) -> (Daemon, Vmm, Fuse) {
     let mut all = vec!["--dax-window", "64M"];
     all.extend_from_slice(args);
     let d = Daemon::start(&all);
-    let (vmm, f) = connect(&d);
+    let (vmm, f) = connect_dax(&d);
     (d, vmm, f)
 }
 
-fn connect(d: &Daemon) -> (Vmm, Fuse) {
+fn connect_dax(d: &Daemon) -> (Vmm, Fuse) {
     let mut vmm = Vmm::new(WINDOW);
     let dev = Device::connect_vmm(d.socket(), 1, &mut vmm);
     let f = Fuse::from_device_with(dev, DAX_INIT);
@@ -50,7 +50,7 @@ fn patterned(d: &Daemon, name: &str, len: u64) -> Vec<u8> {
 
 #[test]
 fn init_announces_the_map_alignment() {
-    let (_d, _vmm, f) = start(&[]);
+    let (_d, _vmm, f) = start_dax(&[]);
     let agreed = u64::from(f.init.flags) | (u64::from(f.init.flags2) << 32);
     assert_ne!(agreed & abi::init_flags::MAP_ALIGNMENT, 0);
     assert_eq!(f.init.map_alignment, 12, "page-size alignment");
@@ -58,7 +58,7 @@ fn init_announces_the_map_alignment() {
 
 #[test]
 fn mapped_bytes_are_the_host_file_both_ways() {
-    let (d, vmm, mut f) = start(&[]);
+    let (d, vmm, mut f) = start_dax(&[]);
     let data = patterned(&d, "file", 3 * MB2);
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
 
@@ -115,7 +115,7 @@ fn mapped_bytes_are_the_host_file_both_ways() {
 
 #[test]
 fn a_file_bigger_than_the_window_maps_chunk_by_chunk() {
-    let (d, vmm, mut f) = start(&[]);
+    let (d, vmm, mut f) = start_dax(&[]);
     let size = WINDOW + 2 * MB2;
     let file = fs::File::create(d.path("big")).unwrap();
     file.set_len(size).unwrap();
@@ -135,7 +135,7 @@ fn a_file_bigger_than_the_window_maps_chunk_by_chunk() {
 
 #[test]
 fn hostile_mappings_get_an_errno_and_the_daemon_keeps_serving() {
-    let (d, vmm, mut f) = start(&[]);
+    let (d, vmm, mut f) = start_dax(&[]);
     patterned(&d, "file", MB2);
     fs::create_dir(d.path("dir")).unwrap();
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
@@ -278,7 +278,7 @@ fn hostile_mappings_get_an_errno_and_the_daemon_keeps_serving() {
 
 #[test]
 fn readonly_share_refuses_writable_mappings() {
-    let (d, vmm, mut f) = start(&["--readonly"]);
+    let (d, vmm, mut f) = start_dax(&["--readonly"]);
     fs::write(d.path("file"), vec![1u8; 4096]).unwrap();
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
     assert_eq!(
@@ -293,7 +293,7 @@ fn readonly_share_refuses_writable_mappings() {
 /// dropped right after SET_BACKEND_REQ_FD, and QEMU read end-of-file on it).
 #[test]
 fn the_backend_channel_lives_as_long_as_the_connection() {
-    let (d, vmm, mut f) = start(&[]);
+    let (d, vmm, mut f) = start_dax(&[]);
     common::assert_alive(&mut f);
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -313,7 +313,7 @@ fn mappings_are_forgotten_when_the_frontend_goes_away() {
     let d = Daemon::start(&["--dax-window", "64M"]);
     patterned(&d, "file", MB2);
     for round in 0..2 {
-        let (vmm, mut f) = connect(&d);
+        let (vmm, mut f) = connect_dax(&d);
         let node = f.lookup(ROOT, "file").unwrap().nodeid;
         f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
         let w = vmm.window.lock().unwrap();
@@ -323,6 +323,36 @@ fn mappings_are_forgotten_when_the_frontend_goes_away() {
         drop(f);
         wait_for_log(&d, round + 1, "frontend disconnected");
     }
+}
+
+/// An unmount (DESTROY) hands back what the guest left mapped: the Linux guest evicts its
+/// inodes after DESTROY, so their REMOVEMAPPINGs never come, and the next mount maps the
+/// same window slots again. A re-INIT without DESTROY (a rebooted guest: the VMM's reset
+/// dropped the window) unmaps nothing.
+#[test]
+fn unmount_unmaps_what_the_guest_left_mapped() {
+    let (d, vmm, mut f) = start(&[]);
+    patterned(&d, "file", 2 * MB2);
+    let node = f.lookup(ROOT, "file").unwrap().nodeid;
+    f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
+    f.setupmapping(node, NO_FH, MB2, MB2, R | W, MB2).unwrap();
+    f.destroy().unwrap();
+    assert!(
+        vmm.maps().is_empty(),
+        "left in the window: {:?}",
+        vmm.maps()
+    );
+    f.init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, DAX_INIT)
+        .unwrap();
+    let node = f.lookup(ROOT, "file").unwrap().nodeid;
+    f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
+    assert!(vmm.refused().is_empty(), "{:?}", vmm.refused());
+
+    // INIT again without DESTROY: forgotten, not unmapped.
+    f.init_with(abi::KERNEL_VERSION, abi::KERNEL_MINOR_VERSION, DAX_INIT)
+        .unwrap();
+    assert_eq!(vmm.maps().len(), 1, "a re-INIT unmapped");
+    assert!(vmm.refused().is_empty(), "{:?}", vmm.refused());
 }
 
 /// Whether node `name` under `parent` is DAX for the guest (FUSE_ATTR_DAX in LOOKUP).
@@ -347,7 +377,7 @@ fn sized(d: &Daemon, name: &str, len: u64) {
 /// size as the file grows and shrinks; regular files only.
 #[test]
 fn dax_policy_large_files_marks_files_from_one_chunk_on() {
-    let (d, _vmm, mut f) = start(&["--dax-policy", "large-files"]);
+    let (d, _vmm, mut f) = start_dax(&["--dax-policy", "large-files"]);
     fs::write(d.path("small"), b"x").unwrap();
     sized(&d, "just-below", MB2 - 1);
     sized(&d, "exactly", MB2);
@@ -369,13 +399,13 @@ fn dax_policy_large_files_marks_files_from_one_chunk_on() {
 /// `--dax-policy always` marks every regular file, `never` none.
 #[test]
 fn dax_policy_always_and_never() {
-    let (d, _vmm, mut f) = start(&["--dax-policy", "always"]);
+    let (d, _vmm, mut f) = start_dax(&["--dax-policy", "always"]);
     fs::write(d.path("small"), b"x").unwrap();
     fs::create_dir(d.path("dir")).unwrap();
     assert!(lookup_dax(&mut f, ROOT, "small"));
     assert!(!lookup_dax(&mut f, ROOT, "dir"));
 
-    let (d, _vmm, mut f) = start(&["--dax-policy", "never"]);
+    let (d, _vmm, mut f) = start_dax(&["--dax-policy", "never"]);
     sized(&d, "large", 4 * MB2);
     assert!(!lookup_dax(&mut f, ROOT, "large"));
 }
@@ -392,7 +422,7 @@ fn dax_policy_attr_follows_the_host_dax_flag() {
         .shared_dir(dir.path())
         .args(&["--dax-window", "64M"])
         .start();
-    let (_vmm, mut f) = connect(&d);
+    let (_vmm, mut f) = connect_dax(&d);
     fs::write(d.path("flagged"), b"x").unwrap();
     sized(&d, "plain", 8 * MB2);
     fs::create_dir(d.path("flagged-dir")).unwrap();
@@ -457,7 +487,7 @@ fn without_a_window_there_is_no_dax() {
 
 #[test]
 fn sigusr1_logs_requests_per_opcode() {
-    let (d, _vmm, mut f) = start(&[]);
+    let (d, _vmm, mut f) = start_dax(&[]);
     patterned(&d, "file", MB2);
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
     f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();

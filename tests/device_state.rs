@@ -274,18 +274,7 @@ fn guest_held_locks_refuse_the_migration_on_the_source() {
     populate(&src);
     let mut f = Fuse::from_device(connect(&src));
     let h = hold(&mut f);
-    let arg = abi::LkIn {
-        fh: h.fh,
-        owner: 7,
-        lk: abi::FileLock {
-            start: 0,
-            end: 10,
-            typ: libc::F_WRLCK as u32,
-            pid: 100,
-        },
-        lk_flags: 0,
-        padding: 0,
-    };
+    let arg = common::fuse::write_lock(h.fh, 7, 0, 10);
     f.call_ok(opcode::SETLK, h.file, &[arg.as_slice()], 0)
         .expect("SETLK");
     assert!(

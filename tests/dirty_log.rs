@@ -18,7 +18,7 @@ use vhostfsd::fuse::abi::{self, opcode};
 use vm_memory::ByteValued;
 
 /// A session whose frontend acked LOG_SHMFD.
-fn start(d: &Daemon) -> Fuse {
+fn start_logged_session(d: &Daemon) -> Fuse {
     let dev = Device::connect_acking(
         d.socket(),
         1,
@@ -90,7 +90,7 @@ fn every_written_page_is_logged(args: &[&str]) {
     for n in 0..5 {
         fs::write(d.path(&format!("entry{n}")), b"x").unwrap();
     }
-    let mut f = start(&d);
+    let mut f = start_logged_session(&d);
     let node = f.lookup(ROOT, "data").unwrap().nodeid;
     let fh = f.open(node, libc::O_RDONLY).unwrap().fh;
     let dfh = f.opendir(ROOT).unwrap().fh;
@@ -202,7 +202,7 @@ fn every_page_written_by_the_thread_pool_is_logged() {
 fn a_log_smaller_than_guest_memory_is_refused_and_the_daemon_goes_on() {
     require_root!();
     let d = Daemon::start(&[]);
-    let f = start(&d);
+    let f = start_logged_session(&d);
     // A log covering half of guest memory cannot take the daemon's writes past it.
     let log = DirtyLog::new(f.dev.mem.size());
     let half = vhost::VhostUserDirtyLogRegion {

@@ -15,14 +15,14 @@ use vhostfsd::fuse::abi::{self, opcode};
 use vm_memory::ByteValued;
 
 /// A daemon with two request queues and a session on all of them.
-fn start() -> (Daemon, Fuse) {
+fn start_two_queues() -> (Daemon, Fuse) {
     let d = Daemon::start(&["--num-request-queues", "2"]);
     let f = Fuse::start_queues(&d, 2);
     (d, f)
 }
 
 /// Every request queue answers GETATTR, and the high-priority queue returns a FORGET.
-fn assert_alive(f: &mut Fuse) {
+fn assert_alive_with_hiprio(f: &mut Fuse) {
     common::assert_alive(f);
     assert_eq!(
         f.on(0).forget(u64::MAX - 1, 1),
@@ -56,10 +56,10 @@ fn assert_not_success(c: &common::virtqueue::Completion) {
 #[test]
 fn a_header_shorter_than_fuse_in_header() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let hdr = f.header(opcode::GETATTR, ROOT, 16);
     let head = f.q.submit(&[&hdr.as_slice()[..20]], &[256]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     let c = returned(&mut f, head).expect("a chain with a short header was never returned");
     assert_not_success(&c);
 }
@@ -67,9 +67,9 @@ fn a_header_shorter_than_fuse_in_header() {
 #[test]
 fn an_empty_chain_of_only_writable_descriptors() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let head = f.q.submit(&[], &[256]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     if let Some(c) = returned(&mut f, head) {
         assert_not_success(&c);
     }
@@ -78,7 +78,7 @@ fn an_empty_chain_of_only_writable_descriptors() {
 #[test]
 fn a_header_len_larger_than_the_chain_is_an_error() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let mut hdr = f.header(opcode::GETATTR, ROOT, 16);
     hdr.len += 4096;
     let arg = abi::GetattrIn::default();
@@ -90,42 +90,42 @@ fn a_header_len_larger_than_the_chain_is_an_error() {
         "len beyond the chain accepted: {:?}",
         r.hdr
     );
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn a_header_len_of_u32_max_is_an_error() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let mut hdr = f.header(opcode::LOOKUP, ROOT, 5);
     hdr.len = u32::MAX;
     let head = f.q.submit(&[hdr.as_slice(), &cstr("abcd")], &[16 + 128]);
     let c = f.q.wait(head);
     let r = f.decode(hdr.unique, c);
     assert!(r.hdr.error < 0, "len u32::MAX accepted: {:?}", r.hdr);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn unknown_opcodes_are_enosys() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     for op in [0, 7, 19, 9999, 4096, u32::MAX] {
         let r = f.call(op, ROOT, &[&[0u8; 64]], 64);
         assert_eq!(r.hdr.error, -libc::ENOSYS, "opcode {op}");
     }
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn a_reply_chain_too_short_for_the_reply() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     for out in [[8u32].as_slice(), &[16], &[16 + 50], &[10, 10]] {
         let hdr = f.header(opcode::GETATTR, ROOT, 16);
         let arg = abi::GetattrIn::default();
         let head = f.q.submit(&[hdr.as_slice(), arg.as_slice()], out);
-        assert_alive(&mut f);
+        assert_alive_with_hiprio(&mut f);
         let c = returned(&mut f, head)
             .unwrap_or_else(|| panic!("a chain with reply space {out:?} was never returned"));
         assert!(c.len as usize <= out.iter().sum::<u32>() as usize);
@@ -136,11 +136,11 @@ fn a_reply_chain_too_short_for_the_reply() {
 #[test]
 fn a_request_with_no_reply_space() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let hdr = f.header(opcode::GETATTR, ROOT, 16);
     let arg = abi::GetattrIn::default();
     let head = f.q.submit(&[hdr.as_slice(), arg.as_slice()], &[]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     let c = returned(&mut f, head).expect("a chain without reply space was never returned");
     assert_eq!(c.len, 0);
 }
@@ -148,20 +148,20 @@ fn a_request_with_no_reply_space() {
 #[test]
 fn node_ids_never_issued_are_errors() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     for n in [0, 2, 0xdead_beef, u64::MAX] {
         assert!(f.getattr(n).is_err(), "GETATTR of node {n:#x}");
         assert!(f.lookup(n, "x").is_err(), "LOOKUP under node {n:#x}");
         assert!(f.open(n, libc::O_RDONLY).is_err(), "OPEN of node {n:#x}");
         assert!(f.mkdir(n, "x", 0o755).is_err(), "MKDIR under node {n:#x}");
     }
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn forgotten_nodes_are_errors() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::write(d.path("x"), b"").unwrap();
     let e = f.lookup(ROOT, "x").unwrap();
     f.on(0).forget(e.nodeid, 1);
@@ -170,7 +170,7 @@ fn forgotten_nodes_are_errors() {
     f.on(0).forget(e.nodeid, 1000);
     f.on(0)
         .batch_forget(&[(e.nodeid, 5), (ROOT, 1), (12345, 1)]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     // The root cannot be forgotten away.
     assert!(f.lookup(ROOT, "x").is_ok());
 }
@@ -178,7 +178,7 @@ fn forgotten_nodes_are_errors() {
 #[test]
 fn file_handles_never_issued_or_released_are_ebadf() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::write(d.path("x"), b"data").unwrap();
     let e = f.lookup(ROOT, "x").unwrap().nodeid;
     for fh in [0x1234_5678, u64::MAX] {
@@ -206,13 +206,13 @@ fn file_handles_never_issued_or_released_are_ebadf() {
         "WRITE through a directory handle"
     );
     assert_eq!(fs::read(d.path("x")).unwrap(), b"data");
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn names_with_a_slash_are_refused() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::create_dir(d.path("a")).unwrap();
     fs::write(d.path("a/b"), b"").unwrap();
     assert!(f.lookup(ROOT, "a/b").is_err(), "LOOKUP of a/b");
@@ -230,13 +230,13 @@ fn names_with_a_slash_are_refused() {
     assert!(f.rename(ROOT, "a/b", ROOT, "moved").is_err());
     assert!(f.mknod(ROOT, "../node", libc::S_IFIFO | 0o600, 0).is_err());
     assert!(!d.outside().join("node").exists());
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn names_without_a_nul_are_refused() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::write(d.path("file"), b"").unwrap();
     let r = f.call(opcode::LOOKUP, ROOT, &[b"file"], 128);
     assert!(r.hdr.error < 0, "LOOKUP of a name without NUL succeeded");
@@ -249,13 +249,13 @@ fn names_without_a_nul_are_refused() {
     assert!(!d.path("newdir").exists());
     // An empty name.
     assert!(f.lookup(ROOT, "").is_err(), "LOOKUP of an empty name");
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn dot_dot_at_the_root_stays_at_the_root() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::create_dir(d.path("sub")).unwrap();
     let root_ino = common::lstat(d.shared()).ino();
     let up = f.lookup(ROOT, "..").unwrap();
@@ -276,13 +276,13 @@ fn dot_dot_at_the_root_stays_at_the_root() {
         f.lookup(upup.nodeid, "outside-file").unwrap_err(),
         libc::ENOENT
     );
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn symlinks_pointing_outside_are_not_followed() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     let outside = d.outside().join("outdir");
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("secret"), b"secret").unwrap();
@@ -341,13 +341,13 @@ fn symlinks_pointing_outside_are_not_followed() {
     if let Ok(l) = f.link(of.nodeid, ROOT, "hl") {
         assert_eq!(l.attr.mode & libc::S_IFMT, libc::S_IFLNK);
     }
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn descriptors_outside_guest_memory() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let size = f.dev.mem.size();
     let hdr = f.header(opcode::GETATTR, ROOT, 16);
     let buf = f.q.alloc(64);
@@ -397,7 +397,7 @@ fn descriptors_outside_guest_memory() {
             next: 0,
         },
     ]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     for h in [h1, h2, h3] {
         if let Some(c) = returned(&mut f, h) {
             assert_not_success(&c);
@@ -408,7 +408,7 @@ fn descriptors_outside_guest_memory() {
 #[test]
 fn a_descriptor_loop() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let hdr = f.header(opcode::GETATTR, ROOT, 16);
     let buf = f.q.alloc(64);
     f.q.mem().write(buf, hdr.as_slice());
@@ -432,7 +432,7 @@ fn a_descriptor_loop() {
         },
     );
     f.q.publish(ids[0], ids.clone(), vec![]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     returned(&mut f, ids[0]);
     // A next index beyond the table.
     let ids = f.q.alloc_descs(1);
@@ -446,14 +446,14 @@ fn a_descriptor_loop() {
         },
     );
     f.q.publish(ids[0], ids.clone(), vec![]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     returned(&mut f, ids[0]);
 }
 
 #[test]
 fn a_readable_descriptor_after_a_writable_one() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let hdr = f.header(opcode::GETATTR, ROOT, 16);
     let arg = abi::GetattrIn::default();
     let a = f.q.alloc(64);
@@ -481,14 +481,14 @@ fn a_readable_descriptor_after_a_writable_one() {
             next: 0,
         },
     ]);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     returned(&mut f, head);
 }
 
 #[test]
 fn bad_indirect_tables() {
     require_root!();
-    let (_d, mut f) = start();
+    let (_d, mut f) = start_two_queues();
     let size = f.dev.mem.size();
     // Table outside memory; table length not a multiple of 16; empty table; nested
     // indirect descriptor.
@@ -534,7 +534,7 @@ fn bad_indirect_tables() {
     ] {
         heads.push(f.q.submit_descs(&[d]));
     }
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     for h in heads {
         returned(&mut f, h);
     }
@@ -543,7 +543,7 @@ fn bad_indirect_tables() {
 #[test]
 fn a_write_whose_size_disagrees_with_its_payload() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     let (e, o) = f
         .create(
             ROOT,
@@ -564,13 +564,13 @@ fn a_write_whose_size_disagrees_with_its_payload() {
         "WRITE of 100000 bytes with 10 in the chain succeeded"
     );
     assert!(fs::read(d.path("x")).unwrap().len() <= 10);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }
 
 #[test]
 fn a_batch_forget_whose_count_exceeds_its_payload() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::write(d.path("x"), b"").unwrap();
     let e = f.lookup(ROOT, "x").unwrap();
     let head = abi::BatchForgetIn {
@@ -587,14 +587,14 @@ fn a_batch_forget_whose_count_exceeds_its_payload() {
     );
     let len = f.on(0).call_noreply(opcode::BATCH_FORGET, 0, &[&v]);
     assert_eq!(len, 0);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
     let _ = e;
 }
 
 #[test]
 fn a_huge_read_size_with_a_small_reply_area() {
     require_root!();
-    let (d, mut f) = start();
+    let (d, mut f) = start_two_queues();
     fs::write(d.path("x"), vec![1u8; 8192]).unwrap();
     let e = f.lookup(ROOT, "x").unwrap().nodeid;
     let fh = f.open(e, libc::O_RDONLY).unwrap().fh;
@@ -611,5 +611,5 @@ fn a_huge_read_size_with_a_small_reply_area() {
     let r = f.decode(hdr.unique, c);
     // Either refused, or a short read that fits the chain.
     assert!(r.hdr.error < 0 || r.body.len() <= 4096);
-    assert_alive(&mut f);
+    assert_alive_with_hiprio(&mut f);
 }

@@ -32,18 +32,7 @@ impl Req {
 }
 
 fn lk(f: &mut Fuse, op: u32, node: u64, r: Req) -> Result<abi::FileLock, i32> {
-    let arg = abi::LkIn {
-        fh: r.fh,
-        owner: r.owner,
-        lk: abi::FileLock {
-            start: r.range.0,
-            end: r.range.1,
-            typ: r.typ as u32,
-            pid: 100 + r.owner as u32,
-        },
-        lk_flags: if r.flock { abi::LK_FLOCK } else { 0 },
-        padding: 0,
-    };
+    let arg = common::fuse::lock(r.fh, r.owner, r.typ, r.range, r.flock);
     let b = f.call_ok(op, node, &[arg.as_slice()], 24)?;
     if op == opcode::GETLK {
         Ok(common::fuse::parse::<abi::LkOut>(&b).lk)

@@ -100,6 +100,11 @@ pub trait FileSystem: Send + Sync {
     /// DESTROY, or a client that went away: drop every inode and handle. Blocking waits
     /// refused by [`Self::abort_waits`] are allowed again afterwards.
     fn destroy(&self) {}
+    /// DESTROY from a client that is still there (an unmount): hand back every DAX mapping
+    /// it left (the Linux guest evicts its inodes only after DESTROY, when its REMOVEMAPPING
+    /// requests can no longer be sent, so the mappings would stay in the VMM's window and
+    /// the next mount's maps over them would be refused). Called before [`Self::destroy`].
+    fn release_mappings(&self) {}
     /// The session is ending (disconnect, device reset, SIGTERM): end every blocking wait
     /// in progress (lock waits answer `EINTR`) and refuse new ones until [`Self::destroy`],
     /// so that every request in flight finishes.

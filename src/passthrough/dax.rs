@@ -14,8 +14,9 @@
 //!   removed, so a bad entry removes nothing.
 //!
 //! The map is forgotten whenever the window's epoch changes (the VMM dropped every mapping:
-//! a device reset, a new connection) and when the FUSE session ends: a second guest never
-//! inherits stale ranges.
+//! a device reset, a new connection) and when a new FUSE session starts (a rebooted guest):
+//! a second guest never inherits stale ranges. At an unmount (DESTROY) the ranges the guest
+//! left are unmapped instead ([`Dax::release_all`]): the VMM still has them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -287,11 +288,28 @@ impl Dax {
         Ok(())
     }
 
-    /// The session ended (DESTROY, a new INIT, a reset, a disconnect): forgets every
-    /// mapping without unmapping. A guest unmaps what it mapped before it unmounts (inode
-    /// eviction sends REMOVEMAPPING), and after a reboot or reset the VMM has already
-    /// dropped the window's mappings: an unmap of a range it no longer has would make QEMU
-    /// close the backend channel.
+    /// The guest unmounted (DESTROY): unmaps every range it left mapped. The Linux guest
+    /// sends DESTROY first and evicts its inodes after, when their REMOVEMAPPING requests
+    /// can no longer leave it, so the ranges are still in the VMM's window (nothing reset
+    /// it since the session's INIT); left there, the next mount's first maps would overlap
+    /// them and QEMU would refuse them (and close the backend channel). A range the VMM
+    /// will not unmap is logged and forgotten.
+    pub fn release_all(&self) {
+        let mut map = self.map();
+        if !map.ranges.is_empty() {
+            log::debug!("DAX: unmount: unmapping {} ranges", map.ranges.len());
+        }
+        for (off, m) in std::mem::take(&mut map.ranges) {
+            if let Err(e) = self.window.unmap(off, m.mapped) {
+                log::warn!("DAX: cannot unmap {off:#x}+{:#x} at unmount: {e}", m.mapped);
+            }
+        }
+    }
+
+    /// The session ended without an unmount (a new INIT, a reset, a disconnect): forgets
+    /// every mapping without unmapping. After a reboot or reset the VMM has already dropped
+    /// the window's mappings (QEMU does in `virtio_reset`): an unmap of a range it no longer
+    /// has would make QEMU close the backend channel.
     pub fn forget_all(&self) {
         let mut map = self.map();
         if !map.ranges.is_empty() {
@@ -498,6 +516,26 @@ mod tests {
                 "map 0x200000+0x200000 file 0x200000 w=true",
                 "unmap 0x200000+0x200000",
             ]
+        );
+    }
+
+    #[test]
+    fn release_all_unmaps_what_the_vmm_mapped() {
+        let (d, rec) = dax();
+        let f = tempfile::tempfile().unwrap();
+        let size = 3 * (1 << 20) + 1;
+        d.setup(f.as_fd(), 1, size, &d.check(&args(0, MB2, R)).unwrap())
+            .unwrap();
+        let mut a = args(MB2, MB2, R);
+        a.foffset = MB2;
+        d.setup(f.as_fd(), 1, size, &d.check(&a).unwrap()).unwrap();
+        rec.calls.lock().unwrap().clear();
+        d.release_all();
+        assert_eq!(d.mapped(), 0);
+        // Each with the length the VMM mapped (the second chunk stops at the end of file).
+        assert_eq!(
+            *rec.calls.lock().unwrap(),
+            ["unmap 0x0+0x200000", "unmap 0x200000+0x101000"]
         );
     }
 

@@ -1,5 +1,6 @@
-//! The passthrough filesystem: its state, the helpers every operation shares, and the
-//! [`FileSystem`] impl, which hands each request to the `ops_*` module of its concern.
+//! The passthrough filesystem: its state, the methods every operation shares (reopening an
+//! inode, building entries), and the [`FileSystem`] impl, which hands each request to the
+//! `ops_*` module of its concern.
 //!
 //! Security model (the guest is untrusted): every host operation is relative to an O_PATH
 //! fd of an inode the guest already holds, with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`; names
@@ -8,10 +9,10 @@
 //! it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,8 @@ use std::time::Duration;
 use super::backing::Backing;
 use super::dax::{Dax, DaxPolicy};
 use super::handle_table::HandleTable;
-use super::inode_store::{InodeData, InodeKey, InodeStore, Repr};
+use super::helpers::{check_name, key_of, probe_file_handles, proc_name, stat_fd};
+use super::inode_store::{InodeData, InodeStore, Repr};
 use super::locks::LockTable;
 use super::{CachePolicy, Config, InodeFileHandles};
 use log::warn;
@@ -44,9 +46,9 @@ pub struct PassthroughFs {
     pub(crate) handles: HandleTable,
     pub(crate) locks: LockTable,
     /// Ask for POSIX_LOCKS and FLOCK_LOCKS at INIT (see [`Self::with_locks`]).
-    locks_enabled: bool,
+    pub(crate) locks_enabled: bool,
     /// The INIT flags agreed with the client.
-    negotiated: AtomicU64,
+    pub(crate) negotiated: AtomicU64,
     /// `cfg.inode_file_handles`, or `Never` when `Prefer` found handles unusable.
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
@@ -373,91 +375,11 @@ impl PassthroughFs {
             mode & 0o7777 & !libc::S_ISGID,
         )
     }
-
-    fn do_init(&self, capable: u64) -> u64 {
-        use init_flags::*;
-        let mut want = 0;
-        if self.cfg.writeback {
-            want |= WRITEBACK_CACHE;
-        }
-        if self.cfg.readdirplus {
-            want |= DO_READDIRPLUS | READDIRPLUS_AUTO;
-        }
-        if self.cfg.posix_acl {
-            // With default ACLs the umask must not be applied by the guest kernel.
-            want |= POSIX_ACL | DONT_MASK;
-        }
-        if self.cfg.killpriv_v2 {
-            want |= HANDLE_KILLPRIV_V2;
-        }
-        if self.cfg.announce_submounts {
-            want |= SUBMOUNTS;
-        }
-        if self.cfg.cache != CachePolicy::Never {
-            want |= CACHE_SYMLINKS;
-        }
-        if self.cfg.allow_mmap {
-            want |= DIRECT_IO_ALLOW_MMAP;
-        }
-        if self.locks_enabled {
-            want |= POSIX_LOCKS | FLOCK_LOCKS;
-        }
-        if self.dax.is_some() {
-            want |= MAP_ALIGNMENT | HAS_INODE_DAX;
-        }
-        if self.backing.is_some() && !self.cfg.writeback {
-            want |= PASSTHROUGH;
-        }
-        let agreed = want & capable;
-        self.negotiated.store(agreed, Ordering::Relaxed);
-        agreed
-    }
-}
-
-/// Whether inodes under `root` can be held as file handles: it has one, and we may open it.
-fn probe_file_handles(root: BorrowedFd<'_>) -> io::Result<()> {
-    let (handle, _) = sys::name_to_handle_at(root, sys::EMPTY, libc::AT_EMPTY_PATH)?;
-    let dir = sys::openat(root, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    sys::open_by_handle_at(dir.as_fd(), &handle, libc::O_PATH).map(drop)
-}
-
-/// `statx` of the inode an fd (O_PATH or not) refers to, with its mount id.
-pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
-    sys::statx(
-        fd,
-        sys::EMPTY,
-        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
-        libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
-    )
-}
-
-/// The store key of a `statx` result.
-pub(crate) fn key_of(stx: &libc::statx) -> InodeKey {
-    InodeKey {
-        dev: sys::makedev(stx.stx_dev_major, stx.stx_dev_minor),
-        ino: stx.stx_ino,
-        mnt_id: stx.stx_mnt_id,
-    }
-}
-
-/// The name of `fd` in `/proc/self/fd`.
-pub(crate) fn proc_name(fd: BorrowedFd<'_>) -> CString {
-    CString::new(fd.as_raw_fd().to_string()).expect("digits contain no NUL")
-}
-
-/// Refuses names that are not a single path component: empty, containing '/', and (unless
-/// `dots_ok`, for LOOKUP) "." and "..".
-pub(crate) fn check_name(name: &CStr, dots_ok: bool) -> io::Result<()> {
-    let b = name.to_bytes();
-    if b.is_empty() || b.contains(&b'/') || (!dots_ok && (b == b"." || b == b"..")) {
-        return Err(errno::error(libc::EINVAL));
-    }
-    Ok(())
 }
 
 impl FileSystem for PassthroughFs {
     fn init(&self, capable: u64) -> io::Result<u64> {
-        let agreed = self.do_init(capable);
+        let agreed = self.negotiate_init(capable);
         if let Some(b) = &self.backing
             && b.required()
             && agreed & init_flags::PASSTHROUGH == 0
@@ -472,6 +394,11 @@ impl FileSystem for PassthroughFs {
     }
     fn backing_id(&self, _inode: u64, fh: u64) -> Option<u32> {
         self.backing.as_ref()?.id(fh)
+    }
+    fn release_mappings(&self) {
+        if let Some(dax) = &self.dax {
+            dax.release_all();
+        }
     }
     fn destroy(&self) {
         if let Some(dax) = &self.dax {
@@ -620,7 +547,7 @@ impl FileSystem for PassthroughFs {
     }
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
-        self.release_posix_locks(inode, lock_owner);
+        self.locks.release_posix_locks(inode, lock_owner);
         self.do_flush(inode, fh)
     }
     fn release(
@@ -634,10 +561,10 @@ impl FileSystem for PassthroughFs {
     ) -> io::Result<()> {
         // The guest's file is gone whatever the host says: its locks go first.
         if release_flags & abi::RELEASE_FLUSH != 0 {
-            self.release_posix_locks(inode, lock_owner);
+            self.locks.release_posix_locks(inode, lock_owner);
         }
         if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
-            self.release_flock(inode, lock_owner);
+            self.locks.release_flock(inode, lock_owner);
         }
         self.handles.remove(inode, fh)?;
         if let Some(b) = &self.backing {

@@ -133,6 +133,19 @@ struct Maps {
     next_id: u64,
 }
 
+impl Maps {
+    /// Adds the node `data.id` with `refcount` lookups (its key is not indexed here).
+    fn add(&mut self, data: InodeData, refcount: u64) -> Arc<InodeData> {
+        let data = Arc::new(data);
+        let slot = Slot {
+            data: data.clone(),
+            refcount,
+        };
+        self.by_id.insert(data.id, slot);
+        data
+    }
+}
+
 /// All inodes the guest knows.
 pub struct InodeStore {
     maps: Mutex<Maps>,
@@ -145,18 +158,14 @@ impl InodeStore {
             next_id: ROOT_ID + 1,
             ..Maps::default()
         };
-        let root = Arc::new(InodeData {
-            id: ROOT_ID,
-            key: root_key,
-            file_type: libc::S_IFDIR,
-            repr: Repr::Fd(root_fd),
-        });
-        maps.by_id.insert(
-            ROOT_ID,
-            Slot {
-                data: root,
-                refcount: 1,
+        maps.add(
+            InodeData {
+                id: ROOT_ID,
+                key: root_key,
+                file_type: libc::S_IFDIR,
+                repr: Repr::Fd(root_fd),
             },
+            1,
         );
         maps.by_key.insert(root_key, ROOT_ID);
         Self {
@@ -199,18 +208,14 @@ impl InodeStore {
         }
         let id = maps.next_id;
         maps.next_id += 1;
-        let data = Arc::new(InodeData {
-            id,
-            key,
-            file_type,
-            repr,
-        });
-        maps.by_id.insert(
-            id,
-            Slot {
-                data: data.clone(),
-                refcount: 1,
+        let data = maps.add(
+            InodeData {
+                id,
+                key,
+                file_type,
+                repr,
             },
+            1,
         );
         maps.by_key.insert(key, id);
         data
@@ -275,18 +280,14 @@ impl InodeStore {
             return Err(errno::error(libc::EEXIST));
         }
         maps.next_id = maps.next_id.max(next).max(id.saturating_add(1));
-        let data = Arc::new(InodeData {
-            id,
-            key,
-            file_type,
-            repr,
-        });
-        maps.by_id.insert(
-            id,
-            Slot {
-                data: data.clone(),
-                refcount,
+        let data = maps.add(
+            InodeData {
+                id,
+                key,
+                file_type,
+                repr,
             },
+            refcount,
         );
         // Two source nodes may be one inode here (the source kept an old node after its
         // inode number was reused): new lookups find the first.

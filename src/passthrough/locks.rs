@@ -12,7 +12,7 @@
 //! `lock_wait`: the wait never blocks in the kernel, so it can always be ended). Served
 //! inline on a queue's only thread, the request that would release the lock could never
 //! run: so the filesystem asks for POSIX_LOCKS and
-//! FLOCK_LOCKS at INIT only when built [`with_locks`](super::PassthroughFs::with_locks)
+//! FLOCK_LOCKS at INIT only when built `PassthroughFs::with_locks`
 //! (meant for a thread pool), and otherwise leaves locking to the guest kernel, as
 //! virtiofsd does. GETLK reports a conflicting lock with pid 0: the host cannot tell
 //! which guest process holds it.
@@ -23,7 +23,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fs::PassthroughFs;
 use super::lock_wait::LockWaits;
 use crate::fuse::abi::{self, FileLock, LkIn};
 use crate::oslib::errno;
@@ -133,21 +132,31 @@ fn to_flock(lk: &FileLock) -> io::Result<libc::flock64> {
     })
 }
 
-impl PassthroughFs {
+/// Opens the locked inode again with the given `open(2)` access flags (`O_NONBLOCK` added):
+/// the lock table's only way into the filesystem.
+pub type Reopen<'a> = dyn Fn(i32) -> io::Result<OwnedFd> + 'a;
+
+impl LockTable {
     /// The open file description of `owner`'s locks of `kind` on `inode`, opened on first
-    /// use (read-write when the host allows it, else read-only; always read-only with
-    /// `--readonly`).
-    fn owner_fd(&self, inode: u64, owner: u64, kind: Kind) -> io::Result<Arc<Owner>> {
-        if let Some(fd) = self.locks.lock().get(&(inode, owner, kind)) {
+    /// use through `reopen` (read-write when the host allows it, else read-only; always
+    /// read-only when `readonly`).
+    fn owner_fd(
+        &self,
+        inode: u64,
+        owner: u64,
+        kind: Kind,
+        readonly: bool,
+        reopen: &Reopen<'_>,
+    ) -> io::Result<Arc<Owner>> {
+        if let Some(fd) = self.lock().get(&(inode, owner, kind)) {
             return Ok(fd.clone());
         }
-        let data = self.inodes.get(inode)?;
-        let access = if self.cfg.readonly {
+        let access = if readonly {
             libc::O_RDONLY
         } else {
             libc::O_RDWR
         };
-        let fd = match self.reopen(&data, access | libc::O_NONBLOCK) {
+        let fd = match reopen(access | libc::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e)
                 if matches!(
@@ -155,7 +164,7 @@ impl PassthroughFs {
                     Some(libc::EISDIR | libc::EROFS | libc::EACCES | libc::ETXTBSY)
                 ) =>
             {
-                self.reopen(&data, libc::O_RDONLY | libc::O_NONBLOCK)?
+                reopen(libc::O_RDONLY | libc::O_NONBLOCK)?
             }
             Err(e) => return Err(e),
         };
@@ -165,15 +174,22 @@ impl PassthroughFs {
         });
         // Another request of the same owner may have raced us: keep the first.
         Ok(self
-            .locks
             .lock()
             .entry((inode, owner, kind))
             .or_insert(fd)
             .clone())
     }
 
-    pub(crate) fn do_getlk(&self, inode: u64, args: &LkIn) -> io::Result<FileLock> {
-        let handle = self.handles.get(inode, args.fh)?;
+    /// GETLK on `inode`, whose handle `args.fh` has the open file description `handle_fd`.
+    ///
+    /// # Errors
+    /// `EINVAL` for a flock request or a bad range or type; the host's `F_OFD_GETLK` error.
+    pub fn getlk(
+        &self,
+        inode: u64,
+        handle_fd: BorrowedFd<'_>,
+        args: &LkIn,
+    ) -> io::Result<FileLock> {
         if args.lk_flags & abi::LK_FLOCK != 0 {
             return Err(errno::error(libc::EINVAL));
         }
@@ -181,14 +197,10 @@ impl PassthroughFs {
         // An owner that holds locks asks through its own description (its locks never
         // conflict with itself); any other owner holds none, and asks through the
         // handle's description, which holds no lock either: no fd is opened for it.
-        let owner_fd = self
-            .locks
-            .lock()
-            .get(&(inode, args.owner, Kind::Posix))
-            .cloned();
+        let owner_fd = self.lock().get(&(inode, args.owner, Kind::Posix)).cloned();
         let fd = match &owner_fd {
             Some(owner) => owner.fd.as_fd(),
-            None => handle.fd(),
+            None => handle_fd,
         };
         sys::fcntl_lock(fd, libc::F_OFD_GETLK, &mut fl)?;
         if i32::from(fl.l_type) == libc::F_UNLCK {
@@ -211,15 +223,21 @@ impl PassthroughFs {
         })
     }
 
-    /// SETLK, or SETLKW (`sleep`) of the request `unique`.
-    pub(crate) fn do_setlk(
+    /// SETLK, or SETLKW (`sleep`) of the request `unique`, on `inode`; a new owner's
+    /// description is opened through `reopen` (read-only when `readonly`).
+    ///
+    /// # Errors
+    /// `EINVAL` for a bad range or type; `EAGAIN` when another owner holds a conflicting
+    /// lock (SETLK); `EINTR` when a wait is interrupted or aborted; `reopen`'s errors.
+    pub fn setlk(
         &self,
         unique: u64,
         inode: u64,
         args: &LkIn,
         sleep: bool,
+        readonly: bool,
+        reopen: &Reopen<'_>,
     ) -> io::Result<()> {
-        self.handles.get(inode, args.fh)?;
         let unlock = args.lk.typ as i32 == libc::F_UNLCK;
         let kind = if args.lk_flags & abi::LK_FLOCK != 0 {
             Kind::Flock
@@ -246,35 +264,33 @@ impl PassthroughFs {
         };
         let key = (inode, args.owner, kind);
         if unlock {
-            let Some(owner) = self.locks.lock().get(&key).cloned() else {
+            let Some(owner) = self.lock().get(&key).cloned() else {
                 return Ok(());
             };
             attempt(owner.fd.as_fd())?;
-            self.locks.waits.changed();
+            self.waits.changed();
             return Ok(());
         }
-        let owner = self.owner_fd(inode, args.owner, kind)?;
+        let owner = self.owner_fd(inode, args.owner, kind, readonly, reopen)?;
         let res = if sleep {
-            self.locks
-                .waits
-                .wait_for(unique, || attempt(owner.fd.as_fd()))
+            self.waits.wait_for(unique, || attempt(owner.fd.as_fd()))
         } else {
             attempt(owner.fd.as_fd())
         };
         match res {
             Ok(()) => owner.locked.store(true, Ordering::Release),
-            Err(_) => self.locks.drop_if_unused(key, owner),
+            Err(_) => self.drop_if_unused(key, owner),
         }
         res
     }
 
     /// FLUSH: the guest process closed a file: its POSIX locks on the inode go.
-    pub(crate) fn release_posix_locks(&self, inode: u64, owner: u64) {
-        self.locks.drop_owner(inode, owner, Kind::Posix);
+    pub fn release_posix_locks(&self, inode: u64, owner: u64) {
+        self.drop_owner(inode, owner, Kind::Posix);
     }
 
     /// RELEASE with FLOCK_UNLOCK: the guest's open file is gone, and its flock with it.
-    pub(crate) fn release_flock(&self, inode: u64, owner: u64) {
-        self.locks.drop_owner(inode, owner, Kind::Flock);
+    pub fn release_flock(&self, inode: u64, owner: u64) {
+        self.drop_owner(inode, owner, Kind::Flock);
     }
 }

@@ -2,8 +2,10 @@
 //! the shared directory.
 //!
 //! - [`config`]: what the filesystem is told at start.
-//! - [`fs`]: [`PassthroughFs`], the helpers all operations share, and the `FileSystem`
-//!   impl, which hands each request to the module of its concern:
+//! - [`fs`]: [`PassthroughFs`] (the state) and the `FileSystem` impl, which hands each
+//!   request to the module of its concern; `helpers`: what all operations share (an
+//!   inode's statx and key, `/proc/self/fd` names, guest-name checks); `init`: the INIT
+//!   flags asked for;
 //!   `ops_entry` (names and attributes), `ops_file` (open files), `ops_dir` (listing),
 //!   `ops_xattr` (extended attributes).
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
@@ -14,8 +16,9 @@
 //!   umask).
 //! - [`id_map`]: `--translate-uid`/`--translate-gid`, guest ids to host ids and back.
 //! - [`migration`]: the state carried to another daemon in a live migration.
-//! - [`locks`]: POSIX and flock locks per guest lock owner (asked for at INIT only with
-//!   [`PassthroughFs::with_locks`]).
+//! - [`locks`]: POSIX and flock locks per guest lock owner, standing alone (given a way to
+//!   open the inode); `ops_lock` serves GETLK/SETLK/SETLKW with it (asked for at INIT only
+//!   with [`PassthroughFs::with_locks`]).
 //!
 //! - [`dax`]: the map of the DAX window and the `--dax-policy`; `ops_dax` serves
 //!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
@@ -29,7 +32,9 @@ pub mod credentials;
 pub mod dax;
 pub mod fs;
 pub mod handle_table;
+mod helpers;
 pub mod id_map;
+mod init;
 pub mod inode_store;
 mod lock_wait;
 pub mod locks;
@@ -38,6 +43,7 @@ mod ops_dax;
 mod ops_dir;
 mod ops_entry;
 mod ops_file;
+mod ops_lock;
 mod ops_xattr;
 pub mod shards;
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::dax::{DaxPolicy, LARGE_FILE};
-use super::fs::{PassthroughFs, stat_fd};
+use super::fs::PassthroughFs;
+use super::helpers::stat_fd;
 use super::inode_store::InodeData;
 use crate::fuse::abi;
 use crate::oslib::errno;

@@ -18,7 +18,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, proc_name, stat_fd};
+use super::fs::PassthroughFs;
+use super::helpers::{check_name, proc_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{SetattrIn, setattr_valid as valid};
 use crate::fuse::filesystem::{Attributes, Context, Entry};

@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::{CallerCreds, ThreadUmask};
-use super::fs::{PassthroughFs, check_name, stat_fd};
+use super::fs::PassthroughFs;
+use super::helpers::{check_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
 use crate::fuse::filesystem::{Context, Entry};

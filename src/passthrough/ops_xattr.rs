@@ -22,7 +22,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::credentials::thread_chdir;
-use super::fs::{PassthroughFs, proc_name};
+use super::fs::PassthroughFs;
+use super::helpers::proc_name;
 use super::inode_store::InodeData;
 use crate::fuse::abi;
 use crate::fuse::filesystem::XattrReply;

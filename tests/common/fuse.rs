@@ -867,19 +867,27 @@ impl DerefMut for Fuse {
     }
 }
 
-/// A write lock on bytes `start..=end` of `fh` for lock owner `owner` (pid 1), as the lock
-/// requests GETLK/SETLK/SETLKW carry it.
+/// A lock request as GETLK/SETLK/SETLKW carry it: a lock of type `typ` (`F_RDLCK`,
+/// `F_WRLCK`, `F_UNLCK`) on bytes `start..=end` of `fh` for lock owner `owner` (pid
+/// 100 + owner), a flock(2) lock when `flock`.
 #[allow(dead_code)] // not every test binary takes locks
-pub fn write_lock(fh: u64, owner: u64, start: u64, end: u64) -> abi::LkIn {
+pub fn lock(fh: u64, owner: u64, typ: i32, (start, end): (u64, u64), flock: bool) -> abi::LkIn {
     abi::LkIn {
         fh,
         owner,
         lk: abi::FileLock {
             start,
             end,
-            typ: libc::F_WRLCK as u32,
-            pid: 1,
+            typ: typ as u32,
+            pid: 100 + owner as u32,
         },
-        ..Default::default()
+        lk_flags: if flock { abi::LK_FLOCK } else { 0 },
+        padding: 0,
     }
+}
+
+/// A POSIX write lock on bytes `start..=end` of `fh` for lock owner `owner` ([`lock`]).
+#[allow(dead_code)] // not every test binary takes locks
+pub fn write_lock(fh: u64, owner: u64, start: u64, end: u64) -> abi::LkIn {
+    lock(fh, owner, libc::F_WRLCK, (start, end), false)
 }

@@ -38,20 +38,27 @@ pub fn is_dax(path: &Path) -> Result<bool, String> {
     Ok(stx.stx_attributes & STATX_ATTR_DAX != 0)
 }
 
-/// A shared read-write mapping of the whole of `f` (`len` bytes).
+/// A shared mapping of the first `len` bytes of `f`, unmapped when dropped.
 struct Map {
     ptr: *mut u8,
     len: usize,
 }
 
 impl Map {
+    /// Read-write.
     fn new(f: &File, len: usize) -> Result<Self, String> {
+        Self::with_prot(f, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+    fn read_only(f: &File, len: usize) -> Result<Self, String> {
+        Self::with_prot(f, len, libc::PROT_READ)
+    }
+    fn with_prot(f: &File, len: usize, prot: i32) -> Result<Self, String> {
         // SAFETY: a new shared mapping of an open file at an address the kernel picks.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 f.as_raw_fd(),
                 0,
@@ -61,6 +68,11 @@ impl Map {
             format!("mmap: {}", std::io::Error::last_os_error())
         })?;
         Ok(Self { ptr: p.cast(), len })
+    }
+    /// The whole mapping.
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: the whole mapping, which lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
     fn bytes(&self, off: usize, n: usize) -> Vec<u8> {
         assert!(off + n <= self.len);
@@ -93,6 +105,7 @@ fn rw(path: &Path) -> Result<File, String> {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o644)
         .open(path)
         .map_err(|e| format!("open {}: {e}", path.display()))
@@ -120,25 +133,7 @@ pub fn dax(dir: &Path) -> std::process::ExitCode {
     r.check("mmap read of a host-written file", || {
         let (size, seed) = HOST_MMAP;
         let f = File::open(dir.join("dax-host.bin")).map_err(|e| e.to_string())?;
-        // SAFETY: a new shared read-only mapping of an open file.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        ensure(p != libc::MAP_FAILED, || {
-            format!("mmap: {}", std::io::Error::last_os_error())
-        })?;
-        // SAFETY: the whole mapping, alive until the munmap below.
-        let ok = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), size) }
-            == pattern(size, seed).as_slice();
-        // SAFETY: the mapping made above.
-        unsafe { libc::munmap(p, size) };
+        let ok = Map::read_only(&f, size)?.as_slice() == pattern(size, seed).as_slice();
         ensure(ok, || "mapped bytes differ from the host's pattern".into())
     });
     r.check("truncate and extend a mapped file", || {
@@ -196,22 +191,8 @@ pub fn hold(file: &Path, ready: &Path, go: &Path) -> std::process::ExitCode {
     let res = (|| -> CheckResult {
         let f = File::open(file).map_err(|e| e.to_string())?;
         let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
-        // SAFETY: a new shared read-only mapping of an open file.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        ensure(p != libc::MAP_FAILED, || {
-            format!("mmap: {}", std::io::Error::last_os_error())
-        })?;
-        // SAFETY: the whole mapping, alive until the process exits.
-        let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+        let m = Map::read_only(&f, len)?;
+        let bytes = m.as_slice();
         let sum: u64 = bytes.iter().map(|b| u64::from(*b)).sum();
         println!("checker: dax-hold mapped {len} bytes, sum {sum}");
         std::fs::write(ready, b"").map_err(|e| e.to_string())?;

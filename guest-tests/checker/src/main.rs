@@ -238,9 +238,9 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         let p = b.join("sparse");
         let f = File::create(&p).or_else(io_err("create"))?;
         let c = b"tail";
-        // SAFETY: f is an open fd, c a valid buffer of c.len() bytes.
         sys(
             "pwrite",
+            // SAFETY: f is an open fd, c a valid buffer of c.len() bytes.
             unsafe { libc::pwrite(f.as_raw_fd(), c.as_ptr().cast(), c.len(), 1 << 20) } as _,
         )?;
         drop(f);
@@ -489,9 +489,9 @@ fn semantics(dir: &Path, o: &Opts) -> ExitCode {
         fs::create_dir(&d).or_else(io_err("mkdir"))?;
         write_file(&d.join("f"), b"")?;
         let c = cpath(&d);
-        // SAFETY: c is a valid NUL-terminated path.
         expect_err(
             "rmdir non-empty",
+            // SAFETY: c is a valid NUL-terminated path.
             unsafe { libc::rmdir(c.as_ptr()) } as _,
             &[libc::ENOTEMPTY, libc::EEXIST],
         )?;
@@ -591,9 +591,9 @@ fn set_times(p: &Path, atime: (i64, i64), mtime: (i64, i64)) -> CheckResult {
         },
     ];
     let c = cpath(p);
-    // SAFETY: c is a valid NUL-terminated path and ts an array of two timespecs.
     sys(
         "utimensat",
+        // SAFETY: c is a valid NUL-terminated path and ts an array of two timespecs.
         unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) } as _,
     )?;
     Ok(())
@@ -803,9 +803,9 @@ fn xattr_check(b: &Path, enabled: bool) -> CheckResult {
         || "user.one after replace".into(),
     )?;
     let (c, n) = (cpath(&p), CString::new("user.one").unwrap());
-    // SAFETY: both valid NUL-terminated strings.
     sys(
         "removexattr",
+        // SAFETY: both valid NUL-terminated strings.
         unsafe { libc::removexattr(c.as_ptr(), n.as_ptr()) } as _,
     )?;
     match getxattr(&p, "user.one") {
@@ -857,9 +857,9 @@ fn locks(dir: &Path, expect: bool) -> ExitCode {
                 return missing("F_SETLK");
             }
             expect_err("F_SETLK", ret as _, &[libc::EAGAIN, libc::EACCES])?;
-            // SAFETY: as above.
             sys(
                 "F_GETLK",
+                // SAFETY: as above.
                 unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } as _,
             )?;
             ensure(fl.l_type == libc::F_WRLCK as _, || {
@@ -892,9 +892,9 @@ fn locks(dir: &Path, expect: bool) -> ExitCode {
         fl.l_whence = libc::SEEK_SET as _;
         for t in [libc::F_WRLCK, libc::F_UNLCK, libc::F_RDLCK, libc::F_UNLCK] {
             fl.l_type = t as _;
-            // SAFETY: f is open and fl a valid flock.
             sys(
                 "F_SETLK",
+                // SAFETY: f is open and fl a valid flock.
                 unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } as _,
             )?;
         }

@@ -2,7 +2,8 @@
 #   dax=always: statx STATX_ATTR_DAX; fio random and sequential writes and reads with crc32c
 #     verification; mmap write + msync (the host verifies), mmap read of a host-written file,
 #     truncate and extend of a mapped file; a file bigger than the 64 MiB window (the guest
-#     recycles its mappings). The daemon's READ/WRITE counters must stay near zero (runner).
+#     recycles its mappings); umount and mount again with mappings in place. The daemon's
+#     READ/WRITE counters must stay near zero (runner).
 #   dax=inode (second boot against the same daemon, --dax-policy large-files): a large file is
 #     DAX, a small one is not, and mapping works again (no stale mappings from the first boot).
 . /workloads/common.sh
@@ -28,6 +29,17 @@ case "$opts" in
     step "a file bigger than the 64 MiB window"
     fiov bigger-than-window --filename=big --rw=write --bs=1M --size=80M
     rm -f "$D/seq" "$D/rand" "$D/big"
+    # The guest sends DESTROY before it evicts its inodes, so their REMOVEMAPPINGs never
+    # leave it: the mappings stay in the VMM and the daemon must remove them itself.
+    step "umount and mount again with mappings in place"
+    checker pattern verify "$MNT/dax-host.bin" 5242880 22 || fail "host-written file through DAX"
+    cd / && umount "$MNT" || fail "umount"
+    mount -t virtiofs "$TAG" "$MNT" -o dax=always || { fail "mount again"; exit 1; }
+    checker pattern verify "$MNT/dax-host.bin" 5242880 22 || fail "read through DAX after a remount"
+    checker statx-dax "$MNT/dax-host.bin" yes || fail "statx-dax after a remount"
+    # Every window slot again: a range left mapped in the VMM makes its map fail (EIO).
+    truncate -s 70M "$D/fill" && cat "$D/fill" > /dev/null || fail "every window slot after a remount"
+    rm -f "$D/fill"
     ;;
 *dax=inode*)
     step "dax=inode, --dax-policy large-files"

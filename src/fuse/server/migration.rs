@@ -84,13 +84,7 @@ impl<F: FileSystem> Server<F> {
         let flags = d.u64()?;
         let fs_state = d.raw(d.remaining())?;
 
-        let _guard = self
-            .session
-            .lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        self.session.initialized.store(false, Ordering::Release);
-        self.fs.destroy();
+        let _guard = self.end_session();
         if initialized {
             let fs_flags = flags & FS_FLAGS;
             let here = self.fs.init(fs_flags).map_err(MigrationError::Load)? & FS_FLAGS;

@@ -21,7 +21,7 @@ mod tests;
 use std::io;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use counters::OpcodeCounters;
 pub use decode::DecodeError;
@@ -254,13 +254,21 @@ impl<F: FileSystem> Server<F> {
     }
 
     fn destroy(&self) {
-        let _guard = self
+        let _guard = self.end_session();
+    }
+
+    /// Ends the session (DESTROY, or before a migration loads another one): no request is
+    /// served until the next INIT, and the filesystem drops every inode and handle. The
+    /// session lock stays held while the caller holds the guard.
+    fn end_session(&self) -> MutexGuard<'_, ()> {
+        let guard = self
             .session
             .lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.session.initialized.store(false, Ordering::Release);
         self.fs.destroy();
+        guard
     }
 
     /// WRITE: the payload stays in the transport; the filesystem moves it with
@@ -481,6 +489,7 @@ impl<F: FileSystem> Server<F> {
             }
             Op::NotifyReply => Ok(0),
             Op::Destroy => {
+                self.fs.release_mappings();
                 self.destroy();
                 reply.ok(&[])
             }

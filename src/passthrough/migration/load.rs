@@ -10,7 +10,8 @@ use super::{MigrationConfig, MigrationError, ONE_SHOT_FLAGS, OnError};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
-use crate::passthrough::fs::{PassthroughFs, key_of, stat_fd};
+use crate::passthrough::fs::PassthroughFs;
+use crate::passthrough::helpers::{key_of, stat_fd};
 
 impl PassthroughFs {
     /// Restores `state` into this filesystem, which holds only its root. With

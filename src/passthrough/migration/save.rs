@@ -9,7 +9,8 @@ use super::state::{FsState, HandleState, InodeState, Locator};
 use super::{MigrationConfig, MigrationError, MigrationMode, ONE_SHOT_FLAGS};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::fs as sys;
-use crate::passthrough::fs::{PassthroughFs, key_of, proc_name, stat_fd};
+use crate::passthrough::fs::PassthroughFs;
+use crate::passthrough::helpers::{key_of, proc_name, stat_fd};
 use crate::passthrough::inode_store::{InodeData, InodeKey};
 
 /// What `/proc/self/fd` appends to the path of a deleted file.

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::oslib::fs as sys;
-use crate::passthrough::fs::key_of;
+use crate::passthrough::helpers::key_of;
 use crate::passthrough::ops_dir::parse_dirent;
 
 /// Bytes asked from `getdents64` per call.
@@ -213,12 +213,12 @@ mod tests {
             if depth == 5 {
                 let f =
                     sys::openat(cur.as_fd(), c"f", libc::O_CREAT | libc::O_WRONLY, 0o644).unwrap();
-                let k = key_of(&crate::passthrough::fs::stat_fd(f.as_fd()).unwrap());
+                let k = key_of(&crate::passthrough::helpers::stat_fd(f.as_fd()).unwrap());
                 shallow = Some((k.dev, k.ino));
             }
         }
         let f = sys::openat(cur.as_fd(), c"f", libc::O_CREAT | libc::O_WRONLY, 0o644).unwrap();
-        let k = key_of(&crate::passthrough::fs::stat_fd(f.as_fd()).unwrap());
+        let k = key_of(&crate::passthrough::helpers::stat_fd(f.as_fd()).unwrap());
         let deep = (k.dev, k.ino);
         let shallow = shallow.unwrap();
         let found = search(root.as_fd(), &[shallow, deep].into());
