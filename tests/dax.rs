@@ -331,7 +331,7 @@ fn mappings_are_forgotten_when_the_frontend_goes_away() {
 /// dropped the window) unmaps nothing.
 #[test]
 fn unmount_unmaps_what_the_guest_left_mapped() {
-    let (d, vmm, mut f) = start(&[]);
+    let (d, vmm, mut f) = start_dax(&[]);
     patterned(&d, "file", 2 * MB2);
     let node = f.lookup(ROOT, "file").unwrap().nodeid;
     f.setupmapping(node, NO_FH, 0, MB2, R, 0).unwrap();
