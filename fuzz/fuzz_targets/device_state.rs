@@ -19,14 +19,12 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use vhostfsd::fuse::filesystem::FileSystem;
+use vhostfsd::fuse::filesystem::SessionOps;
 use vhostfsd::fuse::server::Server;
 use vhostfsd::fuse::server::migration::{MAGIC, VERSION};
 use vhostfsd::fuse::state::Encoder;
 use vhostfsd::oslib::fs::FileHandle;
-use vhostfsd::passthrough::migration::state::{
-    FsState, HandleState, InodeState, Locator,
-};
+use vhostfsd::passthrough::migration::state::{FsState, HandleState, InodeState, Locator};
 use vhostfsd::passthrough::{Config, PassthroughFs};
 
 /// Paths a state may name, some of them hostile (refused by the decoder or by the walk).
@@ -44,7 +42,13 @@ const PATHS: &[&[u8]] = &[
     b"dir//file",
 ];
 
-const TYPES: &[u32] = &[libc::S_IFREG, libc::S_IFDIR, libc::S_IFLNK, libc::S_IFIFO, 0o777];
+const TYPES: &[u32] = &[
+    libc::S_IFREG,
+    libc::S_IFDIR,
+    libc::S_IFLNK,
+    libc::S_IFIFO,
+    0o777,
+];
 
 #[derive(Arbitrary, Debug)]
 enum Loc {

@@ -2,7 +2,7 @@
 //! SIGTERM/SIGINT (or a failed read) stop the daemon; a second SIGTERM/SIGINT exits at
 //! once.
 //!
-//! The stop also ends every lock wait in the filesystem (`FileSystem::abort_waits`): a
+//! The stop also ends every lock wait in the filesystem (`SessionOps::abort_waits`): a
 //! worker or reader thread waiting for a lock would otherwise never see the stop.
 
 use std::fs::File;

@@ -90,8 +90,21 @@ pub type AddDirEntryPlus<'f> = dyn FnMut(DirEntry<'_>, Entry) -> io::Result<usiz
 
 /// A filesystem the FUSE server can serve. All methods may be called concurrently from
 /// several queue workers.
+/// The operations come in one trait per group (a filesystem implements each group where
+/// it keeps that group's code); a method left out answers `ENOSYS`.
+pub trait FileSystem:
+    SessionOps + EntryOps + FileOps + DirOps + XattrOps + LockOps + DaxOps
+{
+}
+
+impl<T> FileSystem for T where
+    T: SessionOps + EntryOps + FileOps + DirOps + XattrOps + LockOps + DaxOps
+{
+}
+
+/// The session: INIT, DESTROY, the end of blocking waits, live-migration state, kernel passthrough backing ids.
 #[allow(unused_variables, clippy::too_many_arguments)]
-pub trait FileSystem: Send + Sync {
+pub trait SessionOps: Send + Sync {
     /// INIT: `capable` holds the flags the client offers; return those the filesystem wants
     /// (a subset).
     fn init(&self, capable: u64) -> io::Result<u64> {
@@ -129,7 +142,16 @@ pub trait FileSystem: Send + Sync {
     fn load_state(&self, state: &[u8]) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// The passthrough backing id of handle `fh` of `inode`, when it was opened with
+    /// `FOPEN_PASSTHROUGH` (see [`crate::fuse::backing`]).
+    fn backing_id(&self, inode: u64, fh: u64) -> Option<u32> {
+        None
+    }
+}
 
+/// Names and attributes: LOOKUP, FORGET, GETATTR, SETATTR, READLINK, SYMLINK, MKNOD, MKDIR, UNLINK, RMDIR, RENAME, LINK, STATFS, ACCESS.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait EntryOps: Send + Sync {
     fn lookup(&self, ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         enosys()
     }
@@ -193,6 +215,17 @@ pub trait FileSystem: Send + Sync {
     fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
         enosys()
     }
+    fn statfs(&self, ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
+        enosys()
+    }
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        enosys()
+    }
+}
+
+/// Open files: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, RELEASE, FSYNC, FALLOCATE, LSEEK, COPY_FILE_RANGE, SYNCFS.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait FileOps: Send + Sync {
     /// OPEN: returns the handle and `open_out_flags`.
     fn open(
         &self,
@@ -202,11 +235,6 @@ pub trait FileSystem: Send + Sync {
         open_flags: u32,
     ) -> io::Result<(u64, u32)> {
         enosys()
-    }
-    /// The passthrough backing id of handle `fh` of `inode`, when it was opened with
-    /// `FOPEN_PASSTHROUGH` (see [`crate::fuse::backing`]).
-    fn backing_id(&self, inode: u64, fh: u64) -> Option<u32> {
-        None
     }
     /// CREATE: returns the entry, the handle and `open_out_flags`.
     fn create(
@@ -271,9 +299,43 @@ pub trait FileSystem: Send + Sync {
     fn fsync(&self, ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         enosys()
     }
-    fn statfs(&self, ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
+    fn fallocate(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        mode: u32,
+        offset: u64,
+        length: u64,
+    ) -> io::Result<()> {
         enosys()
     }
+    fn lseek(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        whence: u32,
+    ) -> io::Result<u64> {
+        enosys()
+    }
+    fn copy_file_range(
+        &self,
+        ctx: &Context,
+        inode_in: u64,
+        args: &abi::CopyFileRangeIn,
+    ) -> io::Result<usize> {
+        enosys()
+    }
+    fn syncfs(&self, ctx: &Context, inode: u64) -> io::Result<()> {
+        enosys()
+    }
+}
+
+/// Directories: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait DirOps: Send + Sync {
     fn opendir(&self, ctx: &Context, inode: u64, flags: u32) -> io::Result<(u64, u32)> {
         enosys()
     }
@@ -309,41 +371,11 @@ pub trait FileSystem: Send + Sync {
     fn fsyncdir(&self, ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         enosys()
     }
-    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        enosys()
-    }
-    fn fallocate(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        fh: u64,
-        mode: u32,
-        offset: u64,
-        length: u64,
-    ) -> io::Result<()> {
-        enosys()
-    }
-    fn lseek(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        fh: u64,
-        offset: u64,
-        whence: u32,
-    ) -> io::Result<u64> {
-        enosys()
-    }
-    fn copy_file_range(
-        &self,
-        ctx: &Context,
-        inode_in: u64,
-        args: &abi::CopyFileRangeIn,
-    ) -> io::Result<usize> {
-        enosys()
-    }
-    fn syncfs(&self, ctx: &Context, inode: u64) -> io::Result<()> {
-        enosys()
-    }
+}
+
+/// Extended attributes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait XattrOps: Send + Sync {
     fn setxattr(
         &self,
         ctx: &Context,
@@ -370,6 +402,11 @@ pub trait FileSystem: Send + Sync {
     fn removexattr(&self, ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         enosys()
     }
+}
+
+/// POSIX and flock locks: GETLK, SETLK, SETLKW.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait LockOps: Send + Sync {
     /// GETLK: the first lock that would conflict with `lk`, or `lk` with type F_UNLCK.
     fn getlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
         enosys()
@@ -378,6 +415,11 @@ pub trait FileSystem: Send + Sync {
     fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
         enosys()
     }
+}
+
+/// DAX: SETUPMAPPING, REMOVEMAPPING.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait DaxOps: Send + Sync {
     /// DAX: map `args.len` bytes of `fh` at `args.foffset` into the window at `args.moffset`.
     fn setupmapping(
         &self,

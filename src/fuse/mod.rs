@@ -1,6 +1,6 @@
 //! The FUSE protocol: wire format ([`abi`]), the transport traits ([`io`]), the DAX window
 //! a transport may offer ([`dax`]), the
-//! [`FileSystem`](filesystem::FileSystem) trait, and the [`Server`](server::Server) that
+//! [`FileSystem`](filesystem::FileSystem) trait (one trait per group of operations), and the [`Server`](server::Server) that
 //! decodes a request, calls the filesystem and encodes the reply; [`state`] is the byte
 //! codec of the live-migration state; `testing` (feature `test-utils`) builds requests for
 //! the tests, fuzz targets and benchmark.

@@ -1,6 +1,6 @@
-//! The passthrough filesystem: its state, the methods every operation shares (reopening an
-//! inode, building entries), and the [`FileSystem`] impl, which hands each request to the
-//! `ops_*` module of its concern.
+//! The passthrough filesystem: its state and the methods every operation shares (reopening
+//! an inode, building entries). Each group of operations implements its trait of
+//! `FileSystem` in a file of its own (`session`, `ops_*`).
 //!
 //! Security model (the guest is untrusted): every host operation is relative to an O_PATH
 //! fd of an inode the guest already holds, with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`; names
@@ -30,10 +30,7 @@ use log::warn;
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
 use crate::fuse::dax::DaxWindow;
-use crate::fuse::filesystem::{
-    AddDirEntry, AddDirEntryPlus, Attributes, Context, Entry, FileSystem, XattrReply,
-};
-use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
+use crate::fuse::filesystem::{Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
@@ -52,7 +49,7 @@ pub struct PassthroughFs {
     /// `cfg.inode_file_handles`, or `Never` when `Prefer` found handles unusable.
     handles_mode: InodeFileHandles,
     /// An fd on each mount seen, by mount id, to open file handles with.
-    mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    pub(crate) mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
     pub(crate) dax: Option<Dax>,
     /// Kernel passthrough backing ids, when the transport offers them
@@ -179,7 +176,7 @@ impl PassthroughFs {
     }
 
     /// ENOSYS unless locks are served (see [`Self::with_locks`]).
-    fn check_locks_served(&self) -> io::Result<()> {
+    pub(crate) fn check_locks_served(&self) -> io::Result<()> {
         if self.locks_enabled {
             Ok(())
         } else {
@@ -377,339 +374,10 @@ impl PassthroughFs {
     }
 }
 
-impl FileSystem for PassthroughFs {
-    fn init(&self, capable: u64) -> io::Result<u64> {
-        let agreed = self.negotiate_init(capable);
-        if let Some(b) = &self.backing
-            && b.required()
-            && agreed & init_flags::PASSTHROUGH == 0
-        {
-            log::error!(
-                "--passthrough on: the kernel did not offer FUSE_PASSTHROUGH (it needs Linux \
-                 >= 6.9 built with CONFIG_FUSE_PASSTHROUGH, and no --writeback)"
-            );
-            return Err(errno::error(libc::EPROTO));
-        }
-        Ok(agreed)
-    }
-    fn backing_id(&self, _inode: u64, fh: u64) -> Option<u32> {
-        self.backing.as_ref()?.id(fh)
-    }
-    fn release_mappings(&self) {
-        if let Some(dax) = &self.dax {
-            dax.release_all();
-        }
-    }
-    fn destroy(&self) {
-        if let Some(dax) = &self.dax {
-            dax.forget_all();
-        }
-        if let Some(b) = &self.backing {
-            b.clear();
-        }
-        self.locks.clear();
-        self.locks.waits.resume();
-        self.handles.clear();
-        self.inodes.clear();
-        self.mount_fds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-    fn save_state(&self) -> io::Result<Vec<u8>> {
-        Ok(self.save_migration_state()?)
-    }
-    fn load_state(&self, state: &[u8]) -> io::Result<()> {
-        Ok(self.load_migration_state(state)?)
-    }
-    fn abort_waits(&self) {
-        self.locks.waits.abort();
-    }
-    fn interrupt(&self, unique: u64) {
-        self.locks.waits.interrupt(unique);
-    }
-    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
-        self.do_lookup(&*self.inodes.get(parent)?, name)
-    }
-    fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
-        if self.inodes.forget(inode, count) {
-            // The guest holds nothing of the inode any more: no lock of it either.
-            self.locks.drop_inode(inode);
-        }
-    }
-    fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
-        self.do_getattr(inode, fh)
-    }
-    fn setattr(&self, _ctx: &Context, inode: u64, attr: &abi::SetattrIn) -> io::Result<Attributes> {
-        let res = self.do_setattr(inode, attr);
-        self.dax_file_may_have_grown(inode);
-        res
-    }
-    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
-        self.do_readlink(inode)
-    }
-    fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
-        self.do_symlink(ctx, target, parent, name)
-    }
-    fn mknod(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        mode: u32,
-        rdev: u32,
-        umask: u32,
-    ) -> io::Result<Entry> {
-        self.do_mknod(ctx, parent, name, mode, rdev, umask)
-    }
-    fn mkdir(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        mode: u32,
-        umask: u32,
-    ) -> io::Result<Entry> {
-        self.do_mkdir(ctx, parent, name, mode, umask)
-    }
-    fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(parent, name, 0)
-    }
-    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(parent, name, libc::AT_REMOVEDIR)
-    }
-    fn rename(
-        &self,
-        _ctx: &Context,
-        olddir: u64,
-        oldname: &CStr,
-        newdir: u64,
-        newname: &CStr,
-        flags: u32,
-    ) -> io::Result<()> {
-        self.do_rename(olddir, oldname, newdir, newname, flags)
-    }
-    fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
-        self.do_link(ctx, inode, newparent, newname)
-    }
-    fn open(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        flags: u32,
-        open_flags: u32,
-    ) -> io::Result<(u64, u32)> {
-        self.do_open(inode, flags, open_flags)
-    }
-    fn create(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        args: &abi::CreateIn,
-    ) -> io::Result<(Entry, u64, u32)> {
-        self.do_create(ctx, parent, Some(name), args)
-    }
-    fn tmpfile(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        args: &abi::CreateIn,
-    ) -> io::Result<(Entry, u64, u32)> {
-        self.do_create(ctx, parent, None, args)
-    }
-    fn read(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        w: &mut dyn ZeroCopyWriter,
-        size: u32,
-        offset: u64,
-        _flags: u32,
-    ) -> io::Result<usize> {
-        self.do_read(inode, fh, w, size, offset)
-    }
-    fn write(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        fh: u64,
-        r: &mut dyn ZeroCopyReader,
-        size: u32,
-        offset: u64,
-        write_flags: u32,
-        _flags: u32,
-    ) -> io::Result<usize> {
-        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
-        self.dax_file_may_have_grown(inode);
-        res
-    }
-    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
-        // The guest's close(2) happened whatever the host says: its locks go first.
-        self.locks.release_posix_locks(inode, lock_owner);
-        self.do_flush(inode, fh)
-    }
-    fn release(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        _flags: u32,
-        release_flags: u32,
-        lock_owner: u64,
-    ) -> io::Result<()> {
-        // The guest's file is gone whatever the host says: its locks go first.
-        if release_flags & abi::RELEASE_FLUSH != 0 {
-            self.locks.release_posix_locks(inode, lock_owner);
-        }
-        if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
-            self.locks.release_flock(inode, lock_owner);
-        }
-        self.handles.remove(inode, fh)?;
-        if let Some(b) = &self.backing {
-            b.detach(fh);
-        }
-        Ok(())
-    }
-    fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
-        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
-    }
-    fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
-        sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
-    }
-    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
-        self.do_opendir(inode)
-    }
-    fn readdir(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        size: u32,
-        offset: u64,
-        add: &mut AddDirEntry<'_>,
-    ) -> io::Result<()> {
-        self.do_readdir(inode, fh, size, offset, add)
-    }
-    fn readdirplus(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        size: u32,
-        offset: u64,
-        add: &mut AddDirEntryPlus<'_>,
-    ) -> io::Result<()> {
-        self.do_readdirplus(inode, fh, size, offset, add)
-    }
-    fn releasedir(&self, _ctx: &Context, inode: u64, _flags: u32, fh: u64) -> io::Result<()> {
-        self.handles.remove(inode, fh).map(drop)
-    }
-    fn fsyncdir(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
-        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
-    }
-    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        self.do_access(ctx, inode, mask)
-    }
-    fn fallocate(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        mode: u32,
-        offset: u64,
-        length: u64,
-    ) -> io::Result<()> {
-        self.check_writable()?;
-        sys::fallocate(
-            self.handles.get(inode, fh)?.fd(),
-            mode as i32,
-            offset,
-            length,
-        )?;
-        self.dax_file_may_have_grown(inode);
-        Ok(())
-    }
-    fn lseek(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        offset: u64,
-        whence: u32,
-    ) -> io::Result<u64> {
-        sys::lseek(
-            self.handles.get(inode, fh)?.fd(),
-            offset as i64,
-            whence as i32,
-        )
-    }
-    fn copy_file_range(
-        &self,
-        _ctx: &Context,
-        inode_in: u64,
-        args: &abi::CopyFileRangeIn,
-    ) -> io::Result<usize> {
-        let res = self.do_copy_file_range(inode_in, args);
-        self.dax_file_may_have_grown(args.nodeid_out);
-        res
-    }
-    fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
-        self.do_syncfs(inode)
-    }
-    fn setxattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        name: &CStr,
-        value: &[u8],
-        flags: u32,
-        setxattr_flags: u32,
-    ) -> io::Result<()> {
-        self.do_setxattr(inode, name, value, flags, setxattr_flags)
-    }
-    fn getxattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        name: &CStr,
-        size: u32,
-    ) -> io::Result<XattrReply> {
-        self.do_getxattr(inode, name, size)
-    }
-    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
-        self.do_listxattr(inode, size)
-    }
-    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
-        self.do_removexattr(inode, name)
-    }
-    fn setupmapping(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        args: &abi::SetupmappingIn,
-    ) -> io::Result<()> {
-        self.do_setupmapping(inode, args)
-    }
-    fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
-        self.do_removemapping(ranges)
-    }
-    fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
-        self.check_locks_served()?;
-        self.do_getlk(inode, args)
-    }
-    fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
-        // Without locks served (no thread pool), a SETLKW could block its queue's only
-        // worker: a guest that sends lock requests anyway gets ENOSYS.
-        self.check_locks_served()?;
-        self.do_setlk(ctx.unique, inode, args, sleep)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuse::filesystem::{EntryOps, FileOps, SessionOps};
     use crate::passthrough::tests::fixture::*;
 
     #[test]

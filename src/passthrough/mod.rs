@@ -2,12 +2,14 @@
 //! the shared directory.
 //!
 //! - [`config`]: what the filesystem is told at start.
-//! - [`fs`]: [`PassthroughFs`] (the state) and the `FileSystem` impl, which hands each
-//!   request to the module of its concern; `helpers`: what all operations share (an
-//!   inode's statx and key, `/proc/self/fd` names, guest-name checks); `init`: the INIT
-//!   flags asked for;
-//!   `ops_entry` (names and attributes), `ops_file` (open files), `ops_dir` (listing),
-//!   `ops_xattr` (extended attributes).
+//! - [`fs`]: [`PassthroughFs`]: the state, and the methods every operation shares
+//!   (reopening an inode, building entries); `helpers`: free helpers all operations share
+//!   (an inode's statx and key, `/proc/self/fd` names, guest-name checks).
+//! - One file per group of operations, each implementing its group's trait of
+//!   [`FileSystem`](crate::fuse::filesystem::FileSystem): `session` (INIT, DESTROY,
+//!   migration state), `ops_entry` (names and attributes), `ops_file` (open files),
+//!   `ops_dir` (listing), `ops_xattr` (extended attributes), `ops_lock` (locks), `ops_dax`
+//!   (DAX mappings).
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
 //!   lookup counts.
 //! - [`handle_table`]: file handles ↔ open host fds.
@@ -19,7 +21,6 @@
 //! - [`locks`]: POSIX and flock locks per guest lock owner, standing alone (given a way to
 //!   open the inode); `ops_lock` serves GETLK/SETLK/SETLKW with it (asked for at INIT only
 //!   with [`PassthroughFs::with_locks`]).
-//!
 //! - [`dax`]: the map of the DAX window and the `--dax-policy`; `ops_dax` serves
 //!   SETUPMAPPING/REMOVEMAPPING (given a window with [`PassthroughFs::with_dax`]; without
 //!   one they answer `ENOSYS`).
@@ -34,7 +35,6 @@ pub mod fs;
 pub mod handle_table;
 mod helpers;
 pub mod id_map;
-mod init;
 pub mod inode_store;
 mod lock_wait;
 pub mod locks;
@@ -45,6 +45,7 @@ mod ops_entry;
 mod ops_file;
 mod ops_lock;
 mod ops_xattr;
+mod session;
 pub mod shards;
 #[cfg(test)]
 mod tests;

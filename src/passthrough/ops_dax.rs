@@ -17,6 +17,8 @@ use super::fs::PassthroughFs;
 use super::helpers::stat_fd;
 use super::inode_store::InodeData;
 use crate::fuse::abi;
+use crate::fuse::filesystem::Context;
+use crate::fuse::filesystem::DaxOps;
 use crate::oslib::errno;
 use crate::oslib::file_flags;
 
@@ -116,5 +118,19 @@ impl PassthroughFs {
                 .is_ok_and(|f| f & file_flags::FS_DAX_FL != 0),
         };
         if on { abi::ATTR_DAX } else { 0 }
+    }
+}
+
+impl DaxOps for PassthroughFs {
+    fn setupmapping(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        args: &abi::SetupmappingIn,
+    ) -> io::Result<()> {
+        self.do_setupmapping(inode, args)
+    }
+    fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
+        self.do_removemapping(ranges)
     }
 }

@@ -8,6 +8,8 @@
 use std::io;
 
 use super::fs::PassthroughFs;
+use crate::fuse::filesystem::Context;
+use crate::fuse::filesystem::DirOps;
 use crate::fuse::filesystem::{AddDirEntry, AddDirEntryPlus, DirEntry, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
@@ -128,6 +130,40 @@ impl PassthroughFs {
             }
             Ok(used != 0)
         })
+    }
+}
+
+impl DirOps for PassthroughFs {
+    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
+        self.do_opendir(inode)
+    }
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntry<'_>,
+    ) -> io::Result<()> {
+        self.do_readdir(inode, fh, size, offset, add)
+    }
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        size: u32,
+        offset: u64,
+        add: &mut AddDirEntryPlus<'_>,
+    ) -> io::Result<()> {
+        self.do_readdirplus(inode, fh, size, offset, add)
+    }
+    fn releasedir(&self, _ctx: &Context, inode: u64, _flags: u32, fh: u64) -> io::Result<()> {
+        self.handles.remove(inode, fh).map(drop)
+    }
+    fn fsyncdir(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
     }
 }
 

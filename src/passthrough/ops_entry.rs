@@ -21,7 +21,9 @@ use super::credentials::{CallerCreds, ThreadUmask};
 use super::fs::PassthroughFs;
 use super::helpers::{check_name, proc_name, stat_fd};
 use super::inode_store::InodeData;
+use crate::fuse::abi;
 use crate::fuse::abi::{SetattrIn, setattr_valid as valid};
+use crate::fuse::filesystem::EntryOps;
 use crate::fuse::filesystem::{Attributes, Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
@@ -271,5 +273,78 @@ impl PassthroughFs {
             mask,
             libc::AT_EACCESS,
         )
+    }
+}
+
+impl EntryOps for PassthroughFs {
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_lookup(&*self.inodes.get(parent)?, name)
+    }
+    fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
+        if self.inodes.forget(inode, count) {
+            // The guest holds nothing of the inode any more: no lock of it either.
+            self.locks.drop_inode(inode);
+        }
+    }
+    fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
+        self.do_getattr(inode, fh)
+    }
+    fn setattr(&self, _ctx: &Context, inode: u64, attr: &abi::SetattrIn) -> io::Result<Attributes> {
+        let res = self.do_setattr(inode, attr);
+        self.dax_file_may_have_grown(inode);
+        res
+    }
+    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
+        self.do_readlink(inode)
+    }
+    fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.do_symlink(ctx, target, parent, name)
+    }
+    fn mknod(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        rdev: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mknod(ctx, parent, name, mode, rdev, umask)
+    }
+    fn mkdir(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        umask: u32,
+    ) -> io::Result<Entry> {
+        self.do_mkdir(ctx, parent, name, mode, umask)
+    }
+    fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, 0)
+    }
+    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.do_unlink(parent, name, libc::AT_REMOVEDIR)
+    }
+    fn rename(
+        &self,
+        _ctx: &Context,
+        olddir: u64,
+        oldname: &CStr,
+        newdir: u64,
+        newname: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        self.do_rename(olddir, oldname, newdir, newname, flags)
+    }
+    fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
+        self.do_link(ctx, inode, newparent, newname)
+    }
+    fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
+        sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
+    }
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        self.do_access(ctx, inode, mask)
     }
 }

@@ -13,6 +13,7 @@ use super::fs::PassthroughFs;
 use super::helpers::{check_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
+use crate::fuse::filesystem::FileOps;
 use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib::errno;
@@ -312,5 +313,137 @@ fn refusal_hint(e: &io::Error) -> &'static str {
         Some(libc::EPERM) => ": the daemon needs CAP_SYS_ADMIN in the initial user namespace",
         Some(libc::EOPNOTSUPP) => ": passthrough was not negotiated in INIT",
         _ => "",
+    }
+}
+
+impl FileOps for PassthroughFs {
+    fn open(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        flags: u32,
+        open_flags: u32,
+    ) -> io::Result<(u64, u32)> {
+        self.do_open(inode, flags, open_flags)
+    }
+    fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, Some(name), args)
+    }
+    fn tmpfile(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        args: &abi::CreateIn,
+    ) -> io::Result<(Entry, u64, u32)> {
+        self.do_create(ctx, parent, None, args)
+    }
+    fn read(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        self.do_read(inode, fh, w, size, offset)
+    }
+    fn write(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        fh: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        offset: u64,
+        write_flags: u32,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
+        self.dax_file_may_have_grown(inode);
+        res
+    }
+    fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
+        // The guest's close(2) happened whatever the host says: its locks go first.
+        self.locks.release_posix_locks(inode, lock_owner);
+        self.do_flush(inode, fh)
+    }
+    fn release(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        _flags: u32,
+        release_flags: u32,
+        lock_owner: u64,
+    ) -> io::Result<()> {
+        // The guest's file is gone whatever the host says: its locks go first.
+        if release_flags & abi::RELEASE_FLUSH != 0 {
+            self.locks.release_posix_locks(inode, lock_owner);
+        }
+        if release_flags & abi::RELEASE_FLOCK_UNLOCK != 0 {
+            self.locks.release_flock(inode, lock_owner);
+        }
+        self.handles.remove(inode, fh)?;
+        if let Some(b) = &self.backing {
+            b.detach(fh);
+        }
+        Ok(())
+    }
+    fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
+        sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
+    }
+    fn fallocate(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        mode: u32,
+        offset: u64,
+        length: u64,
+    ) -> io::Result<()> {
+        self.check_writable()?;
+        sys::fallocate(
+            self.handles.get(inode, fh)?.fd(),
+            mode as i32,
+            offset,
+            length,
+        )?;
+        self.dax_file_may_have_grown(inode);
+        Ok(())
+    }
+    fn lseek(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        whence: u32,
+    ) -> io::Result<u64> {
+        sys::lseek(
+            self.handles.get(inode, fh)?.fd(),
+            offset as i64,
+            whence as i32,
+        )
+    }
+    fn copy_file_range(
+        &self,
+        _ctx: &Context,
+        inode_in: u64,
+        args: &abi::CopyFileRangeIn,
+    ) -> io::Result<usize> {
+        let res = self.do_copy_file_range(inode_in, args);
+        self.dax_file_may_have_grown(args.nodeid_out);
+        res
+    }
+    fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
+        self.do_syncfs(inode)
     }
 }

@@ -4,7 +4,10 @@
 use std::io;
 
 use super::fs::PassthroughFs;
+use crate::fuse::abi;
 use crate::fuse::abi::{FileLock, LkIn};
+use crate::fuse::filesystem::Context;
+use crate::fuse::filesystem::LockOps;
 
 impl PassthroughFs {
     pub(crate) fn do_getlk(&self, inode: u64, args: &LkIn) -> io::Result<FileLock> {
@@ -24,5 +27,18 @@ impl PassthroughFs {
         let reopen = |access| self.reopen(&*self.inodes.get(inode)?, access);
         self.locks
             .setlk(unique, inode, args, sleep, self.cfg.readonly, &reopen)
+    }
+}
+
+impl LockOps for PassthroughFs {
+    fn getlk(&self, _ctx: &Context, inode: u64, args: &abi::LkIn) -> io::Result<abi::FileLock> {
+        self.check_locks_served()?;
+        self.do_getlk(inode, args)
+    }
+    fn setlk(&self, ctx: &Context, inode: u64, args: &abi::LkIn, sleep: bool) -> io::Result<()> {
+        // Without locks served (no thread pool), a SETLKW could block its queue's only
+        // worker: a guest that sends lock requests anyway gets ENOSYS.
+        self.check_locks_served()?;
+        self.do_setlk(ctx.unique, inode, args, sleep)
     }
 }

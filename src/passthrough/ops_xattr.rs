@@ -26,6 +26,8 @@ use super::fs::PassthroughFs;
 use super::helpers::proc_name;
 use super::inode_store::InodeData;
 use crate::fuse::abi;
+use crate::fuse::filesystem::Context;
+use crate::fuse::filesystem::XattrOps;
 use crate::fuse::filesystem::XattrReply;
 use crate::oslib::errno;
 use crate::oslib::xattr::{self as sys, XattrTarget};
@@ -168,13 +170,42 @@ impl PassthroughFs {
     }
 }
 
+impl XattrOps for PassthroughFs {
+    fn setxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: u32,
+        setxattr_flags: u32,
+    ) -> io::Result<()> {
+        self.do_setxattr(inode, name, value, flags, setxattr_flags)
+    }
+    fn getxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        size: u32,
+    ) -> io::Result<XattrReply> {
+        self.do_getxattr(inode, name, size)
+    }
+    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
+        self.do_listxattr(inode, size)
+    }
+    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
+        self.do_removexattr(inode, name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
     use super::value_buffer_len;
-    use crate::fuse::filesystem::{FileSystem, XattrReply};
+    use crate::fuse::filesystem::{XattrOps, XattrReply};
     use crate::passthrough::tests::fixture::*;
 
     #[test]

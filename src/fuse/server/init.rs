@@ -17,7 +17,7 @@ pub const SERVER_FLAGS: u64 = f::ASYNC_READ
     | f::CREATE_SUPP_GROUP;
 
 /// Flags whose semantics are the filesystem's (caching, locking, umask, O_TRUNC, ACLs,
-/// export, DAX, passthrough): offered only when `FileSystem::init` asks for them.
+/// export, DAX, passthrough): offered only when `SessionOps::init` asks for them.
 pub const FS_FLAGS: u64 = f::ATOMIC_O_TRUNC
     | f::EXPORT_SUPPORT
     | f::DONT_MASK

@@ -3,8 +3,8 @@
 //!
 //! Layout (all integers little-endian): the magic `VHOSTFSD`, the format version, the
 //! session (whether INIT was done, the protocol minor, the agreed flags), then the
-//! filesystem's own section, which [`FileSystem::save_state`] writes and
-//! [`FileSystem::load_state`] reads.
+//! filesystem's own section, which [`SessionOps::save_state`](crate::fuse::filesystem::SessionOps::save_state) writes and
+//! [`SessionOps::load_state`](crate::fuse::filesystem::SessionOps::load_state) reads.
 
 use std::io;
 use std::sync::PoisonError;

@@ -110,12 +110,12 @@ impl From<MigrationError> for std::io::Error {
 }
 
 impl crate::passthrough::PassthroughFs {
-    /// [`FileSystem::save_state`](crate::fuse::filesystem::FileSystem::save_state).
+    /// [`SessionOps::save_state`](crate::fuse::filesystem::SessionOps::save_state).
     pub(crate) fn save_migration_state(&self) -> Result<Vec<u8>, MigrationError> {
         Ok(self.collect_state(&self.cfg.migration)?.encode())
     }
 
-    /// [`FileSystem::load_state`](crate::fuse::filesystem::FileSystem::load_state).
+    /// [`SessionOps::load_state`](crate::fuse::filesystem::SessionOps::load_state).
     pub(crate) fn load_migration_state(&self, blob: &[u8]) -> Result<(), MigrationError> {
         let state = state::FsState::decode(blob)?;
         self.restore_state(&self.cfg.migration, &state)

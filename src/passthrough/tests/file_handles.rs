@@ -5,7 +5,11 @@ use std::os::unix::fs::{MetadataExt, symlink};
 
 use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
-use crate::fuse::filesystem::{FileSystem, XattrReply};
+use crate::fuse::filesystem::DirOps;
+use crate::fuse::filesystem::EntryOps;
+use crate::fuse::filesystem::FileOps;
+use crate::fuse::filesystem::XattrOps;
+use crate::fuse::filesystem::XattrReply;
 use crate::passthrough::InodeFileHandles;
 
 fn fixture() -> Option<Fixture> {

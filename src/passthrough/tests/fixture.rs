@@ -7,7 +7,10 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::fuse::abi::{self, CreateIn, ROOT_ID, SetattrIn};
-use crate::fuse::filesystem::{Context, Entry, FileSystem};
+use crate::fuse::filesystem::EntryOps;
+use crate::fuse::filesystem::FileOps;
+use crate::fuse::filesystem::SessionOps;
+use crate::fuse::filesystem::{Context, Entry};
 use crate::fuse::io::mem::{VecReader, VecWriter};
 use crate::oslib::creds;
 use crate::passthrough::{Config, PassthroughFs};

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use super::fixture::*;
 use crate::fuse::abi::{FileLock, LK_FLOCK, LkIn, RELEASE_FLOCK_UNLOCK, init_flags};
-use crate::fuse::filesystem::FileSystem;
+use crate::fuse::filesystem::EntryOps;
+use crate::fuse::filesystem::FileOps;
+use crate::fuse::filesystem::LockOps;
+use crate::fuse::filesystem::SessionOps;
 use crate::oslib::fs as sys;
 use crate::passthrough::PassthroughFs;
 

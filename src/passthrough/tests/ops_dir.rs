@@ -5,7 +5,7 @@ use std::fs;
 
 use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
-use crate::fuse::filesystem::FileSystem;
+use crate::fuse::filesystem::DirOps;
 
 /// Lists `dir` completely with READDIR, each reply holding at most `per_call` entries,
 /// resuming from the offset of the last entry taken.

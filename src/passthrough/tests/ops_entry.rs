@@ -5,7 +5,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
 use super::fixture::*;
 use crate::fuse::abi::{ROOT_ID, open_out_flags};
-use crate::fuse::filesystem::{Attributes, FileSystem};
+use crate::fuse::filesystem::Attributes;
+use crate::fuse::filesystem::DirOps;
+use crate::fuse::filesystem::EntryOps;
+use crate::fuse::filesystem::FileOps;
 
 #[test]
 fn same_host_inode_same_node_id_and_forget_drops_it() {

@@ -5,7 +5,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use super::fixture::*;
 use crate::fuse::abi::{self, CopyFileRangeIn, CreateIn, ROOT_ID, open_out_flags};
-use crate::fuse::filesystem::FileSystem;
+use crate::fuse::filesystem::DirOps;
+use crate::fuse::filesystem::EntryOps;
+use crate::fuse::filesystem::FileOps;
 use crate::passthrough::CachePolicy;
 
 #[test]

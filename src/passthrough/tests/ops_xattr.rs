@@ -5,7 +5,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 
 use super::fixture::*;
 use crate::fuse::abi::ROOT_ID;
-use crate::fuse::filesystem::{FileSystem, XattrReply};
+use crate::fuse::filesystem::XattrOps;
+use crate::fuse::filesystem::XattrReply;
 
 #[test]
 fn xattr_off_answers_enosys() {

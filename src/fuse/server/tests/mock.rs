@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::fuse::abi;
 use crate::fuse::filesystem::{
-    AddDirEntry, AddDirEntryPlus, Attributes, Context, DirEntry, Entry, FileSystem, XattrReply,
+    AddDirEntry, AddDirEntryPlus, Attributes, Context, DaxOps, DirEntry, DirOps, Entry, EntryOps,
+    FileOps, LockOps, SessionOps, XattrOps, XattrReply,
 };
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
 
@@ -74,7 +75,7 @@ pub fn entry(inode: u64) -> Entry {
     }
 }
 
-impl FileSystem for Mock {
+impl SessionOps for Mock {
     fn init(&self, capable: u64) -> io::Result<u64> {
         self.record(format!("init {capable:#x}"));
         Ok(self.init_wants)
@@ -82,6 +83,9 @@ impl FileSystem for Mock {
     fn destroy(&self) {
         self.record("destroy".into());
     }
+}
+
+impl EntryOps for Mock {
     fn lookup(&self, _: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.record(format!("lookup {parent} {name:?}"));
         Ok(entry(42))
@@ -133,6 +137,9 @@ impl FileSystem for Mock {
         self.record(format!("symlink {target:?} {parent} {name:?}"));
         Ok(entry(44))
     }
+}
+
+impl FileOps for Mock {
     fn create(
         &self,
         _: &Context,
@@ -173,6 +180,9 @@ impl FileSystem for Mock {
         let file = self.file()?;
         r.read_to(file.as_fd(), size as usize + 100, offset)
     }
+}
+
+impl DirOps for Mock {
     fn readdir(
         &self,
         _: &Context,
@@ -223,6 +233,9 @@ impl FileSystem for Mock {
         self.record(format!("readdirplus {size} {offset}: {sent}"));
         Ok(())
     }
+}
+
+impl XattrOps for Mock {
     fn setxattr(
         &self,
         _: &Context,
@@ -250,6 +263,11 @@ impl FileSystem for Mock {
         self.record(format!("listxattr {size}"));
         Ok(XattrReply::Value(self.xattr.clone()))
     }
+}
+
+impl LockOps for Mock {}
+
+impl DaxOps for Mock {
     fn removemapping(&self, _: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
         let r: Vec<_> = ranges.iter().map(|r| (r.moffset, r.len)).collect();
         self.record(format!("removemapping {r:?}"));
