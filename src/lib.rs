@@ -17,11 +17,13 @@
 //!   `panic` (abort on panic), the sandbox and the filesystem; serves one frontend after
 //!   another until SIGTERM; `host_mount` serves the host mount mode instead.
 //! - [`fuse`]: the FUSE protocol (7.41): [`fuse::abi`] wire structs and the opcode table,
-//!   [`fuse::io`] transport traits with zero-copy READ/WRITE, [`fuse::filesystem::FileSystem`],
+//!   [`fuse::io`] transport traits with zero-copy READ/WRITE (in-memory buffers, and
+//!   [`fuse::io::segments`] for requests split over ring buffers), [`fuse::filesystem::FileSystem`],
 //!   [`fuse::server`] (decode, INIT, dispatch, reply, migration), [`fuse::state`] (the
 //!   migration byte codec), [`fuse::dax`] and [`fuse::backing`] (what a transport offers).
 //! - [`fusedev`]: host mount mode: mount(2) with a /dev/fuse fd, reader threads, unmount,
-//!   kernel passthrough backing ids.
+//!   kernel passthrough backing ids, and [`fusedev::uring`]: FUSE over io_uring (ring
+//!   entries and their threads; [`oslib::uring`] the io_uring itself).
 //! - [`passthrough`]: the filesystem that maps guest inodes and handles to host fds (its
 //!   module docs list its files: inode store, handle table, locks, credentials, DAX,
 //!   operations, migration).

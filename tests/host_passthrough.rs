@@ -269,3 +269,30 @@ fn passthrough_on_refuses_files_the_kernel_cannot_pass_through() {
     assert_eq!(fs::read(shared.join("g")).unwrap(), b"created");
     drop(m);
 }
+
+#[test]
+fn passthrough_and_io_uring_together() {
+    require_fuse!();
+    let Some(_param) = common::host_mount::UringParam::set(true) else {
+        return;
+    };
+    // Opens and metadata over the rings, reads and writes straight to the host file.
+    let mut m = Mounted::start(&["--passthrough", "on", "--io-uring", "on"]);
+    let (reads, writes) = large_file_io(&m, 16);
+    assert!(
+        reads <= 2 && writes <= 2,
+        "READ {reads} WRITE {writes} reached the daemon"
+    );
+    assert_eq!(fs::metadata(m.at("big")).unwrap().len(), (16 * MIB) as u64);
+    m.signal(libc::SIGTERM);
+    let st = m
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    let served = common::host_mount::served_over_io_uring(&m.log());
+    assert!(
+        served.is_some_and(|n| n > 0),
+        "nothing served over io_uring:\n{}",
+        m.log()
+    );
+}

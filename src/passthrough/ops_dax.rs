@@ -26,38 +26,6 @@ use crate::oslib::file_flags;
 const NO_FH: u64 = u64::MAX;
 
 impl PassthroughFs {
-    pub(crate) fn do_setupmapping(&self, inode: u64, a: &abi::SetupmappingIn) -> io::Result<()> {
-        let dax = self
-            .dax
-            .as_ref()
-            .ok_or_else(|| errno::error(libc::ENOSYS))?;
-        let m = dax.check(a)?;
-        if m.writable {
-            self.check_writable()?;
-        }
-        let data = self.inodes.get(inode)?;
-        if !data.is_reg() {
-            return Err(errno::error(libc::EINVAL));
-        }
-        if a.fh == NO_FH {
-            let fd = self.reopen(&data, self.dax_open_flags(m.writable))?;
-            let size = stat_fd(fd.as_fd())?.stx_size;
-            return dax.setup(fd.as_fd(), inode, size, &m);
-        }
-        let h = self.handles.get(inode, a.fh)?;
-        let allowed = match file_flags::access_mode(h.fd())? {
-            libc::O_RDWR => true,
-            libc::O_RDONLY => !m.writable,
-            // A shared mapping always reads: a write-only fd cannot be mapped at all.
-            _ => false,
-        };
-        if !allowed {
-            return Err(errno::error(libc::EACCES));
-        }
-        let size = stat_fd(h.fd())?.stx_size;
-        dax.setup(h.fd(), inode, size, &m)
-    }
-
     /// How the daemon opens a file to map. QEMU 11.1 maps every range read-write whatever
     /// the map's flags (a read-only fd fails with EACCES), so files are opened read-write
     /// unless the share is read-only; the map's flags still say what the guest asked.
@@ -91,14 +59,6 @@ impl PassthroughFs {
         });
     }
 
-    pub(crate) fn do_removemapping(&self, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
-        let dax = self
-            .dax
-            .as_ref()
-            .ok_or_else(|| errno::error(libc::ENOSYS))?;
-        dax.remove(ranges)
-    }
-
     /// `ATTR_DAX` when the guest mounted with `dax=inode` (it offered HAS_INODE_DAX) and the
     /// policy makes this file DAX.
     pub(crate) fn dax_attr_flag(&self, data: &InodeData, stx: &libc::statx) -> u32 {
@@ -122,15 +82,43 @@ impl PassthroughFs {
 }
 
 impl DaxOps for PassthroughFs {
-    fn setupmapping(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        args: &abi::SetupmappingIn,
-    ) -> io::Result<()> {
-        self.do_setupmapping(inode, args)
+    fn setupmapping(&self, _ctx: &Context, inode: u64, a: &abi::SetupmappingIn) -> io::Result<()> {
+        let dax = self
+            .dax
+            .as_ref()
+            .ok_or_else(|| errno::error(libc::ENOSYS))?;
+        let m = dax.check(a)?;
+        if m.writable {
+            self.check_writable()?;
+        }
+        let data = self.inodes.get(inode)?;
+        if !data.is_reg() {
+            return Err(errno::error(libc::EINVAL));
+        }
+        if a.fh == NO_FH {
+            let fd = self.reopen(&data, self.dax_open_flags(m.writable))?;
+            let size = stat_fd(fd.as_fd())?.stx_size;
+            return dax.setup(fd.as_fd(), inode, size, &m);
+        }
+        let h = self.handles.get(inode, a.fh)?;
+        let allowed = match file_flags::access_mode(h.fd())? {
+            libc::O_RDWR => true,
+            libc::O_RDONLY => !m.writable,
+            // A shared mapping always reads: a write-only fd cannot be mapped at all.
+            _ => false,
+        };
+        if !allowed {
+            return Err(errno::error(libc::EACCES));
+        }
+        let size = stat_fd(h.fd())?.stx_size;
+        dax.setup(h.fd(), inode, size, &m)
     }
+
     fn removemapping(&self, _ctx: &Context, ranges: &[abi::RemovemappingOne]) -> io::Result<()> {
-        self.do_removemapping(ranges)
+        let dax = self
+            .dax
+            .as_ref()
+            .ok_or_else(|| errno::error(libc::ENOSYS))?;
+        dax.remove(ranges)
     }
 }

@@ -90,9 +90,12 @@ impl PassthroughFs {
         thread_chdir(self.proc_self_fd.as_fd())?;
         f(XattrTarget::Path(&proc_name(data.fd()?.as_fd())))
     }
+}
 
-    pub(crate) fn do_setxattr(
+impl XattrOps for PassthroughFs {
+    fn setxattr(
         &self,
+        _ctx: &Context,
         inode: u64,
         name: &CStr,
         value: &[u8],
@@ -111,7 +114,13 @@ impl PassthroughFs {
         Ok(())
     }
 
-    pub(crate) fn do_getxattr(&self, inode: u64, name: &CStr, size: u32) -> io::Result<XattrReply> {
+    fn getxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        size: u32,
+    ) -> io::Result<XattrReply> {
         self.check_xattr(Some(name))?;
         let data = self.inodes.get(inode)?;
         self.with_target(&data, |t| {
@@ -126,7 +135,7 @@ impl PassthroughFs {
         })
     }
 
-    pub(crate) fn do_listxattr(&self, inode: u64, size: u32) -> io::Result<XattrReply> {
+    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
         self.check_xattr(None)?;
         let data = self.inodes.get(inode)?;
         let list = self.with_target(&data, |t| {
@@ -162,40 +171,11 @@ impl PassthroughFs {
         }
     }
 
-    pub(crate) fn do_removexattr(&self, inode: u64, name: &CStr) -> io::Result<()> {
+    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
         self.check_xattr(Some(name))?;
         self.check_writable()?;
         let data = self.inodes.get(inode)?;
         self.with_target(&data, |t| sys::removexattr(t, name))
-    }
-}
-
-impl XattrOps for PassthroughFs {
-    fn setxattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        name: &CStr,
-        value: &[u8],
-        flags: u32,
-        setxattr_flags: u32,
-    ) -> io::Result<()> {
-        self.do_setxattr(inode, name, value, flags, setxattr_flags)
-    }
-    fn getxattr(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        name: &CStr,
-        size: u32,
-    ) -> io::Result<XattrReply> {
-        self.do_getxattr(inode, name, size)
-    }
-    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<XattrReply> {
-        self.do_listxattr(inode, size)
-    }
-    fn removexattr(&self, _ctx: &Context, inode: u64, name: &CStr) -> io::Result<()> {
-        self.do_removexattr(inode, name)
     }
 }
 
