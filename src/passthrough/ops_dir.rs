@@ -36,19 +36,6 @@ pub(crate) fn parse_dirent(buf: &[u8]) -> Option<(u64, u64, u8, &[u8], usize)> {
 }
 
 impl PassthroughFs {
-    pub(crate) fn do_opendir(&self, inode: u64) -> io::Result<(u64, u32)> {
-        let data = self.inodes.get(inode)?;
-        if !data.is_dir() {
-            return Err(errno::error(libc::ENOTDIR));
-        }
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
-        let fd = self.reopen(&data, flags)?;
-        Ok((
-            self.handles.insert(inode, fd, flags),
-            self.open_reply_flags(true),
-        ))
-    }
-
     /// Calls `each` per entry from `offset` on until it returns `Ok(false)` (reply full)
     /// or the directory ends.
     fn list(
@@ -83,9 +70,25 @@ impl PassthroughFs {
             }
         }
     }
+}
 
-    pub(crate) fn do_readdir(
+impl DirOps for PassthroughFs {
+    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
+        let data = self.inodes.get(inode)?;
+        if !data.is_dir() {
+            return Err(errno::error(libc::ENOTDIR));
+        }
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+        let fd = self.reopen(&data, flags)?;
+        Ok((
+            self.handles.insert(inode, fd, flags),
+            self.open_reply_flags(true),
+        ))
+    }
+
+    fn readdir(
         &self,
+        _ctx: &Context,
         inode: u64,
         fh: u64,
         size: u32,
@@ -95,8 +98,9 @@ impl PassthroughFs {
         self.list(inode, fh, size, offset, &mut |d| Ok(add(d)? != 0))
     }
 
-    pub(crate) fn do_readdirplus(
+    fn readdirplus(
         &self,
+        _ctx: &Context,
         inode: u64,
         fh: u64,
         size: u32,
@@ -131,37 +135,11 @@ impl PassthroughFs {
             Ok(used != 0)
         })
     }
-}
 
-impl DirOps for PassthroughFs {
-    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(u64, u32)> {
-        self.do_opendir(inode)
-    }
-    fn readdir(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        size: u32,
-        offset: u64,
-        add: &mut AddDirEntry<'_>,
-    ) -> io::Result<()> {
-        self.do_readdir(inode, fh, size, offset, add)
-    }
-    fn readdirplus(
-        &self,
-        _ctx: &Context,
-        inode: u64,
-        fh: u64,
-        size: u32,
-        offset: u64,
-        add: &mut AddDirEntryPlus<'_>,
-    ) -> io::Result<()> {
-        self.do_readdirplus(inode, fh, size, offset, add)
-    }
     fn releasedir(&self, _ctx: &Context, inode: u64, _flags: u32, fh: u64) -> io::Result<()> {
         self.handles.remove(inode, fh).map(drop)
     }
+
     fn fsyncdir(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
     }
