@@ -144,8 +144,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = SandboxMode::Namespace)]
     pub sandbox: SandboxMode,
 
+    /// With --sandbox namespace, do not mount the shared directory nosuid,nodev in the
+    /// sandbox (by default device nodes and setuid files in the share are inert there).
+    #[arg(long)]
+    pub allow_suid_dev: bool,
+
     /// Action on a syscall the seccomp filter does not allow.
-    #[arg(long, value_enum, default_value_t = SeccompAction::None)]
+    #[arg(long, value_enum, default_value_t = SeccompAction::Kill)]
     pub seccomp: SeccompAction,
 
     /// Tell the guest about submounts of the shared directory, so it shows them as separate
@@ -153,8 +158,9 @@ pub struct Args {
     #[arg(long)]
     pub announce_submounts: bool,
 
-    /// Keep inodes as file handles rather than O_PATH fds, so fewer fds stay open.
-    #[arg(long, value_enum, default_value_t = InodeFileHandles::Never, num_args = 0..=1, default_missing_value = "prefer")]
+    /// Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open
+    /// fd (the daemon then keeps CAP_DAC_READ_SEARCH).
+    #[arg(long, value_enum, default_value_t = InodeFileHandles::Prefer, num_args = 0..=1, default_missing_value = "prefer")]
     pub inode_file_handles: InodeFileHandles,
 
     /// Cache policy.
@@ -229,24 +235,35 @@ pub struct Args {
     #[arg(long)]
     pub print_capabilities: bool,
 
-    /// Capability changes (not implemented yet: refused).
+    /// Change the capabilities the daemon keeps once set up: `+cap` keeps one more, `-cap`
+    /// drops one, joined by `:` (e.g. `--modcaps=+sys_admin:-mknod`). Kept by default:
+    /// chown, dac_override, fowner, fsetid, setgid, setuid, mknod, setfcap, and
+    /// dac_read_search when inodes are file handles.
     #[arg(long, value_name = "CAPS")]
     pub modcaps: Option<String>,
 
-    /// UID map for a user-namespace sandbox (not implemented yet: refused).
+    /// Run the namespace sandbox in a new user namespace whose uids `namespace_uid..` are the
+    /// host's `host_uid..` (`:namespace_uid:host_uid:count:`, e.g. `:0:100000:65536:`); an
+    /// unprivileged user gets the range from /etc/subuid through newuidmap. Needs
+    /// --gid-map too.
     #[arg(long, value_name = "MAP")]
     pub uid_map: Option<String>,
 
-    /// GID map for a user-namespace sandbox (not implemented yet: refused).
+    /// The gid range of the user namespace (`:namespace_gid:host_gid:count:`), through
+    /// newgidmap and /etc/subgid for an unprivileged user.
     #[arg(long, value_name = "MAP")]
     pub gid_map: Option<String>,
 
-    /// UID translation (not implemented yet: refused).
-    #[arg(long, value_name = "MAP")]
+    /// Translate uids between guest and host inside the daemon (caller credentials, chown,
+    /// attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest`
+    /// (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both
+    /// ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins,
+    /// ids no rule covers pass unchanged.
+    #[arg(long, value_name = "RULE")]
     pub translate_uid: Vec<String>,
 
-    /// GID translation (not implemented yet: refused).
-    #[arg(long, value_name = "MAP")]
+    /// Translate gids, as --translate-uid does uids.
+    #[arg(long, value_name = "RULE")]
     pub translate_gid: Vec<String>,
 
     /// Stay in the foreground (always the case; accepted for compatibility).

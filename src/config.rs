@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, LogLevel, PassthroughMode, UringMode};
-use crate::passthrough::{self, CachePolicy, MigrationConfig, MigrationMode};
+use crate::passthrough::id_map::IdRuleError;
+use crate::passthrough::{
+    self, CachePolicy, IdMap, IdRule, IdTranslation, MigrationConfig, MigrationMode,
+};
+use crate::sandbox::privileges::{CapChanges, CapChangesError};
+use crate::sandbox::user_namespace::{IdRangeError, UserNamespace};
 use crate::sandbox::{SandboxMode, SeccompAction};
 use crate::systemd::{self, SystemdError};
 use crate::vhost_user::backend::MAX_REQUEST_QUEUES;
@@ -43,6 +48,16 @@ pub enum ConfigError {
     UnknownOption(String),
     #[error("bad value in -o option {0:?}")]
     BadOptionValue(String),
+    #[error(transparent)]
+    Modcaps(#[from] CapChangesError),
+    #[error("--uid-map/--gid-map: {0}")]
+    IdMap(#[from] IdRangeError),
+    #[error("--uid-map and --gid-map go together: pass both")]
+    IdMapNeedsBoth,
+    #[error("--uid-map/--gid-map need --sandbox namespace (the default)")]
+    IdMapNeedsNamespace,
+    #[error("--translate-uid/--translate-gid: {0}")]
+    IdTranslation(#[from] IdRuleError),
     #[error("--writeback and --cache=never do not mix: the writeback cache needs a cache")]
     WritebackWithoutCache,
     #[error("--dax-window {0} is not a multiple of 2M (the guest maps 2 MiB chunks): use e.g. 1G")]
@@ -115,6 +130,12 @@ pub struct Config {
     pub dax_policy: passthrough::DaxPolicy,
     pub sandbox: SandboxMode,
     pub seccomp: SeccompAction,
+    /// `--modcaps`: changes to the capabilities kept after set-up.
+    pub modcaps: CapChanges,
+    /// `--allow-suid-dev`: the namespace sandbox does not mount the share nosuid,nodev.
+    pub allow_suid_dev: bool,
+    /// `--uid-map`/`--gid-map`: the namespace sandbox starts in a user namespace.
+    pub user_namespace: Option<UserNamespace>,
     pub rlimit_nofile: Option<u64>,
     pub log_level: log::LevelFilter,
     pub syslog: bool,
@@ -137,15 +158,30 @@ impl TryFrom<Args> for Config {
         if args.xattrmap.is_some() {
             return Err(ConfigError::NotSupported("--xattrmap"));
         }
-        if args.modcaps.is_some() {
-            return Err(ConfigError::NotSupported("--modcaps"));
-        }
-        if args.uid_map.is_some() || args.gid_map.is_some() {
-            return Err(ConfigError::NotSupported("--uid-map/--gid-map"));
-        }
-        if !args.translate_uid.is_empty() || !args.translate_gid.is_empty() {
-            return Err(ConfigError::NotSupported("--translate-uid/--translate-gid"));
-        }
+        let modcaps = match &args.modcaps {
+            Some(m) => m.parse()?,
+            None => CapChanges::default(),
+        };
+        let user_namespace = match (&args.uid_map, &args.gid_map) {
+            (None, None) => None,
+            (Some(u), Some(g)) if args.sandbox == SandboxMode::Namespace => Some(UserNamespace {
+                uids: u.parse()?,
+                gids: g.parse()?,
+            }),
+            (Some(_), Some(_)) => return Err(ConfigError::IdMapNeedsNamespace),
+            _ => return Err(ConfigError::IdMapNeedsBoth),
+        };
+        let parse_rules = |rules: &[String]| {
+            rules
+                .iter()
+                .map(|r| r.parse::<IdRule>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(IdTranslation::new)
+        };
+        let id_map = IdMap {
+            uids: parse_rules(&args.translate_uid)?,
+            gids: parse_rules(&args.translate_gid)?,
+        };
         let mut timeout = None;
         let mut killpriv_v2 = !args.no_killpriv_v2;
         for opts in std::mem::take(&mut args.options) {
@@ -287,6 +323,9 @@ impl TryFrom<Args> for Config {
             dax_policy: args.dax_policy,
             sandbox: args.sandbox,
             seccomp: args.seccomp,
+            modcaps,
+            allow_suid_dev: args.allow_suid_dev,
+            user_namespace,
             rlimit_nofile: args.rlimit_nofile,
             log_level,
             syslog: args.syslog,
@@ -305,6 +344,7 @@ impl TryFrom<Args> for Config {
                 inode_file_handles: args.inode_file_handles,
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
+                id_map,
                 migration,
             },
         })
@@ -327,6 +367,9 @@ impl Config {
             dax_policy: passthrough::DaxPolicy::default(),
             sandbox: SandboxMode::None,
             seccomp: SeccompAction::None,
+            modcaps: CapChanges::default(),
+            allow_suid_dev: false,
+            user_namespace: None,
             rlimit_nofile: None,
             log_level: log::LevelFilter::Info,
             syslog: false,
@@ -383,6 +426,11 @@ mod tests {
         assert_eq!(c.fs.cache, CachePolicy::Auto);
         assert!(!c.fs.xattr);
         assert!(c.tag.is_none());
+        assert_eq!(c.seccomp, SeccompAction::Kill);
+        assert_eq!(
+            c.fs.inode_file_handles,
+            passthrough::InodeFileHandles::Prefer
+        );
     }
 
     #[test]
@@ -405,6 +453,31 @@ mod tests {
     }
 
     #[test]
+    fn modcaps_is_parsed_and_checked() {
+        let c = parse(&["--modcaps=+sys_admin:-mknod"]).unwrap();
+        assert_eq!(c.modcaps, "+sys_admin:-mknod".parse().unwrap());
+        assert!(matches!(
+            parse(&["--modcaps=+sys_bogus"]),
+            Err(ConfigError::Modcaps(_))
+        ));
+    }
+
+    #[test]
+    fn translations_are_parsed_in_order_and_checked() {
+        let c = parse(&[
+            "--translate-uid=map:0:1000:1",
+            "--translate-uid=forbid-guest:5:1",
+            "--translate-gid=squash-host:0:100:65536",
+        ])
+        .unwrap();
+        assert_eq!(c.fs.id_map.uids.to_host(0).unwrap(), 1000);
+        assert!(c.fs.id_map.uids.to_host(5).is_err());
+        assert_eq!(c.fs.id_map.gids.to_guest(7), 100);
+        let e = parse(&["--translate-gid=guest:1:2"]).unwrap_err();
+        assert!(e.to_string().contains("guest:1:2"), "{e}");
+    }
+
+    #[test]
     fn print_capabilities_needs_nothing_else() {
         let c =
             Config::try_from(Args::try_parse_from(["vhostfsd", "--print-capabilities"]).unwrap())
@@ -414,8 +487,12 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_defaults_to_none() {
-        assert_eq!(parse(&[]).unwrap().seccomp, SeccompAction::None);
+    fn seccomp_defaults_to_kill_as_virtiofsd() {
+        assert_eq!(parse(&[]).unwrap().seccomp, SeccompAction::Kill);
+        assert_eq!(
+            parse(&["--seccomp=log"]).unwrap().seccomp,
+            SeccompAction::Log
+        );
     }
 
     #[test]

@@ -22,11 +22,11 @@ complete -c vhostfsd -l xattrmap -d 'Rules to map extended attribute names (not 
 complete -c vhostfsd -l sandbox -d 'Sandbox mode' -r -f -a "namespace\t'New mount, pid and network namespaces, then pivot_root into the shared directory'
 chroot\t'chroot into the shared directory (needs root, no namespaces)'
 none\t'No sandbox: the shared directory is still the limit of what the guest can reach'"
-complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No seccomp filter'
-kill\t'Kill the process'
-log\t'Log the call and allow it'
-trap\t'Send SIGSYS'"
-complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so fewer fds stay open' -r -f -a "never\t'Keep an O_PATH fd per inode (default)'
+complete -c vhostfsd -l seccomp -d 'Action on a syscall the seccomp filter does not allow' -r -f -a "none\t'No filter at all'
+kill\t'Kill the whole process (SECCOMP_RET_KILL_PROCESS)'
+log\t'Allow the call and log it to the kernel audit log (SECCOMP_RET_LOG)'
+trap\t'Raise SIGSYS (SECCOMP_RET_TRAP); the default SIGSYS action ends the process'"
+complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open fd (the daemon then keeps CAP_DAC_READ_SEARCH)' -r -f -a "never\t'Keep an O_PATH fd per inode (default)'
 prefer\t'Use file handles where the host filesystem supports them'
 mandatory\t'Fail lookups that cannot be kept as a file handle'"
 complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: every access goes to the daemon, files open with direct I/O'
@@ -44,14 +44,15 @@ info\t''
 debug\t''
 trace\t''
 off\t''"
-complete -c vhostfsd -l modcaps -d 'Capability changes (not implemented yet: refused)' -r
-complete -c vhostfsd -l uid-map -d 'UID map for a user-namespace sandbox (not implemented yet: refused)' -r
-complete -c vhostfsd -l gid-map -d 'GID map for a user-namespace sandbox (not implemented yet: refused)' -r
-complete -c vhostfsd -l translate-uid -d 'UID translation (not implemented yet: refused)' -r
-complete -c vhostfsd -l translate-gid -d 'GID translation (not implemented yet: refused)' -r
+complete -c vhostfsd -l modcaps -d 'Change the capabilities the daemon keeps once set up: `+cap` keeps one more, `-cap` drops one, joined by `:` (e.g. `--modcaps=+sys_admin:-mknod`). Kept by default: chown, dac_override, fowner, fsetid, setgid, setuid, mknod, setfcap, and dac_read_search when inodes are file handles' -r
+complete -c vhostfsd -l uid-map -d 'Run the namespace sandbox in a new user namespace whose uids `namespace_uid..` are the host\'s `host_uid..` (`:namespace_uid:host_uid:count:`, e.g. `:0:100000:65536:`); an unprivileged user gets the range from /etc/subuid through newuidmap. Needs --gid-map too' -r
+complete -c vhostfsd -l gid-map -d 'The gid range of the user namespace (`:namespace_gid:host_gid:count:`), through newgidmap and /etc/subgid for an unprivileged user' -r
+complete -c vhostfsd -l translate-uid -d 'Translate uids between guest and host inside the daemon (caller credentials, chown, attributes shown to the guest): `TYPE:SOURCE:TARGET:COUNT` with TYPE `guest` (guest to host), `host` (host to guest), `squash-guest`, `squash-host`, `map` (both ways), or `forbid-guest:SOURCE:COUNT`. Repeatable; the first matching rule wins, ids no rule covers pass unchanged' -r
+complete -c vhostfsd -l translate-gid -d 'Translate gids, as --translate-uid does uids' -r
 complete -c vhostfsd -s o -d 'Legacy comma-separated options: source=DIR, cache=POLICY, xattr, no_xattr, flock, no_flock, posix_lock, no_posix_lock, readdirplus, no_readdirplus, writeback, no_writeback, allow_direct_io, no_allow_direct_io, announce_submounts, log_level=L, timeout=SECS, killpriv_v2, no_killpriv_v2, sandbox=MODE' -r
 complete -c vhostfsd -l xattr -d 'Serve extended attributes'
 complete -c vhostfsd -l posix-acl -d 'Serve POSIX ACLs (implies --xattr)'
+complete -c vhostfsd -l allow-suid-dev -d 'With --sandbox namespace, do not mount the shared directory nosuid,nodev in the sandbox (by default device nodes and setuid files in the share are inert there)'
 complete -c vhostfsd -l announce-submounts -d 'Tell the guest about submounts of the shared directory, so it shows them as separate mounts with their own st_dev'
 complete -c vhostfsd -l allow-direct-io -d 'Honour O_DIRECT opens from the guest (otherwise the flag is dropped on the host)'
 complete -c vhostfsd -l writeback -d 'Let the guest use its writeback cache'

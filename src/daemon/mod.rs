@@ -32,9 +32,12 @@ use vmm_sys_util::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EventFd};
 use crate::config::{Config, Listen, Transport};
 use crate::fuse::server::Server;
 use crate::fusedev::FusedevError;
+use crate::fusedev::uring::UringMode;
 use crate::oslib;
 use crate::passthrough::{self, PassthroughFs};
-use crate::sandbox::{self, Outcome, SandboxError, SeccompAction};
+use crate::sandbox::privileges::{self, CapsError};
+use crate::sandbox::seccomp::{self, SeccompError};
+use crate::sandbox::{self, Outcome, SandboxError};
 use crate::systemd::Notifier;
 use crate::vhost_user::backend::DirtyLog;
 use crate::vhost_user::{
@@ -44,8 +47,6 @@ use crate::vhost_user::{
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("--seccomp {0} is not implemented yet: pass --seccomp none")]
-    SeccompNotImplemented(&'static str),
     #[error(
         "cannot connect to systemd's NOTIFY_SOCKET: check the unit (Type=notify) or unset \
          NOTIFY_SOCKET"
@@ -94,6 +95,10 @@ pub enum DaemonError {
     Rlimit(#[source] io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Capabilities(#[from] CapsError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("the sandboxed daemon process exited with status {0}: see its messages above")]
     SandboxedChild(i32),
     #[error("cannot open the shared directory {path:?}: check that it exists and is readable")]
@@ -125,12 +130,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     logger::init(cfg.log_level, cfg.syslog);
     panic::abort_on_panic();
-    match cfg.seccomp {
-        SeccompAction::None => {}
-        SeccompAction::Kill => return Err(DaemonError::SeccompNotImplemented("kill")),
-        SeccompAction::Log => return Err(DaemonError::SeccompNotImplemented("log")),
-        SeccompAction::Trap => return Err(DaemonError::SeccompNotImplemented("trap")),
-    }
     // Connected now: the socket's path is out of reach once the sandbox is entered.
     let notifier = Notifier::from_env().map_err(DaemonError::NotifySocket)?;
     let signals = oslib::signal::block_and_signalfd(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1])
@@ -192,11 +191,18 @@ enum Opened {
     ChildExited(i32),
 }
 
-/// Raises RLIMIT_NOFILE, enters the sandbox and opens the shared directory.
+/// Raises RLIMIT_NOFILE, enters the sandbox, opens the shared directory, then drops the
+/// capabilities it no longer needs and installs the seccomp filter. Call it while the
+/// process is single-threaded, so every thread started later inherits the confinement.
 fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
     let nofile = limits::raise_nofile(cfg.rlimit_nofile).map_err(DaemonError::Rlimit)?;
     log::debug!("open-file limit: {nofile}");
-    let (proc_self_fd, root_dir) = match sandbox::enter(cfg.sandbox, &cfg.shared_dir)? {
+    let (proc_self_fd, root_dir) = match sandbox::enter(
+        cfg.sandbox,
+        &cfg.shared_dir,
+        !cfg.allow_suid_dev,
+        cfg.user_namespace.as_ref(),
+    )? {
         Outcome::Serve {
             proc_self_fd,
             root_dir,
@@ -207,12 +213,28 @@ fn open_filesystem(cfg: &Config) -> Result<Opened, DaemonError> {
         root_dir,
         ..cfg.fs.clone()
     };
-    PassthroughFs::new(fs_cfg, proc_self_fd)
-        .map(|fs| Opened::Serve(Box::new(fs)))
-        .map_err(|source| DaemonError::Filesystem {
+    let fs =
+        PassthroughFs::new(fs_cfg, proc_self_fd).map_err(|source| DaemonError::Filesystem {
             path: cfg.shared_dir.clone(),
             source,
-        })
+        })?;
+    let host_mount = matches!(cfg.transport, Transport::HostMount(_));
+    let needs = privileges::Needs {
+        file_handles: fs.uses_file_handles(),
+        // Unmounting at exit (and FUSE passthrough's backing ioctls) need CAP_SYS_ADMIN.
+        sys_admin: host_mount,
+    };
+    privileges::restrict(privileges::kept_set(needs, cfg.modcaps))?;
+    let features = seccomp::Features {
+        host_mount,
+        io_uring: matches!(
+            &cfg.transport,
+            Transport::HostMount(hm) if hm.io_uring != UringMode::Off
+        ),
+    };
+    seccomp::install(cfg.seccomp, features)?;
+    log::debug!("seccomp filter: {}", cfg.seccomp);
+    Ok(Opened::Serve(Box::new(fs)))
 }
 
 /// What the signal thread shares with the serving loop.

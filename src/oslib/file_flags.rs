@@ -9,7 +9,7 @@ use super::check_retval;
 /// `FS_DAX_FL` (`chattr +x`): the file should use DAX where the filesystem can.
 pub const FS_DAX_FL: u32 = 0x0200_0000;
 /// `FS_IOC_GETFLAGS` = `_IOR('f', 1, long)` (not in the libc crate).
-const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+pub const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
 
 /// The access mode the fd was opened with (`O_RDONLY`, `O_WRONLY` or `O_RDWR`).
 ///

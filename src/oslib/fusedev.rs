@@ -11,11 +11,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use super::check_retval;
 
 /// `FUSE_DEV_IOC_CLONE = _IOR(229, 0, uint32_t)`.
-const FUSE_DEV_IOC_CLONE: libc::c_ulong = 0x8004_e500;
+pub const FUSE_DEV_IOC_CLONE: libc::c_ulong = 0x8004_e500;
 /// `FUSE_DEV_IOC_BACKING_OPEN = _IOW(229, 1, struct fuse_backing_map)`.
-const FUSE_DEV_IOC_BACKING_OPEN: libc::c_ulong = 0x4010_e501;
+pub const FUSE_DEV_IOC_BACKING_OPEN: libc::c_ulong = 0x4010_e501;
 /// `FUSE_DEV_IOC_BACKING_CLOSE = _IOW(229, 2, uint32_t)`.
-const FUSE_DEV_IOC_BACKING_CLOSE: libc::c_ulong = 0x4004_e502;
+pub const FUSE_DEV_IOC_BACKING_CLOSE: libc::c_ulong = 0x4004_e502;
 
 /// `struct fuse_backing_map`.
 #[repr(C)]

@@ -1,6 +1,7 @@
 //! Small documented wrappers around the system calls vhostfsd makes. The rest of the code
 //! calls these, never `libc::` directly, so every `unsafe` about syscalls lives here.
 
+pub mod caps;
 pub mod creds;
 pub mod errno;
 pub mod file_flags;

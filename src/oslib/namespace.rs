@@ -78,6 +78,59 @@ pub fn mount(
     check_retval(ret).map(drop)
 }
 
+/// `mount_setattr(2)` on `path` and, recursively, every mount below it: sets the
+/// `MOUNT_ATTR_*` flags in `set` and leaves every other flag as it is (Linux >= 5.12).
+///
+/// # Errors
+/// The errno of `mount_setattr` (ENOSYS on older kernels).
+pub fn mount_setattr_recursive(path: &CStr, set: u64) -> io::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `attr` a valid `mount_attr` of the size
+    // passed; the kernel only reads both.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    check_retval(ret).map(drop)
+}
+
+/// The per-mount flags of the mount holding `path`, as `MS_*` bits a bind remount must
+/// repeat to keep them (`statvfs(3)`'s `f_flag`).
+///
+/// # Errors
+/// The errno of `statvfs`.
+pub fn statvfs_mount_flags(path: &CStr) -> io::Result<libc::c_ulong> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is NUL-terminated and `st` valid for writes of one `statvfs`.
+    check_retval(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: statvfs succeeded, so it filled `st`.
+    let f = unsafe { st.assume_init() }.f_flag;
+    let pairs = [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ];
+    Ok(pairs
+        .iter()
+        .filter(|(st, _)| f & *st != 0)
+        .fold(0, |ms, (_, m)| ms | m))
+}
+
 /// `umount2(2)` of `target` with `flags` (e.g. `MNT_DETACH`).
 ///
 /// # Errors

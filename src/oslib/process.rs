@@ -103,3 +103,10 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
     check_retval(unsafe { libc::kill(pid as libc::pid_t, sig) })?;
     Ok(())
 }
+
+/// `_exit(2)`: ends the process at once, without running destructors or atexit handlers
+/// (what a forked child does).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}

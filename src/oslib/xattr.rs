@@ -35,7 +35,7 @@ pub enum XattrTarget<'a> {
     target_arch = "aarch64",
     target_arch = "riscv64"
 ))]
-mod nr {
+pub mod nr {
     pub const SETXATTRAT: libc::c_long = 463;
     pub const GETXATTRAT: libc::c_long = 464;
     pub const LISTXATTRAT: libc::c_long = 465;
@@ -48,7 +48,7 @@ mod nr {
     target_arch = "aarch64",
     target_arch = "riscv64"
 )))]
-mod nr {
+pub mod nr {
     pub const SETXATTRAT: libc::c_long = -1;
     pub const GETXATTRAT: libc::c_long = -1;
     pub const LISTXATTRAT: libc::c_long = -1;

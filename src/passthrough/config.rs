@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::id_map::IdMap;
+
 /// How long the guest may cache metadata and data (`--cache`). The variants' doc comments
 /// are the `--help` text of each value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -71,6 +73,8 @@ pub struct Config {
     pub readdirplus: bool,
     /// Offer HANDLE_KILLPRIV_V2 (`--killpriv-v2`; default on).
     pub killpriv_v2: bool,
+    /// `--translate-uid`/`--translate-gid`: guest ids to host ids and back.
+    pub id_map: IdMap,
     /// Live migration options (`--migration-*`).
     pub migration: super::MigrationConfig,
 }
@@ -91,6 +95,7 @@ impl Default for Config {
             inode_file_handles: InodeFileHandles::Never,
             readdirplus: true,
             killpriv_v2: true,
+            id_map: IdMap::default(),
             migration: super::MigrationConfig::default(),
         }
     }

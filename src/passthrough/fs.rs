@@ -30,7 +30,7 @@ use log::warn;
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
 use crate::fuse::dax::DaxWindow;
-use crate::fuse::filesystem::Entry;
+use crate::fuse::filesystem::{Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
@@ -102,6 +102,33 @@ impl PassthroughFs {
             negotiated: AtomicU64::new(0),
             dax: None,
         })
+    }
+
+    /// The attributes of `stx` as the guest sees them (owner ids translated).
+    pub(crate) fn guest_attr(&self, stx: &libc::statx) -> libc::stat64 {
+        let mut st = sys::statx_to_stat64(stx);
+        self.cfg.id_map.attr_to_guest(&mut st);
+        st
+    }
+
+    /// The caller of `ctx` with host ids (`--translate-uid`/`--translate-gid`).
+    ///
+    /// # Errors
+    /// `EPERM` when a `forbid-guest` rule covers the caller's uid, gid or group.
+    pub(crate) fn host_caller(&self, ctx: &Context) -> io::Result<Context> {
+        let ids = &self.cfg.id_map;
+        Ok(Context {
+            uid: ids.uids.to_host(ctx.uid)?,
+            gid: ids.gids.to_host(ctx.gid)?,
+            supp_gid: ctx.supp_gid.map(|g| ids.gids.to_host(g)).transpose()?,
+            ..*ctx
+        })
+    }
+
+    /// Whether inodes are held as file handles (`open_by_handle_at` needs
+    /// CAP_DAC_READ_SEARCH for as long as the daemon serves).
+    pub fn uses_file_handles(&self) -> bool {
+        self.handles_mode != InodeFileHandles::Never
     }
 
     /// Serve DAX (SETUPMAPPING/REMOVEMAPPING) through the transport's `window`, with
@@ -199,7 +226,7 @@ impl PassthroughFs {
         Entry {
             inode: data.id,
             generation: 0,
-            attr: sys::statx_to_stat64(stx),
+            attr: self.guest_attr(stx),
             attr_flags,
             attr_timeout: self.timeout(),
             entry_timeout: self.timeout(),

@@ -16,6 +16,7 @@
 //! - [`shards`]: sharded maps (the handle table), so queues do not wait for each other.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
 //!   umask).
+//! - [`id_map`]: `--translate-uid`/`--translate-gid`, guest ids to host ids and back.
 //! - [`migration`]: the state carried to another daemon in a live migration.
 //! - [`locks`]: POSIX and flock locks per guest lock owner, standing alone (given a way to
 //!   open the inode); `ops_lock` serves GETLK/SETLK/SETLKW with it (asked for at INIT only
@@ -33,6 +34,7 @@ pub mod dax;
 pub mod fs;
 pub mod handle_table;
 mod helpers;
+pub mod id_map;
 pub mod inode_store;
 mod lock_wait;
 pub mod locks;
@@ -51,4 +53,5 @@ mod tests;
 pub use config::{CachePolicy, Config, InodeFileHandles};
 pub use dax::DaxPolicy;
 pub use fs::PassthroughFs;
+pub use id_map::{IdMap, IdRule, IdTranslation};
 pub use migration::{MigrationConfig, MigrationMode, OnError};

@@ -42,7 +42,7 @@ impl PassthroughFs {
     /// ones its entry has (ATTR_DAX), so the guest never sees its DAX mode flip.
     fn attributes(&self, data: &InodeData, stx: &libc::statx) -> Attributes {
         Attributes {
-            attr: sys::statx_to_stat64(stx),
+            attr: self.guest_attr(stx),
             flags: self.dax_attr_flag(data, stx),
             timeout: self.timeout(),
         }
@@ -70,13 +70,14 @@ impl PassthroughFs {
                 }
             }
             if attr.valid & (valid::UID | valid::GID) != 0 {
+                let ids = &self.cfg.id_map;
                 let uid = if attr.valid & valid::UID != 0 {
-                    attr.uid
+                    ids.uids.to_host(attr.uid)?
                 } else {
                     u32::MAX
                 };
                 let gid = if attr.valid & valid::GID != 0 {
-                    attr.gid
+                    ids.gids.to_host(attr.gid)?
                 } else {
                     u32::MAX
                 };
@@ -151,9 +152,14 @@ impl PassthroughFs {
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
         {
+            // Before the switch: opening a file-handle inode needs CAP_DAC_READ_SEARCH,
+            // which a thread running as a non-root caller has lost.
+            let dir = p.fd()?;
             let _umask = umask.map(ThreadUmask::set).transpose()?;
-            let _creds = as_caller.then(|| CallerCreds::switch(ctx)).transpose()?;
-            make(p.fd()?.as_fd())?;
+            let _creds = as_caller
+                .then(|| CallerCreds::switch(&self.host_caller(ctx)?))
+                .transpose()?;
+            make(dir.as_fd())?;
         }
         self.do_lookup(&p, name)
     }
@@ -258,10 +264,12 @@ impl PassthroughFs {
         data: &InodeData,
         mask: i32,
     ) -> io::Result<()> {
-        let _creds = CallerCreds::switch(ctx)?;
+        // Opened before the switch (see `create_entry`).
+        let fd = data.fd()?;
+        let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
-            &proc_name(data.fd()?.as_fd()),
+            &proc_name(fd.as_fd()),
             mask,
             libc::AT_EACCESS,
         )

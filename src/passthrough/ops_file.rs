@@ -128,9 +128,12 @@ impl PassthroughFs {
             None => (c".", (flags & !libc::O_DIRECTORY) | libc::O_TMPFILE),
         };
         let created = {
+            // Before the switch: opening a file-handle inode needs CAP_DAC_READ_SEARCH,
+            // which a thread running as a non-root caller has lost.
+            let dir = p.fd()?;
             let _umask = ThreadUmask::set(args.umask)?;
-            let _creds = CallerCreds::switch(ctx)?;
-            sys::openat(p.fd()?.as_fd(), path, flags, args.mode & 0o7777)
+            let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
+            sys::openat(dir.as_fd(), path, flags, args.mode & 0o7777)
         };
         let fd = match (created, name) {
             (Ok(fd), _) => fd,

@@ -8,6 +8,9 @@
 
 mod chroot;
 mod namespace;
+pub mod privileges;
+pub mod seccomp;
+pub mod user_namespace;
 
 use std::ffi::{CString, NulError};
 use std::fs::File;
@@ -29,18 +32,7 @@ pub enum SandboxMode {
 }
 
 /// Action on a syscall outside the seccomp allow list (`--seccomp`). The variants' doc
-/// comments are the `--help` text of each value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SeccompAction {
-    /// No seccomp filter.
-    None,
-    /// Kill the process.
-    Kill,
-    /// Log the call and allow it.
-    Log,
-    /// Send SIGSYS.
-    Trap,
-}
+pub use seccomp::SeccompAction;
 
 /// Errors setting up the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +64,19 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot {what} while entering the user namespace (--uid-map/--gid-map)")]
+    UserNamespace {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{helper} for --uid-map/--gid-map: {detail}")]
+    IdMapHelper {
+        helper: &'static str,
+        detail: String,
+        #[source]
+        source: Option<io::Error>,
+    },
     #[error("the shared directory path {0:?} contains a NUL byte")]
     BadPath(PathBuf, #[source] NulError),
 }
@@ -96,14 +101,28 @@ pub enum Outcome {
 ///
 /// # Errors
 /// Any step that failed, with what the operator should check.
-pub fn enter(mode: SandboxMode, shared_dir: &Path) -> Result<Outcome, SandboxError> {
+/// `inert_share`: mount the share nosuid,nodev inside the namespace sandbox;
+/// `user_namespace`: start the namespace sandbox in a user namespace with these maps.
+pub fn enter(
+    mode: SandboxMode,
+    shared_dir: &Path,
+    inert_share: bool,
+    user_namespace: Option<&user_namespace::UserNamespace>,
+) -> Result<Outcome, SandboxError> {
     match mode {
         SandboxMode::None => Ok(Outcome::Serve {
             proc_self_fd: open_proc_self_fd()?,
             root_dir: shared_dir.to_path_buf(),
         }),
         SandboxMode::Chroot => chroot::enter(shared_dir),
-        SandboxMode::Namespace => namespace::enter(shared_dir),
+        SandboxMode::Namespace => {
+            if let Some(maps) = user_namespace
+                && let Some(parent) = user_namespace::enter(maps)?
+            {
+                return Ok(parent);
+            }
+            namespace::enter(shared_dir, inert_share)
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! the parent stays in the host's namespaces, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1 to the child
 //! and reports its exit code.
 
+use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -23,7 +24,7 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     }
 }
 
-pub(super) fn enter(shared_dir: &Path) -> Result<Outcome, SandboxError> {
+pub(super) fn enter(shared_dir: &Path, inert_share: bool) -> Result<Outcome, SandboxError> {
     // A new pid namespace applies to our children only; the parent stays in the host's
     // namespaces so it can clean up the socket after the child is gone.
     ns::unshare(libc::CLONE_NEWPID).map_err(SandboxError::Unshare)?;
@@ -36,10 +37,11 @@ pub(super) fn enter(shared_dir: &Path) -> Result<Outcome, SandboxError> {
     // The parent forwards SIGTERM; if it dies without doing so, we go too.
     let _ = ns::set_parent_death_signal(libc::SIGTERM);
     ns::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET).map_err(SandboxError::Unshare)?;
-    setup_mounts(shared_dir)
+    setup_mounts(shared_dir, inert_share)
 }
 
-fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
+/// Waits for the child `pid`, forwarding SIGTERM/SIGINT/SIGHUP to it, and reports its exit.
+pub(super) fn wait_for_child(pid: libc::pid_t) -> Result<Outcome, SandboxError> {
     CHILD_PID.store(pid, Ordering::SeqCst);
     let forwarded = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1];
     for sig in forwarded {
@@ -62,7 +64,7 @@ fn mount_err(what: &'static str) -> impl FnOnce(std::io::Error) -> SandboxError 
     move |source| SandboxError::Mount { what, source }
 }
 
-fn setup_mounts(shared_dir: &Path) -> Result<Outcome, SandboxError> {
+fn setup_mounts(shared_dir: &Path, inert_share: bool) -> Result<Outcome, SandboxError> {
     // Keep our mounts from propagating back to the host.
     ns::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC)
         .map_err(mount_err("make / a slave mount"))?;
@@ -79,6 +81,9 @@ fn setup_mounts(shared_dir: &Path) -> Result<Outcome, SandboxError> {
     let dir = cstring(shared_dir)?;
     ns::mount(Some(&dir), &dir, None, libc::MS_BIND | libc::MS_REC)
         .map_err(mount_err("bind-mount the shared directory onto itself"))?;
+    if inert_share {
+        make_inert(&dir)?;
+    }
     ns::chdir(&dir).map_err(mount_err("change into the shared directory"))?;
     ns::pivot_root(c".", c".").map_err(mount_err("pivot_root into the shared directory"))?;
     ns::umount2(c".", libc::MNT_DETACH).map_err(mount_err("detach the old root"))?;
@@ -87,4 +92,28 @@ fn setup_mounts(shared_dir: &Path) -> Result<Outcome, SandboxError> {
         proc_self_fd,
         root_dir: PathBuf::from("/"),
     })
+}
+
+/// Makes the bind mount of the share (and every mount below it) `nosuid,nodev` in this
+/// mount namespace: a device node the guest creates cannot be opened through it, and a
+/// setuid file gives no privilege when executed from it. The host's own mounts keep their
+/// flags.
+fn make_inert(dir: &CStr) -> Result<(), SandboxError> {
+    let flags = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+    match ns::mount_setattr_recursive(dir, flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // Before Linux 5.12: remount the top bind mount, keeping the flags it has (a
+            // bind remount replaces them all). Submounts keep theirs.
+            let have = ns::statvfs_mount_flags(dir)
+                .map_err(mount_err("read the shared directory's mount flags"))?;
+            ns::mount(
+                None,
+                dir,
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV | have,
+            )
+            .map_err(mount_err("remount the shared directory nosuid,nodev"))
+        }
+        other => other.map_err(mount_err("make the shared directory nosuid,nodev")),
+    }
 }

@@ -1,7 +1,7 @@
 //! Spawns the `vhostfsd` binary for one test.
 
 use std::fs::File;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -20,10 +20,21 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vhostfsd")))
 }
 
+/// The `--seccomp` flag the daemons run with: none, so the default (`kill`) applies and a
+/// system call missing from the allowlist fails the test; `$VHOSTFSD_ITEST_SECCOMP=log`
+/// runs them with `--seccomp log` instead, to find such calls in the kernel log
+/// (`dmesg | grep type=1326`).
+pub fn seccomp() -> Vec<String> {
+    std::env::var("VHOSTFSD_ITEST_SECCOMP")
+        .map(|action| vec![format!("--seccomp={action}")])
+        .unwrap_or_default()
+}
+
 /// Builds the command line of one daemon.
 pub struct DaemonBuilder {
     args: Vec<String>,
     sandbox: String,
+    tmpfs: bool,
     shared: Option<PathBuf>,
     socket: Option<PathBuf>,
 }
@@ -35,14 +46,22 @@ impl Default for DaemonBuilder {
 }
 
 impl DaemonBuilder {
-    /// A daemon with no sandbox, no seccomp and debug logs.
+    /// A daemon with no sandbox, the default seccomp filter and debug logs.
     pub fn new() -> Self {
         Self {
             args: Vec::new(),
             sandbox: "none".to_owned(),
+            tmpfs: false,
             shared: None,
             socket: None,
         }
+    }
+
+    /// Mounts a tmpfs on the shared directory before the daemon starts (needs root); it
+    /// is unmounted when the daemon is dropped.
+    pub fn tmpfs_share(mut self) -> Self {
+        self.tmpfs = true;
+        self
     }
 
     /// Serves `dir` (e.g. another daemon's shared directory, as a migration destination
@@ -77,7 +96,8 @@ impl DaemonBuilder {
         self
     }
 
-    /// Runs a daemon expected to exit by itself (bad flags) within 5 s, returning its
+    /// Runs a daemon expected to exit by itself (bad flags) within 5 s (with `--sandbox
+    /// none` unless [`Self::sandbox`] says otherwise), returning its
     /// status (`None`: still running, killed) and its log.
     pub fn run_to_exit(self) -> (Option<ExitStatus>, String) {
         let dir = tempfile::tempdir().expect("create the test directory");
@@ -85,9 +105,8 @@ impl DaemonBuilder {
         let log = File::create(&log_path).expect("create the daemon log");
         let mut child = Command::new(binary())
             .arg("--sandbox")
-            .arg("none")
-            .arg("--seccomp")
-            .arg("none")
+            .arg(&self.sandbox)
+            .args(seccomp())
             .arg("--socket-path")
             .arg(dir.path().join("vhost.sock"))
             .arg("--shared-dir")
@@ -122,6 +141,9 @@ impl DaemonBuilder {
             .prefix("vhostfsd-itest")
             .tempdir()
             .expect("create the test directory");
+        // Traversable by all, so a daemon in a user namespace (--uid-map) reaches the share.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the test directory");
         let shared = match self.shared {
             Some(s) => s,
             None => {
@@ -130,14 +152,16 @@ impl DaemonBuilder {
                 shared
             }
         };
+        if self.tmpfs {
+            mount_tmpfs(&shared);
+        }
         let socket = self.socket.unwrap_or_else(|| dir.path().join("vhost.sock"));
         let log_path = dir.path().join("daemon.log");
         let log = File::create(&log_path).expect("create the daemon log");
         let child = Command::new(binary())
             .arg("--sandbox")
             .arg(&self.sandbox)
-            .arg("--seccomp")
-            .arg("none")
+            .args(seccomp())
             .arg("--log-level")
             .arg("debug")
             .arg("--socket-path")
@@ -152,6 +176,7 @@ impl DaemonBuilder {
             .expect("spawn vhostfsd");
         let mut daemon = Daemon {
             child,
+            tmpfs: self.tmpfs,
             exited: None,
             socket,
             shared,
@@ -166,6 +191,8 @@ impl DaemonBuilder {
 /// A running daemon; killed (by pid) when dropped.
 pub struct Daemon {
     child: Child,
+    /// A tmpfs is mounted on `shared`.
+    tmpfs: bool,
     exited: Option<ExitStatus>,
     socket: PathBuf,
     shared: PathBuf,
@@ -203,6 +230,34 @@ impl Daemon {
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The pid of the process that serves: the daemon itself, or with `--sandbox
+    /// namespace` its descendant (pid 1 of the new pid namespace).
+    pub fn serving_pid(&self) -> u32 {
+        // Down the chain of first children: with --uid-map the user namespace adds a level.
+        let mut pid = self.pid();
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            match children.split_whitespace().next() {
+                Some(c) => pid = c.parse().expect("a pid in /proc/PID/children"),
+                None => return pid,
+            }
+        }
+    }
+
+    /// A field of `/proc/PID/status` of the serving process (e.g. `CapEff`, `Seccomp`).
+    pub fn status_field(&self, name: &str) -> String {
+        let pid = self.serving_pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .trim()
+            .to_owned()
     }
 
     /// Everything the daemon logged so far.
@@ -284,6 +339,11 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if self.tmpfs {
+            let c = std::ffi::CString::new(self.shared.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path living across the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
         if std::thread::panicking() {
             eprintln!(
                 "---- vhostfsd log ({}) ----\n{}---- end of vhostfsd log ----",
@@ -292,4 +352,26 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// Mounts a fresh tmpfs on `dir`.
+fn mount_tmpfs(dir: &Path) {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: every pointer is a NUL-terminated string living across the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0755".as_ptr().cast(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount a tmpfs on {}: {} (needs root)",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
 }

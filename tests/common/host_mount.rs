@@ -118,7 +118,8 @@ impl Mounted {
         };
         let child = Command::new(binary())
             .args(sandbox)
-            .args(["--seccomp", "none", "--log-level", "debug"])
+            .args(super::daemon::seccomp())
+            .args(["--log-level", "debug"])
             .arg("--shared-dir")
             .arg(&shared)
             .arg("--mount")
