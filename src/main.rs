@@ -1,5 +1,6 @@
 //! vhostfsd entry point: parse the command line, check it, run, one exit point.
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,13 +10,24 @@ use vhostfsd::config::Config;
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = Config::try_from(args)
-        .map_err(|e| e.to_string())
-        .and_then(|cfg| vhostfsd::daemon::run(cfg).map_err(|e| e.to_string()));
+        .map_err(Box::<dyn Error>::from)
+        .and_then(|cfg| vhostfsd::daemon::run(cfg).map_err(Box::<dyn Error>::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vhostfsd: {e}");
+            print_error_chain(e.as_ref());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints `e` and then each of its causes on a "caused by:" line, so the operator sees the
+/// errno under the message (e.g. "Permission denied" under "cannot listen on ...").
+fn print_error_chain(e: &dyn Error) {
+    eprintln!("vhostfsd: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        eprintln!("  caused by: {c}");
+        cause = c.source();
     }
 }

@@ -191,6 +191,32 @@ fn without_a_socket_the_daemon_names_every_way_to_get_one() {
     );
 }
 
+/// A fatal error reaches the operator with its whole cause chain: the top message, then a
+/// "caused by:" line per cause (here the errno under "cannot listen").
+#[test]
+fn a_fatal_error_prints_its_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vhostfsd"))
+        .args(["--sandbox", "none", "--socket-path"])
+        .arg(dir.path().join("missing-dir/vhost.sock"))
+        .arg("--shared-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "status {:?}", out.status);
+    let top = err
+        .lines()
+        .position(|l| l.starts_with("vhostfsd: cannot listen on"))
+        .unwrap_or_else(|| panic!("no top message; stderr: {err}"));
+    let cause = err.lines().skip(top + 1).collect::<Vec<_>>().join("\n");
+    assert!(
+        cause.contains("caused by:") && cause.contains("No such file or directory"),
+        "stderr: {err}"
+    );
+}
+
 /// A session through a sandboxed daemon: create, write on the host side, escape attempts.
 fn sandboxed_session(mode: &str) -> Daemon {
     let d = DaemonBuilder::new().sandbox(mode).start();
