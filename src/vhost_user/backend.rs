@@ -143,15 +143,21 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         self.mem.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Pops every available chain of `vring`.
-    fn pop_all(&self, vring: &Vring) -> io::Result<Vec<Chain>> {
+    /// Pops every available chain of `vring`; `None` when the frontend has disabled it.
+    fn pop_all(&self, vring: &Vring) -> io::Result<Option<Vec<Chain>>> {
         let mem = self.memory().memory();
         let mut state = vring.get_mut();
+        // A ring the frontend disabled (SET_VRING_ENABLE 0, e.g. Cloud Hypervisor's pause) is
+        // not served, even when this worker was still draining it as the message came: checked
+        // under the lock SET_VRING_ENABLE takes, so no request is popped after the reply to it.
+        if !state.is_enabled() {
+            return Ok(None);
+        }
         let iter = state
             .get_queue_mut()
             .iter(mem)
             .map_err(|e| io::Error::other(format!("cannot read the available ring: {e}")))?;
-        Ok(iter.collect())
+        Ok(Some(iter.collect()))
     }
 
     /// Serves every available request of queue `queue`, with the EVENT_IDX re-check loop:
@@ -163,7 +169,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             if event_idx {
                 vring.disable_notification().map_err(io::Error::other)?;
             }
-            let chains = self.pop_all(vring)?;
+            let Some(chains) = self.pop_all(vring)? else {
+                return Ok(());
+            };
             // Replies go on the used ring as soon as each is ready; the guest is signalled
             // once per batch (an interrupt per reply costs both sides more than it saves),
             // but never later than MAX_SIGNAL_DELAY after a reply was put there, so fast
