@@ -91,3 +91,29 @@ fn a_bad_legacy_sandbox_is_refused() {
     let e = Config::try_from(args).unwrap_err().to_string();
     assert!(e.contains("sandbox=jail"), "{e}");
 }
+
+/// A domain whose `<filesystem>` has `<idmap><uid start='0' target='100000' count='65536'/>
+/// <gid .../></idmap>`: libvirt (qemu_virtiofs.c) appends `--uid-map=:START:TARGET:COUNT:`
+/// and `--gid-map=...` after the other flags, and the namespace sandbox (the default) then
+/// runs in a user namespace with those ranges.
+#[test]
+fn libvirt_11_idmap() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(&[
+        "/usr/libexec/vhostfsd",
+        "--fd=22",
+        "--shared-dir",
+        dir.path().to_str().unwrap(),
+        "--thread-pool-size=0",
+        "--uid-map=:0:100000:65536:",
+        "--gid-map=:0:100000:65536:",
+    ]);
+    assert_eq!(c.sandbox, SandboxMode::Namespace);
+    let userns = c.user_namespace.expect("a user namespace");
+    for range in [userns.uids, userns.gids] {
+        assert_eq!(
+            (range.inside, range.outside, range.count),
+            (0, 100000, 65536)
+        );
+    }
+}
