@@ -235,6 +235,41 @@ mod tests {
         }
     }
 
+    /// Hostile command-line input: separators, signs, overflow, huge and non-ASCII fields
+    /// are errors naming the rule, never a panic.
+    #[test]
+    fn hostile_rules_are_refused() {
+        let long = format!("map:{}:0:1", "9".repeat(10_000));
+        for bad in [
+            ":",
+            ":::",
+            "map:",
+            "map:::",
+            "map:0:1:1:",
+            ":map:0:1:1",
+            " map:0:1:1",
+            "MAP:0:1:1",
+            "map:0:1:-1",
+            "map:-1:0:1",
+            "map:0:1:4294967296",
+            "map:1:0:4294967295",
+            "guest:0:4294967295:1",
+            "host:4294967295:0:1",
+            "forbid-guest:4294967295:1",
+            "forbid-guest:0:0",
+            "squash-host:0:1:0",
+            "map:\u{663}:1:1",
+            "map:0\0:1:1",
+            long.as_str(),
+        ] {
+            let e = bad.parse::<IdRule>().expect_err(bad);
+            assert!(
+                e.to_string().contains(&format!("{bad:?}")),
+                "{e} must name {bad:?}"
+            );
+        }
+    }
+
     #[test]
     fn guest_to_host() {
         let t = tr(&[

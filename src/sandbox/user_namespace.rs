@@ -49,9 +49,10 @@ impl FromStr for IdRange {
             .collect::<Result<_, _>>()?;
         match nums[..] {
             [inside, outside, count]
+                // u32::MAX is "no id" to the kernel: no range may reach it.
                 if count > 0
-                    && inside.checked_add(count - 1).is_some()
-                    && outside.checked_add(count - 1).is_some() =>
+                    && inside.checked_add(count - 1).is_some_and(|e| e != u32::MAX)
+                    && outside.checked_add(count - 1).is_some_and(|e| e != u32::MAX) =>
             {
                 Ok(Self {
                     inside,
@@ -182,5 +183,36 @@ mod tests {
         ] {
             assert!(bad.parse::<IdRange>().is_err(), "{bad:?}");
         }
+    }
+
+    /// Hostile command-line input: every malformed map is an error, never a panic or a
+    /// range that reaches the kernel's "no id" (u32::MAX).
+    #[test]
+    fn hostile_maps_are_refused() {
+        let long = format!(":{}:0:1:", "9".repeat(10_000));
+        for bad in [
+            ":",
+            "::",
+            ":::",
+            "::::",
+            "::0:1:2:",
+            ":0:1:2::",
+            ":0:1:2:3:",
+            ": 0:1:2:",
+            ":0:1:-2:",
+            ":-1:0:1:",
+            ":0:4294967296:1:",
+            ":0:4294967295:1:",
+            ":4294967295:0:1:",
+            ":0:4294967294:2:",
+            ":0:0:4294967295:1:",
+            ":0\0:1:1:",
+            ":\u{663}:1:1:",
+            long.as_str(),
+        ] {
+            assert!(bad.parse::<IdRange>().is_err(), "{bad:?} must be refused");
+        }
+        let widest: IdRange = ":0:0:4294967295:".parse().unwrap();
+        assert_eq!(widest.to_string(), "0 0 4294967295");
     }
 }
