@@ -9,12 +9,31 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::process::Command;
 use std::time::Duration;
 
-use common::host_mount::{Mounted, as_user, is_mounted};
+use common::host_mount::{Mounted, UringParam, as_user, is_mounted};
+
+/// Runs a semantic test again with the requests over FUSE over io_uring (`--io-uring on`
+/// refuses to start when the rings cannot be used), holding `fuse.enable_uring` on meanwhile.
+fn over_io_uring(test: fn(&[&str])) {
+    let Some(_param) = UringParam::set(true) else {
+        return;
+    };
+    test(&["--io-uring", "on"]);
+}
 
 #[test]
 fn files_round_trip_between_mount_and_host() {
     require_fuse!();
-    let m = Mounted::start(&[]);
+    files_round_trip_between_mount_and_host_on(&[]);
+}
+
+#[test]
+fn files_round_trip_between_mount_and_host_over_io_uring() {
+    require_fuse!();
+    over_io_uring(files_round_trip_between_mount_and_host_on);
+}
+
+fn files_round_trip_between_mount_and_host_on(transport: &[&str]) {
+    let m = Mounted::start(transport);
     fs::write(m.host("host.txt"), b"from the host").unwrap();
     assert_eq!(fs::read(m.at("host.txt")).unwrap(), b"from the host");
 
@@ -57,7 +76,17 @@ fn files_round_trip_between_mount_and_host() {
 #[test]
 fn namespace_operations_show_on_the_host() {
     require_fuse!();
-    let m = Mounted::start(&[]);
+    namespace_operations_show_on_the_host_on(&[]);
+}
+
+#[test]
+fn namespace_operations_show_on_the_host_over_io_uring() {
+    require_fuse!();
+    over_io_uring(namespace_operations_show_on_the_host_on);
+}
+
+fn namespace_operations_show_on_the_host_on(transport: &[&str]) {
+    let m = Mounted::start(transport);
     fs::create_dir(m.at("d")).unwrap();
     fs::write(m.at("d/a"), b"1").unwrap();
     fs::rename(m.at("d/a"), m.at("d/b")).unwrap();
@@ -98,7 +127,17 @@ fn namespace_operations_show_on_the_host() {
 #[test]
 fn callers_keep_their_own_identity_and_permissions() {
     require_fuse!();
-    let m = Mounted::start(&[]);
+    callers_keep_their_own_identity_and_permissions_on(&[]);
+}
+
+#[test]
+fn callers_keep_their_own_identity_and_permissions_over_io_uring() {
+    require_fuse!();
+    over_io_uring(callers_keep_their_own_identity_and_permissions_on);
+}
+
+fn callers_keep_their_own_identity_and_permissions_on(transport: &[&str]) {
+    let m = Mounted::start(transport);
     fs::create_dir(m.at("open")).unwrap();
     fs::set_permissions(m.at("open"), fs::Permissions::from_mode(0o777)).unwrap();
     fs::write(m.at("root-only"), b"secret").unwrap();
@@ -126,7 +165,17 @@ fn callers_keep_their_own_identity_and_permissions() {
 #[test]
 fn readonly_mount_refuses_changes() {
     require_fuse!();
-    let m = Mounted::start(&["--readonly"]);
+    readonly_mount_refuses_changes_on(&[]);
+}
+
+#[test]
+fn readonly_mount_refuses_changes_over_io_uring() {
+    require_fuse!();
+    over_io_uring(readonly_mount_refuses_changes_on);
+}
+
+fn readonly_mount_refuses_changes_on(transport: &[&str]) {
+    let m = Mounted::start(&[&["--readonly"], transport].concat());
     fs::write(m.host("f"), b"x").unwrap();
     assert_eq!(fs::read(m.at("f")).unwrap(), b"x");
     let e = fs::write(m.at("g"), b"y").unwrap_err();
@@ -141,7 +190,17 @@ fn readonly_mount_refuses_changes() {
 #[test]
 fn xattrs_are_served_with_xattr() {
     require_fuse!();
-    let m = Mounted::start(&["--xattr"]);
+    xattrs_are_served_with_xattr_on(&[]);
+}
+
+#[test]
+fn xattrs_are_served_with_xattr_over_io_uring() {
+    require_fuse!();
+    over_io_uring(xattrs_are_served_with_xattr_on);
+}
+
+fn xattrs_are_served_with_xattr_on(transport: &[&str]) {
+    let m = Mounted::start(&[&["--xattr"], transport].concat());
     fs::write(m.at("f"), b"").unwrap();
     let path = std::ffi::CString::new(m.at("f").into_os_string().into_encoded_bytes()).unwrap();
     // SAFETY: NUL-terminated path and name, value valid for its length.
