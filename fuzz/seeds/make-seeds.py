@@ -98,6 +98,67 @@ def session(requests: list[bytes], policy: int = 0, readonly: bool = False,
     return config + u64(init_flags) + option(None) + vec(requests)
 
 
+def plain_session(requests: list[bytes], readonly: bool = False) -> bytes:
+    """A session without a DAX window (cache auto), INIT as a Linux guest sends it."""
+    config = option(None) + boolean(False) + boolean(readonly) + boolean(False) \
+        + boolean(False) + u8(2)
+    return config + u64(DAX_INIT) + option(None) + vec(requests)
+
+
+MKNOD, CREATE, BATCH_FORGET, READ = 8, 35, 42, 15
+S_IFIFO, S_IFCHR, O_RDWR, O_CREAT, O_EXCL, O_TRUNC = 0o010000, 0o020000, 2, 0o100, 0o200, 0o1000
+
+
+def mknod(name: bytes, mode: int) -> bytes:
+    # MknodIn { mode, rdev (the target forces 0), umask, padding }
+    return request(MKNOD, NODE_ROOT, u32(mode) + u32(0) + u32(0o022) + u32(0), name + b"\x00")
+
+
+def create(name: bytes, flags: int) -> bytes:
+    # CreateIn { flags, mode, umask, open_flags }
+    return request(CREATE, NODE_ROOT, u32(flags) + u32(0o644) + u32(0o022) + u32(0),
+                   name + b"\x00")
+
+
+# Regression inputs of the security issue's holes (tests/special_files.rs and
+# tests/allocation_bounds.rs hold the integration tests): each ran into the hole before it was
+# closed (a worker blocked in open(2) on a FIFO, a host device opened, a huge allocation).
+SECURITY_SEEDS = {
+    # CREATE with O_CREAT and without O_EXCL over a FIFO and a device node the guest made:
+    # refused (never opened on the host), with and without O_TRUNC; then a plain OPEN.
+    "sec-create-over-special-files": plain_session([
+        mknod(b"p", S_IFIFO | 0o644),
+        create(b"p", O_RDWR | O_CREAT),
+        create(b"p", O_RDWR | O_CREAT | O_TRUNC),
+        mknod(b"c", S_IFCHR | 0o600),
+        create(b"c", O_RDWR | O_CREAT),
+        create(b"c", O_RDWR | O_CREAT | O_EXCL),
+        request(LOOKUP, NODE_ROOT, payload=b"p\x00"),
+        request(OPEN, node_seen(5), u32(O_RDWR) + u32(0)),
+    ]),
+    # Header lengths the chain does not back and that exceed max_write plus headers: refused
+    # before anything is allocated; a READ asking for 4 GiB gets at most max_read.
+    "sec-oversized-requests": plain_session([
+        request(WRITE, node_seen(1), u64(0) + u64(0) + u32(4096) + u32(0) + u64(0) + u32(0)
+                + u32(0), payload=b"w" * 64, fh=fh_seen(0), length=variant(2, 3) + u32(0xffff_ffff)),
+        request(WRITE, node_seen(1), u64(0) + u64(0) + u32(0xffff_ff00) + u32(0) + u64(0)
+                + u32(0) + u32(0), payload=b"w" * 64, fh=fh_seen(0)),
+        request(READ, node_seen(1), u64(0) + u64(0) + u32(0xffff_ffff) + u32(0) + u64(0)
+                + u32(0) + u32(0), fh=fh_seen(0)),
+        request(LOOKUP, NODE_ROOT, payload=b"f\x00", length=variant(2, 3) + u32(1 << 31)),
+        request(LOOKUP, NODE_ROOT, payload=b"f\x00", length=len_delta(-100)),
+    ]),
+    # BATCH_FORGET whose count claims far more entries than the payload holds.
+    "sec-batch-forget-count": plain_session([
+        request(LOOKUP, NODE_ROOT, payload=b"f\x00"),
+        request(BATCH_FORGET, NODE_ROOT, u32(0xffff_ffff) + u32(0), u64(2) + u64(1),
+                raw_args=True),
+        request(BATCH_FORGET, NODE_ROOT, u32(1 << 20) + u32(0), b"", raw_args=True),
+        request(LOOKUP, NODE_ROOT, payload=b"f\x00"),
+    ]),
+}
+
+
 SEEDS = {
     # Map, upgrade to writable (unmap first), neighbour, remove both.
     "dax-map-upgrade-remove": session([
@@ -174,7 +235,7 @@ SEEDS = {
 def main() -> None:
     d = OUT / "fuse_request"
     d.mkdir(exist_ok=True)
-    for name, data in SEEDS.items():
+    for name, data in {**SEEDS, **SECURITY_SEEDS}.items():
         (d / name).write_bytes(data)
         print(f"{d / name}: {len(data)} bytes")
 
