@@ -55,6 +55,7 @@ PKGS=(
     python3 coreutils util-linux procps
     debootstrap                        # QEMU 11.1 chroot for the DAX case (build-qemu11.sh)
     rpm rpmlint man-db                 # packaging/test-package.sh: RPM build, man page check
+    uidmap                             # newuidmap/newgidmap: tests/id_mapping.rs, unprivileged --uid-map
 )
 missing=()
 bpo_missing=()

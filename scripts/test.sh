@@ -27,6 +27,8 @@ export PJDFSTEST VHOSTFSD_REQUIRE_PJDFSTEST=1
 # tests/dax.rs's --dax-policy attr test needs a filesystem that keeps FS_DAX_FL (chattr +x):
 # TMPDIR on ext4/xfs, or root to mount an ext4 loop image. Here a skip is a failure.
 export VHOSTFSD_REQUIRE_DAX_FLAG=1
+# tests/id_mapping.rs's unprivileged --uid-map test needs newuidmap (uidmap, installed above).
+export VHOSTFSD_REQUIRE_UIDMAP=1
 
 step "cargo fmt --check"
 cargo fmt --check

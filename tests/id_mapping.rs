@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
 
 use common::daemon::DaemonBuilder;
 use common::fuse::{Fuse, ROOT};
@@ -132,6 +133,76 @@ fn uid_map_runs_the_sandbox_in_a_user_namespace() {
         fields,
         ["0", "100000", "65536"],
         "uid_map of the serving process"
+    );
+}
+
+/// Unprivileged, as libvirt's session mode runs it: the daemon runs as uid 1000, and
+/// newuidmap/newgidmap (the uidmap package) write its namespace's maps from the ranges
+/// /etc/subuid and /etc/subgid give that user. The test's own mount namespace lays those two
+/// files over the host's /etc (an overlay), so the host is left as it was. Needs root and
+/// newuidmap; a skip is a failure when `VHOSTFSD_REQUIRE_UIDMAP` is set (scripts/test.sh).
+#[test]
+fn uid_map_unprivileged_gets_its_maps_from_newuidmap() {
+    require_root!();
+    if Command::new("newuidmap").arg("--help").output().is_err() {
+        let msg = "newuidmap is not installed (apt-get install uidmap)";
+        assert!(
+            std::env::var_os("VHOSTFSD_REQUIRE_UIDMAP").is_none(),
+            "VHOSTFSD_REQUIRE_UIDMAP is set: {msg}"
+        );
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    for sub in ["upper", "overlay-work", "run"] {
+        fs::create_dir(work.path().join(sub)).unwrap();
+    }
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(work.path().join("run"), Some(1000), Some(1000)).unwrap();
+    let setup = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/upper,workdir={w}/overlay-work \
+         /etc && echo 1000:100000:65536 > /etc/subuid && echo 1000:100000:65536 > /etc/subgid \
+         && exec setpriv --reuid=1000 --regid=1000 --clear-groups \"$@\"",
+        w = work.path().display()
+    );
+    let launcher = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &setup,
+        "sh",
+    ];
+    let d = DaemonBuilder::new()
+        .launcher(&launcher)
+        .socket(&work.path().join("run/vhost.sock"))
+        .sandbox("namespace")
+        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .start();
+    fs::set_permissions(d.shared(), fs::Permissions::from_mode(0o777)).unwrap();
+    let status = fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    assert!(
+        status.lines().any(|l| l
+            .split_whitespace()
+            .eq(["Uid:", "1000", "1000", "1000", "1000"])),
+        "the daemon runs as uid 1000:\n{status}"
+    );
+    let mut f = Fuse::start(&d);
+    f.mkdir(ROOT, "by-root", 0o755).unwrap();
+    let m = lstat(&d.path("by-root"));
+    assert_eq!((m.uid(), m.gid()), (100_000, 100_000), "host owner");
+    let map = fs::read_to_string(format!("/proc/{}/uid_map", d.serving_pid())).unwrap();
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        ["0", "100000", "65536"],
+        "uid_map written by newuidmap"
+    );
+    assert!(
+        fs::read_to_string("/etc/subuid").map_or(true, |s| !s.contains("1000:100000:65536")),
+        "the host's /etc/subuid was changed"
     );
 }
 

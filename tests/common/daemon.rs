@@ -37,6 +37,7 @@ pub struct DaemonBuilder {
     tmpfs: bool,
     shared: Option<PathBuf>,
     socket: Option<PathBuf>,
+    launcher: Vec<String>,
 }
 
 impl Default for DaemonBuilder {
@@ -54,7 +55,15 @@ impl DaemonBuilder {
             tmpfs: false,
             shared: None,
             socket: None,
+            launcher: Vec::new(),
         }
+    }
+
+    /// Starts the daemon through this command (e.g. one that drops privileges), which gets
+    /// the daemon's path and arguments appended and must exec them.
+    pub fn launcher(mut self, command: &[&str]) -> Self {
+        self.launcher = command.iter().map(|a| (*a).to_owned()).collect();
+        self
     }
 
     /// Mounts a tmpfs on the shared directory before the daemon starts (needs root); it
@@ -158,7 +167,15 @@ impl DaemonBuilder {
         let socket = self.socket.unwrap_or_else(|| dir.path().join("vhost.sock"));
         let log_path = dir.path().join("daemon.log");
         let log = File::create(&log_path).expect("create the daemon log");
-        let child = Command::new(binary())
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let child = command
             .arg("--sandbox")
             .arg(&self.sandbox)
             .args(seccomp())
