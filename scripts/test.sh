@@ -30,8 +30,8 @@ export VHOSTFSD_REQUIRE_DAX_FLAG=1
 # tests/id_mapping.rs's unprivileged --uid-map test needs newuidmap (uidmap, installed above).
 export VHOSTFSD_REQUIRE_UIDMAP=1
 
-step "cargo fmt --check"
-cargo fmt --check
+step "cargo fmt --check (imports grouped std, external, crate: see rustfmt.toml)"
+cargo fmt --check -- --config group_imports=StdExternalCrate
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings

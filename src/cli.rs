@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use crate::passthrough::{MigrationMode, OnError};
 use clap::{Parser, ValueEnum};
 
 pub use crate::fusedev::backing::PassthroughMode;
 pub use crate::fusedev::uring::UringMode;
 use crate::passthrough::{CachePolicy, DaxPolicy, InodeFileHandles};
+use crate::passthrough::{MigrationMode, OnError};
 use crate::sandbox::{SandboxMode, SeccompAction};
 
 /// The package version, as in Cargo.toml (the man page shows this one).

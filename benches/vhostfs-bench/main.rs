@@ -31,7 +31,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-
 use daemon::{Daemon, DaemonCmd};
 use run::{Measure, Session, Shape};
 use share::Share;

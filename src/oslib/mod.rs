@@ -17,9 +17,9 @@ pub mod syslog;
 pub mod uring;
 pub mod xattr;
 
-pub use io::*;
-
 use std::io as stdio;
+
+pub use io::*;
 
 /// Turns a C-style return value (`-1` and errno on failure) into an `io::Result`.
 ///

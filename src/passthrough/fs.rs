@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use log::warn;
+
 use super::backing::Backing;
 use super::dax::{Dax, DaxPolicy};
 use super::handle_table::HandleTable;
@@ -25,8 +27,6 @@ use super::helpers::{check_name, key_of, probe_file_handles, proc_name, stat_fd}
 use super::inode_store::{InodeData, InodeStore, Repr};
 use super::locks::LockTable;
 use super::{CachePolicy, Config, InodeFileHandles};
-use log::warn;
-
 use crate::fuse::abi::{self, init_flags, open_out_flags};
 use crate::fuse::backing::BackingFiles;
 use crate::fuse::dax::DaxWindow;

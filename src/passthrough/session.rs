@@ -1,6 +1,7 @@
 //! The session: INIT (which FUSE features the filesystem asks for, from its configuration),
 //! DESTROY, the end of blocking waits, and the live-migration state.
 
+use std::io;
 use std::sync::atomic::Ordering;
 
 use super::CachePolicy;
@@ -8,7 +9,6 @@ use super::fs::PassthroughFs;
 use crate::fuse::abi::init_flags;
 use crate::fuse::filesystem::SessionOps;
 use crate::oslib::errno;
-use std::io;
 
 impl PassthroughFs {
     /// The INIT flags the filesystem wants, given its configuration, and of those the

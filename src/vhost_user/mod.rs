@@ -22,10 +22,10 @@ pub mod features;
 pub mod inflight;
 pub mod pool;
 
+use std::io;
+
 pub use backend::{DeviceConfig, VhostUserFsBackend};
 pub use backend_channel::BackendChannel;
-
-use std::io;
 
 /// Errors setting up the device.
 #[derive(Debug, thiserror::Error)]
