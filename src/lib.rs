@@ -31,13 +31,15 @@
 //!   descriptor-chain readers and writers, the backend request channel, device state.
 //! - [`sandbox`]: namespaces with pivot_root, or chroot.
 //! - [`systemd`]: socket activation (LISTEN_FDS) and readiness notification (sd_notify).
-//! - [`log_limit`]: rate limits for log lines a guest can trigger.
+//! - [`log_limit`]: rate limits for log lines a guest can trigger; [`error_chain`]: an
+//!   error with its causes, as the operator reads it.
 //! - [`oslib`]: the only place that calls `libc` for syscalls; [`oslib::errno`] the errno
 //!   helpers.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod error_chain;
 pub mod fuse;
 pub mod fusedev;
 pub mod log_limit;

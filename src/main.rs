@@ -23,11 +23,9 @@ fn main() -> ExitCode {
 
 /// Prints `e` and then each of its causes on a "caused by:" line, so the operator sees the
 /// errno under the message (e.g. "Permission denied" under "cannot listen on ...").
-fn print_error_chain(e: &dyn Error) {
+fn print_error_chain(e: &(dyn Error + 'static)) {
     eprintln!("vhostfsd: {e}");
-    let mut cause = e.source();
-    while let Some(c) = cause {
+    for c in vhostfsd::error_chain::causes(e) {
         eprintln!("  caused by: {c}");
-        cause = c.source();
     }
 }

@@ -27,7 +27,7 @@ use super::VhostUserError;
 use super::backend_channel::BackendChannel;
 use super::chain::split_chain;
 use super::config_space::ConfigSpace;
-use super::device_state::{DeviceState, error_chain};
+use super::device_state::DeviceState;
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
@@ -325,14 +325,14 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
             .start(&self.server, direction, phase, file)
             .map(|()| None)
             .map_err(|e| {
-                log::error!("migration: {}", error_chain(&e));
+                log::error!("migration: {}", crate::error_chain::one_line(&e));
                 io::Error::other(e)
             })
     }
 
     fn check_device_state(&self) -> io::Result<()> {
         self.state.check(&self.server).map_err(|e| {
-            log::error!("migration: {}", error_chain(&e));
+            log::error!("migration: {}", crate::error_chain::one_line(&e));
             io::Error::other(e)
         })
     }

@@ -54,18 +54,6 @@ pub struct DeviceState {
     pending: Mutex<Option<Pending>>,
 }
 
-/// `e` and its causes, for the log.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
 impl DeviceState {
     /// SET_DEVICE_STATE_FD: starts saving `server`'s state into `file`, or loading it
     /// from `file`.
