@@ -383,7 +383,6 @@ fn pause_and_resume_the_cloud_hypervisor_way() {
 #[test]
 fn memory_hotplug_the_cloud_hypervisor_way() {
     require_root!();
-    use common::virtqueue::{F_WRITE, RawDesc};
     let d = Daemon::start(&[]);
     let mut f = boot(&d, 1);
     assert!(
@@ -403,34 +402,8 @@ fn memory_hotplug_the_cloud_hypervisor_way() {
     assert_eq!(added.guest_phys_addr, old_size);
     f.dev.fe.add_mem_region(&added).expect("ADD_MEM_REG");
     // A READ whose request and reply buffers live in the new region.
-    let arg = abi::ReadIn {
-        fh,
-        size: 64,
-        ..Default::default()
-    };
-    let hdr = f.header(opcode::READ, e, size_of::<abi::ReadIn>());
-    let req = [hdr.as_slice(), arg.as_slice()].concat();
-    grown.write(old_size, &req);
-    let reply = old_size + 4096;
-    let head = f.q.submit_descs(&[
-        RawDesc {
-            addr: old_size,
-            len: req.len() as u32,
-            flags: 0,
-            next: 0,
-        },
-        RawDesc {
-            addr: reply,
-            len: 16 + 64,
-            flags: F_WRITE,
-            next: 0,
-        },
-    ]);
-    let c = f.q.wait(head);
-    let out = grown.read(reply, c.len as usize);
-    let h: abi::OutHeader = common::fuse::parse(&out);
-    assert_eq!((h.error, h.unique), (0, hdr.unique));
-    assert_eq!(&out[16..], b"in the hotplugged region");
+    let data = f.read_at_gpa(&grown, old_size, e, fh, 64);
+    assert_eq!(data, b"in the hotplugged region");
     semantic_checks(&mut f, &d, 1, "hotplugged");
 }
 

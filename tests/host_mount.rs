@@ -335,25 +335,6 @@ fn namespace_sandbox_serves_and_unmounts() {
 #[test]
 fn sigterm_with_every_reader_waiting_for_a_lock_exits() {
     require_fuse!();
-    let mut m = Mounted::start(&["--thread-pool-size", "2"]);
-    fs::write(m.at("f"), b"x").unwrap();
-    let ofd_lock = common::host_mount::ofd_write_lock;
-    let holder = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
-    assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK), 0, "take the lock");
-    // Both reader threads end up waiting for it (each open file is its own lock owner).
-    for _ in 0..2 {
-        let f = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
-        std::thread::spawn(move || {
-            let _ = ofd_lock(&f, libc::F_OFD_SETLKW);
-        });
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    m.signal(libc::SIGTERM);
-    let Some(st) = m.wait_exit(Duration::from_secs(10)) else {
-        // Kill it first: closing our files needs the daemon to answer.
-        m.signal(libc::SIGKILL);
-        panic!("the daemon did not exit within 10 s of SIGTERM with every reader waiting");
-    };
-    assert!(st.success(), "exit status {st:?}");
-    drop(holder);
+    // Both reader threads end up waiting for the lock.
+    common::host_mount::sigterm_with_lock_waiters_exits(&["--thread-pool-size", "2"], 2);
 }

@@ -170,25 +170,11 @@ fn sigterm_with_ring_entries_waiting_for_a_lock_exits() {
     let Some(_param) = UringParam::set(true) else {
         return;
     };
-    let mut m = Mounted::start(&["--io-uring", "on", "--thread-pool-size", "2"]);
-    fs::write(m.at("f"), b"x").unwrap();
-    let ofd_lock = common::host_mount::ofd_write_lock;
-    let holder = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
-    assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK), 0, "take the lock");
-    for _ in 0..4 {
-        let f = fs::OpenOptions::new().write(true).open(m.at("f")).unwrap();
-        std::thread::spawn(move || {
-            let _ = ofd_lock(&f, libc::F_OFD_SETLKW);
-        });
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    m.signal(libc::SIGTERM);
-    let Some(st) = m.wait_exit(Duration::from_secs(10)) else {
-        m.signal(libc::SIGKILL);
-        panic!("the daemon did not exit within 10 s of SIGTERM with entries waiting");
-    };
-    assert!(st.success(), "exit status {st:?}:\n{}", m.log());
-    drop(holder);
+    // Four waiters: more than the two reader threads, so ring entries wait too.
+    common::host_mount::sigterm_with_lock_waiters_exits(
+        &["--io-uring", "on", "--thread-pool-size", "2"],
+        4,
+    );
 }
 
 #[test]

@@ -11,7 +11,8 @@ use vm_memory::ByteValued;
 
 use super::daemon::Daemon;
 use super::frontend::Device;
-use super::virtqueue::{Completion, Virtqueue};
+use super::guest_memory::GuestMemory;
+use super::virtqueue::{Completion, F_WRITE, RawDesc, Virtqueue};
 
 /// Result of one FUSE operation: the reply or a positive errno.
 pub type FResult<T> = Result<T, i32>;
@@ -124,6 +125,47 @@ impl Channel {
     /// The next unique id this channel will use.
     pub fn next_unique(&self) -> u64 {
         self.unique + 1
+    }
+
+    /// READs `size` bytes of `fh` from offset 0 with the request at `at` and the reply
+    /// buffer at `at + 4096` of `mem` (e.g. memory the VMM hotplugged after the rings were
+    /// set up); checks the reply header and returns the data.
+    pub fn read_at_gpa(
+        &mut self,
+        mem: &GuestMemory,
+        at: u64,
+        nodeid: u64,
+        fh: u64,
+        size: u32,
+    ) -> Vec<u8> {
+        let arg = abi::ReadIn {
+            fh,
+            size,
+            ..Default::default()
+        };
+        let hdr = self.header(opcode::READ, nodeid, size_of::<abi::ReadIn>());
+        let req = [hdr.as_slice(), arg.as_slice()].concat();
+        mem.write(at, &req);
+        let reply = at + 4096;
+        let head = self.q.submit_descs(&[
+            RawDesc {
+                addr: at,
+                len: req.len() as u32,
+                flags: 0,
+                next: 0,
+            },
+            RawDesc {
+                addr: reply,
+                len: 16 + size,
+                flags: F_WRITE,
+                next: 0,
+            },
+        ]);
+        let c = self.q.wait(head);
+        let out = mem.read(reply, c.len as usize);
+        let h: abi::OutHeader = parse(&out);
+        assert_eq!((h.error, h.unique), (0, hdr.unique), "READ reply header");
+        out[16..].to_vec()
     }
 
     /// An input header for a request with `args_len` bytes of arguments.

@@ -332,3 +332,38 @@ pub fn ofd_write_lock(f: &std::fs::File, cmd: libc::c_int) -> libc::c_int {
     // SAFETY: fcntl with an OFD lock command and a valid flock on an open fd.
     unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) }
 }
+
+/// Starts a mount with `args`, holds a write lock on a file and has `waiters` other open
+/// files wait for it (F_OFD_SETLKW: each its own owner, each tying up a reader thread or
+/// ring entry), then checks SIGTERM still ends the daemon cleanly within 10 s.
+pub fn sigterm_with_lock_waiters_exits(args: &[&str], waiters: usize) {
+    let mut m = Mounted::start(args);
+    std::fs::write(m.at("f"), b"x").unwrap();
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(m.at("f"))
+            .unwrap()
+    };
+    let holder = open();
+    assert_eq!(
+        ofd_write_lock(&holder, libc::F_OFD_SETLK),
+        0,
+        "take the lock"
+    );
+    for _ in 0..waiters {
+        let f = open();
+        std::thread::spawn(move || {
+            let _ = ofd_write_lock(&f, libc::F_OFD_SETLKW);
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    m.signal(libc::SIGTERM);
+    let Some(st) = m.wait_exit(Duration::from_secs(10)) else {
+        // Kill it first: closing our files needs the daemon to answer.
+        m.signal(libc::SIGKILL);
+        panic!("the daemon did not exit within 10 s of SIGTERM with {waiters} lock waiters");
+    };
+    assert!(st.success(), "exit status {st:?}:\n{}", m.log());
+    drop(holder);
+}
