@@ -1,13 +1,16 @@
 //! Spawns the `vhostfsd` binary for one test.
 
 use std::fs::File;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use super::process::DaemonProcess;
 
 /// How long the daemon may take to create its socket.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -192,12 +195,10 @@ impl DaemonBuilder {
             .spawn()
             .expect("spawn vhostfsd");
         let mut daemon = Daemon {
-            child,
+            process: DaemonProcess::new(child, log_path),
             tmpfs: self.tmpfs,
-            exited: None,
             socket,
             shared,
-            log_path,
             dir,
         };
         daemon.wait_for_socket();
@@ -207,13 +208,11 @@ impl DaemonBuilder {
 
 /// A running daemon; killed (by pid) when dropped.
 pub struct Daemon {
-    child: Child,
+    process: DaemonProcess,
     /// A tmpfs is mounted on `shared`.
     tmpfs: bool,
-    exited: Option<ExitStatus>,
     socket: PathBuf,
     shared: PathBuf,
-    log_path: PathBuf,
     // Removed last (fields drop in order), after the child is gone.
     dir: TempDir,
 }
@@ -244,11 +243,6 @@ impl Daemon {
         self.dir.path()
     }
 
-    /// The daemon's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The pid of the process that serves: the daemon itself, or with `--sandbox
     /// namespace` its descendant (pid 1 of the new pid namespace).
     pub fn serving_pid(&self) -> u32 {
@@ -277,51 +271,6 @@ impl Daemon {
             .to_owned()
     }
 
-    /// Everything the daemon logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        if self.exited.is_some() {
-            return false;
-        }
-        match self.child.try_wait().expect("wait for vhostfsd") {
-            Some(status) => {
-                self.exited = Some(status);
-                false
-            }
-            None => true,
-        }
-    }
-
-    /// Sends `signal` to the daemon.
-    pub fn signal(&self, signal: i32) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill() with the pid of our own child, which we have not reaped yet (so
-        // the pid cannot have been reused), has no memory-safety preconditions.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({pid}, {signal}): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// Waits up to `timeout` for the daemon to exit and returns its status.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                return self.exited;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
     fn wait_for_socket(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -333,7 +282,7 @@ impl Daemon {
             if !self.is_running() {
                 panic!(
                     "vhostfsd exited ({:?}) before creating its socket; its log:\n{}",
-                    self.exited,
+                    self.exited(),
                     self.log()
                 );
             }
@@ -349,13 +298,22 @@ impl Daemon {
     }
 }
 
+impl Deref for Daemon {
+    type Target = DaemonProcess;
+    fn deref(&self) -> &DaemonProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut DaemonProcess {
+        &mut self.process
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.is_running() {
-            // Child::kill sends SIGKILL to this child's pid only.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.kill();
         if self.tmpfs {
             let c = std::ffi::CString::new(self.shared.as_os_str().as_encoded_bytes()).unwrap();
             // SAFETY: `c` is a NUL-terminated path living across the call.
@@ -364,7 +322,7 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!(
                 "---- vhostfsd log ({}) ----\n{}---- end of vhostfsd log ----",
-                self.log_path.display(),
+                self.log_path().display(),
                 self.log()
             );
         }

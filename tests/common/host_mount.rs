@@ -2,14 +2,16 @@
 //! for the mount to appear, and on drop kills the daemon and detaches a mount it left.
 
 use std::fs::File;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use super::daemon::binary;
+use super::process::DaemonProcess;
 
 /// How long the daemon may take to mount.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,11 +60,9 @@ macro_rules! require_fuse {
 
 /// A daemon serving a host mount.
 pub struct Mounted {
-    child: Child,
-    exited: Option<ExitStatus>,
+    process: DaemonProcess,
     mnt: PathBuf,
     shared: PathBuf,
-    log_path: PathBuf,
     dir: TempDir,
 }
 
@@ -131,11 +131,9 @@ impl Mounted {
             .spawn()
             .expect("spawn vhostfsd");
         Self {
-            child,
-            exited: None,
+            process: DaemonProcess::new(child, log_path),
             mnt,
             shared,
-            log_path,
             dir,
         }
     }
@@ -151,7 +149,7 @@ impl Mounted {
             if !self.is_running() {
                 panic!(
                     "vhostfsd exited ({:?}) before mounting; its log:\n{}",
-                    self.exited,
+                    self.exited(),
                     self.log()
                 );
             }
@@ -178,46 +176,6 @@ impl Mounted {
     /// The same path in the shared directory on the host.
     pub fn host(&self, rel: &str) -> PathBuf {
         self.shared.join(rel)
-    }
-
-    /// Everything the daemon logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        if self.exited.is_some() {
-            return false;
-        }
-        match self.child.try_wait().expect("wait for vhostfsd") {
-            Some(status) => {
-                self.exited = Some(status);
-                false
-            }
-            None => true,
-        }
-    }
-
-    /// Sends `signal` to the daemon.
-    pub fn signal(&self, signal: i32) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill() with the pid of our own unreaped child (the pid cannot have been
-        // reused) has no memory-safety preconditions.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
-    }
-
-    /// Waits up to `timeout` for the daemon to exit and returns its status.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                return self.exited;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        None
     }
 
     /// The daemon's request counters: sends SIGUSR1 and parses the `requests served: NAME=n
@@ -255,12 +213,22 @@ impl Mounted {
     }
 }
 
+impl Deref for Mounted {
+    type Target = DaemonProcess;
+    fn deref(&self) -> &DaemonProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Mounted {
+    fn deref_mut(&mut self) -> &mut DaemonProcess {
+        &mut self.process
+    }
+}
+
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.kill();
         if is_mounted(&self.mnt) {
             let c = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).unwrap();
             // SAFETY: `c` is a NUL-terminated path that outlives the call.

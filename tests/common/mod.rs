@@ -15,6 +15,7 @@
 //! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
 //!   it maps what the daemon asks (DAX).
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
+//! - [`process`]: a spawned daemon: its log, signals, waiting for its exit.
 //! - [`procfs`]: the daemon's memory and fd use, from `/proc`.
 //!
 //! Every test starts its own daemon in its own temporary directory: nothing is shared.
@@ -31,6 +32,7 @@ pub mod fuse;
 pub mod guest_memory;
 pub mod host_mount;
 pub mod migration;
+pub mod process;
 pub mod procfs;
 pub mod shmem;
 pub mod virtqueue;
