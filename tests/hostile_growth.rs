@@ -10,6 +10,7 @@ use common::daemon::Daemon;
 use common::fuse::{Fuse, ROOT};
 use common::procfs;
 use vhostfsd::fuse::abi::opcode;
+use vhostfsd::log_limit;
 use vm_memory::{ByteValued, Bytes, GuestAddress};
 
 /// One round of hostile requests on queue 1: GETLK and a conflicting SETLK with owners
@@ -78,13 +79,16 @@ fn memory_fds_and_log_stay_flat_under_a_hostile_frontend() {
         "resident memory grew from {rss0} KiB to {rss1} KiB"
     );
     // The debug log traces every request (6000 here); the warnings are limited. Count the
-    // warnings only.
+    // warnings only: at most the first FIRST, then one per EVERY. How many kicks the worker
+    // sees as separate faults depends on how the eventfd coalesces them (more on a loaded
+    // machine), so the bound is for all 3000.
     let warnings = d.log()[log0..log1]
         .lines()
         .filter(|l| l.contains(" WARN "))
         .count();
+    let bound = log_limit::FIRST + 3000 / log_limit::EVERY;
     assert!(
-        warnings <= 16,
+        warnings as u64 <= bound,
         "{warnings} warnings logged for 3000 kicks of a broken ring"
     );
     common::assert_alive(&mut f);
