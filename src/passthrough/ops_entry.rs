@@ -29,15 +29,6 @@ use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
 impl PassthroughFs {
-    pub(crate) fn do_getattr(&self, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
-        let data = self.inodes.get(inode)?;
-        let stx = match fh {
-            Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
-            None => stat_fd(data.fd()?.as_fd())?,
-        };
-        Ok(self.attributes(&data, &stx))
-    }
-
     /// The GETATTR/SETATTR answer for `data` with host attributes `stx`: the flags are the
     /// ones its entry has (ATTR_DAX), so the guest never sees its DAX mode flip.
     fn attributes(&self, data: &InodeData, stx: &libc::statx) -> Attributes {
@@ -48,7 +39,7 @@ impl PassthroughFs {
         }
     }
 
-    pub(crate) fn do_setattr(&self, inode: u64, attr: &SetattrIn) -> io::Result<Attributes> {
+    fn set_attributes(&self, inode: u64, attr: &SetattrIn) -> io::Result<Attributes> {
         self.check_writable()?;
         let data = self.inodes.get(inode)?;
         let handle = if attr.valid & valid::FH != 0 {
@@ -129,14 +120,6 @@ impl PassthroughFs {
         Ok(self.attributes(&data, &stat_fd(dfd.as_fd())?))
     }
 
-    pub(crate) fn do_readlink(&self, inode: u64) -> io::Result<Vec<u8>> {
-        let data = self.inodes.get(inode)?;
-        if !data.is_symlink() {
-            return Err(errno::error(libc::EINVAL));
-        }
-        sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
-    }
-
     /// Creates `name` in `parent` with `make` as the caller (with `umask` if given), then
     /// looks it up.
     fn create_entry(
@@ -164,96 +147,11 @@ impl PassthroughFs {
         self.do_lookup(&p, name)
     }
 
-    pub(crate) fn do_symlink(
-        &self,
-        ctx: &Context,
-        target: &CStr,
-        parent: u64,
-        name: &CStr,
-    ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, true, None, |dir| {
-            sys::symlinkat(target, dir, name)
-        })
-    }
-
-    pub(crate) fn do_mknod(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        mode: u32,
-        rdev: u32,
-        umask: u32,
-    ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
-            sys::mknodat(dir, name, mode, u64::from(rdev))
-        })
-    }
-
-    pub(crate) fn do_mkdir(
-        &self,
-        ctx: &Context,
-        parent: u64,
-        name: &CStr,
-        mode: u32,
-        umask: u32,
-    ) -> io::Result<Entry> {
-        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
-            sys::mkdirat(dir, name, mode & 0o7777)
-        })
-    }
-
-    pub(crate) fn do_unlink(&self, parent: u64, name: &CStr, flags: i32) -> io::Result<()> {
+    fn remove_entry(&self, parent: u64, name: &CStr, flags: i32) -> io::Result<()> {
         self.check_writable()?;
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
         sys::unlinkat(p.fd()?.as_fd(), name, flags)
-    }
-
-    pub(crate) fn do_rename(
-        &self,
-        olddir: u64,
-        oldname: &CStr,
-        newdir: u64,
-        newname: &CStr,
-        flags: u32,
-    ) -> io::Result<()> {
-        self.check_writable()?;
-        check_name(oldname, false)?;
-        check_name(newname, false)?;
-        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
-        if flags & !known != 0 {
-            return Err(errno::error(libc::EINVAL));
-        }
-        let od = self.inodes.get(olddir)?;
-        let nd = self.inodes.get(newdir)?;
-        sys::renameat2(od.fd()?.as_fd(), oldname, nd.fd()?.as_fd(), newname, flags)
-    }
-
-    pub(crate) fn do_link(
-        &self,
-        ctx: &Context,
-        inode: u64,
-        newparent: u64,
-        newname: &CStr,
-    ) -> io::Result<Entry> {
-        let data = self.inodes.get(inode)?;
-        let proc_fd = self.proc_self_fd.as_fd();
-        // Following /proc/self/fd/N reaches the inode itself (even a symlink, which is not
-        // followed further), without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs.
-        let dfd = data.fd()?;
-        let name = proc_name(dfd.as_fd());
-        self.create_entry(ctx, newparent, newname, false, None, |dir| {
-            sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
-        })
-    }
-
-    pub(crate) fn do_access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        let data = self.inodes.get(inode)?;
-        if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {
-            return Err(errno::error(libc::EROFS));
-        }
-        self.check_access(ctx, &data, mask as i32)
     }
 
     /// Whether the caller may access `data` with `mask` (`R_OK`, `W_OK`, `X_OK`), checked
@@ -287,18 +185,29 @@ impl EntryOps for PassthroughFs {
         }
     }
     fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
-        self.do_getattr(inode, fh)
+        let data = self.inodes.get(inode)?;
+        let stx = match fh {
+            Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
+            None => stat_fd(data.fd()?.as_fd())?,
+        };
+        Ok(self.attributes(&data, &stx))
     }
     fn setattr(&self, _ctx: &Context, inode: u64, attr: &abi::SetattrIn) -> io::Result<Attributes> {
-        let res = self.do_setattr(inode, attr);
+        let res = self.set_attributes(inode, attr);
         self.dax_file_may_have_grown(inode);
         res
     }
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
-        self.do_readlink(inode)
+        let data = self.inodes.get(inode)?;
+        if !data.is_symlink() {
+            return Err(errno::error(libc::EINVAL));
+        }
+        sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
     }
     fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
-        self.do_symlink(ctx, target, parent, name)
+        self.create_entry(ctx, parent, name, true, None, |dir| {
+            sys::symlinkat(target, dir, name)
+        })
     }
     fn mknod(
         &self,
@@ -309,7 +218,9 @@ impl EntryOps for PassthroughFs {
         rdev: u32,
         umask: u32,
     ) -> io::Result<Entry> {
-        self.do_mknod(ctx, parent, name, mode, rdev, umask)
+        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
+            sys::mknodat(dir, name, mode, u64::from(rdev))
+        })
     }
     fn mkdir(
         &self,
@@ -319,13 +230,15 @@ impl EntryOps for PassthroughFs {
         mode: u32,
         umask: u32,
     ) -> io::Result<Entry> {
-        self.do_mkdir(ctx, parent, name, mode, umask)
+        self.create_entry(ctx, parent, name, true, Some(umask), |dir| {
+            sys::mkdirat(dir, name, mode & 0o7777)
+        })
     }
     fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(parent, name, 0)
+        self.remove_entry(parent, name, 0)
     }
     fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
-        self.do_unlink(parent, name, libc::AT_REMOVEDIR)
+        self.remove_entry(parent, name, libc::AT_REMOVEDIR)
     }
     fn rename(
         &self,
@@ -336,15 +249,36 @@ impl EntryOps for PassthroughFs {
         newname: &CStr,
         flags: u32,
     ) -> io::Result<()> {
-        self.do_rename(olddir, oldname, newdir, newname, flags)
+        self.check_writable()?;
+        check_name(oldname, false)?;
+        check_name(newname, false)?;
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
+        if flags & !known != 0 {
+            return Err(errno::error(libc::EINVAL));
+        }
+        let od = self.inodes.get(olddir)?;
+        let nd = self.inodes.get(newdir)?;
+        sys::renameat2(od.fd()?.as_fd(), oldname, nd.fd()?.as_fd(), newname, flags)
     }
     fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
-        self.do_link(ctx, inode, newparent, newname)
+        let data = self.inodes.get(inode)?;
+        let proc_fd = self.proc_self_fd.as_fd();
+        // Following /proc/self/fd/N reaches the inode itself (even a symlink, which is not
+        // followed further), without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs.
+        let dfd = data.fd()?;
+        let name = proc_name(dfd.as_fd());
+        self.create_entry(ctx, newparent, newname, false, None, |dir| {
+            sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
+        })
     }
     fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
         sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
     }
     fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        self.do_access(ctx, inode, mask)
+        let data = self.inodes.get(inode)?;
+        if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {
+            return Err(errno::error(libc::EROFS));
+        }
+        self.check_access(ctx, &data, mask as i32)
     }
 }

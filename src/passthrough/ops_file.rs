@@ -13,8 +13,8 @@ use super::fs::PassthroughFs;
 use super::helpers::{check_name, stat_fd};
 use super::inode_store::InodeData;
 use crate::fuse::abi::{self, init_flags};
-use crate::fuse::filesystem::FileOps;
 use crate::fuse::filesystem::{Context, Entry};
+use crate::fuse::filesystem::{EntryOps, FileOps};
 use crate::fuse::io::{ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
@@ -26,32 +26,6 @@ fn writes(flags: u32) -> bool {
 }
 
 impl PassthroughFs {
-    pub(crate) fn do_open(
-        &self,
-        inode: u64,
-        flags: u32,
-        open_flags: u32,
-    ) -> io::Result<(u64, u32)> {
-        if self.cfg.readonly && writes(flags) {
-            return Err(errno::error(libc::EROFS));
-        }
-        let data = self.inodes.get(inode)?;
-        // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
-        let host_flags = self.host_open_flags(flags);
-        let fd = self.reopen(&data, host_flags)?;
-        if open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags as i32 & libc::O_TRUNC != 0 {
-            self.kill_suidgid(fd.as_fd())?;
-        }
-        let fh = self.handles.insert(inode, fd, host_flags);
-        match self.file_open_flags(inode, fh) {
-            Ok(flags) => Ok((fh, flags)),
-            Err(e) => {
-                let _ = self.handles.remove(inode, fh);
-                Err(e)
-            }
-        }
-    }
-
     /// `open_out_flags` of a new file handle: with kernel passthrough, its fd becomes the
     /// inode's backing file and the kernel does the reads and writes (no DIRECT_IO then:
     /// it would override passthrough); otherwise the cache policy's flags.
@@ -110,7 +84,7 @@ impl PassthroughFs {
     /// FIFOs, sockets and devices before any open (CVE-2020-35517: a guest could
     /// otherwise MKNOD a device node and open the host's device through it, or block a
     /// worker in the open of a FIFO).
-    pub(crate) fn do_create(
+    fn create_and_open(
         &self,
         ctx: &Context,
         parent: u64,
@@ -204,7 +178,7 @@ impl PassthroughFs {
         });
         match opened {
             Ok(fd) => {
-                let entry = match self.do_getattr(entry.inode, None) {
+                let entry = match EntryOps::getattr(self, ctx, entry.inode, None) {
                     Ok(a) => Entry {
                         attr: a.attr,
                         ..entry
@@ -224,20 +198,8 @@ impl PassthroughFs {
         }
     }
 
-    pub(crate) fn do_read(
-        &self,
-        inode: u64,
-        fh: u64,
-        w: &mut dyn ZeroCopyWriter,
-        size: u32,
-        offset: u64,
-    ) -> io::Result<usize> {
-        let h = self.handles.get(inode, fh)?;
-        w.write_from(h.fd(), size as usize, offset)
-    }
-
     #[allow(clippy::too_many_arguments)] // the WRITE request's own fields
-    pub(crate) fn do_write(
+    fn write_from_guest(
         &self,
         ctx: &Context,
         inode: u64,
@@ -271,35 +233,13 @@ impl PassthroughFs {
         Ok(done)
     }
 
-    /// FLUSH: closing a duplicate releases the POSIX locks the process holds on the file,
-    /// as `close(2)` does in the guest.
-    pub(crate) fn do_flush(&self, inode: u64, fh: u64) -> io::Result<()> {
-        let h = self.handles.get(inode, fh)?;
-        drop(sys::dup(h.fd())?);
-        Ok(())
-    }
-
-    pub(crate) fn do_copy_file_range(
-        &self,
-        inode_in: u64,
-        args: &abi::CopyFileRangeIn,
-    ) -> io::Result<usize> {
+    fn copy_range(&self, inode_in: u64, args: &abi::CopyFileRangeIn) -> io::Result<usize> {
         self.check_writable()?;
         let hin = self.handles.get(inode_in, args.fh_in)?;
         let hout = self.handles.get(args.nodeid_out, args.fh_out)?;
         let len = usize::try_from(args.len).unwrap_or(usize::MAX);
         let flags = u32::try_from(args.flags).map_err(|_| errno::error(libc::EINVAL))?;
         sys::copy_file_range(hin.fd(), args.off_in, hout.fd(), args.off_out, len, flags)
-    }
-
-    pub(crate) fn do_syncfs(&self, inode: u64) -> io::Result<()> {
-        let mut data = self.inodes.get(inode)?;
-        // Never open a symlink, a device or a FIFO just to find its filesystem.
-        if !(data.is_reg() || data.is_dir()) {
-            data = self.inodes.get(abi::ROOT_ID)?;
-        }
-        let f = self.reopen(&data, libc::O_RDONLY | libc::O_NONBLOCK)?;
-        sys::syncfs(f.as_fd())
     }
 }
 
@@ -324,7 +264,24 @@ impl FileOps for PassthroughFs {
         flags: u32,
         open_flags: u32,
     ) -> io::Result<(u64, u32)> {
-        self.do_open(inode, flags, open_flags)
+        if self.cfg.readonly && writes(flags) {
+            return Err(errno::error(libc::EROFS));
+        }
+        let data = self.inodes.get(inode)?;
+        // As the daemon: the guest kernel checked the caller's permission (see ops_entry).
+        let host_flags = self.host_open_flags(flags);
+        let fd = self.reopen(&data, host_flags)?;
+        if open_flags & abi::OPEN_KILL_SUIDGID != 0 && flags as i32 & libc::O_TRUNC != 0 {
+            self.kill_suidgid(fd.as_fd())?;
+        }
+        let fh = self.handles.insert(inode, fd, host_flags);
+        match self.file_open_flags(inode, fh) {
+            Ok(flags) => Ok((fh, flags)),
+            Err(e) => {
+                let _ = self.handles.remove(inode, fh);
+                Err(e)
+            }
+        }
     }
     fn create(
         &self,
@@ -333,7 +290,7 @@ impl FileOps for PassthroughFs {
         name: &CStr,
         args: &abi::CreateIn,
     ) -> io::Result<(Entry, u64, u32)> {
-        self.do_create(ctx, parent, Some(name), args)
+        self.create_and_open(ctx, parent, Some(name), args)
     }
     fn tmpfile(
         &self,
@@ -341,7 +298,7 @@ impl FileOps for PassthroughFs {
         parent: u64,
         args: &abi::CreateIn,
     ) -> io::Result<(Entry, u64, u32)> {
-        self.do_create(ctx, parent, None, args)
+        self.create_and_open(ctx, parent, None, args)
     }
     fn read(
         &self,
@@ -353,7 +310,8 @@ impl FileOps for PassthroughFs {
         offset: u64,
         _flags: u32,
     ) -> io::Result<usize> {
-        self.do_read(inode, fh, w, size, offset)
+        let h = self.handles.get(inode, fh)?;
+        w.write_from(h.fd(), size as usize, offset)
     }
     fn write(
         &self,
@@ -366,14 +324,18 @@ impl FileOps for PassthroughFs {
         write_flags: u32,
         _flags: u32,
     ) -> io::Result<usize> {
-        let res = self.do_write(ctx, inode, fh, r, size, offset, write_flags);
+        let res = self.write_from_guest(ctx, inode, fh, r, size, offset, write_flags);
         self.dax_file_may_have_grown(inode);
         res
     }
+    /// FLUSH: closing a duplicate releases the POSIX locks the process holds on the file,
+    /// as `close(2)` does in the guest.
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
         // The guest's close(2) happened whatever the host says: its locks go first.
         self.locks.release_posix_locks(inode, lock_owner);
-        self.do_flush(inode, fh)
+        let h = self.handles.get(inode, fh)?;
+        drop(sys::dup(h.fd())?);
+        Ok(())
     }
     fn release(
         &self,
@@ -439,11 +401,17 @@ impl FileOps for PassthroughFs {
         inode_in: u64,
         args: &abi::CopyFileRangeIn,
     ) -> io::Result<usize> {
-        let res = self.do_copy_file_range(inode_in, args);
+        let res = self.copy_range(inode_in, args);
         self.dax_file_may_have_grown(args.nodeid_out);
         res
     }
     fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
-        self.do_syncfs(inode)
+        let mut data = self.inodes.get(inode)?;
+        // Never open a symlink, a device or a FIFO just to find its filesystem.
+        if !(data.is_reg() || data.is_dir()) {
+            data = self.inodes.get(abi::ROOT_ID)?;
+        }
+        let f = self.reopen(&data, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        sys::syncfs(f.as_fd())
     }
 }
