@@ -51,6 +51,16 @@ fn populate(d: &Daemon) {
 }
 
 /// Migrates `f`'s session from `src` to a new daemon started with `args`.
+/// A source daemon started with `args` on the populated share, and a session that holds
+/// the usual inode, handles and directory ([`hold`]).
+fn held_source(args: &[&str]) -> (Daemon, Fuse, Held) {
+    let src = Daemon::start(args);
+    populate(&src);
+    let mut f = Fuse::from_device(connect(&src));
+    let h = hold(&mut f);
+    (src, f, h)
+}
+
 fn migrate(f: &Fuse, src: &Daemon, args: &[&str]) -> (Daemon, Fuse) {
     let blob = save(&f.dev).expect("SAVE the source's state");
     let dst = destination(src, args);
@@ -63,10 +73,7 @@ fn migrate(f: &Fuse, src: &Daemon, args: &[&str]) -> (Daemon, Fuse) {
 #[test]
 fn the_destination_serves_the_same_node_ids_and_handles() {
     require_root!();
-    let src = Daemon::start(&[]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    let h = hold(&mut f);
+    let (src, f, h) = held_source(&[]);
     let (_dst, mut g) = migrate(&f, &src, &[]);
 
     // The handle reads and writes on the destination, with no INIT and no new lookup.
@@ -103,10 +110,7 @@ fn the_destination_serves_the_same_node_ids_and_handles() {
 #[test]
 fn a_corrupt_or_truncated_state_is_refused_and_the_daemon_goes_on() {
     require_root!();
-    let src = Daemon::start(&[]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    hold(&mut f);
+    let (src, f, _h) = held_source(&[]);
     let blob = save(&f.dev).unwrap();
     let dst = destination(&src, &[]);
     let mut bad: Vec<Vec<u8>> = vec![
@@ -144,10 +148,7 @@ fn a_corrupt_or_truncated_state_is_refused_and_the_daemon_goes_on() {
 #[test]
 fn a_file_deleted_while_open_fails_the_migration_or_errors_for_the_guest() {
     require_root!();
-    let src = Daemon::start(&[]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    let h = hold(&mut f);
+    let (src, f, h) = held_source(&[]);
     fs::remove_file(src.path("dir/file")).unwrap();
     let blob = save(&f.dev).unwrap();
 
@@ -199,10 +200,7 @@ fn find_paths_searches_the_share_for_a_file_whose_name_was_unlinked() {
 #[test]
 fn a_path_through_a_symlink_on_the_destination_is_not_followed() {
     require_root!();
-    let src = Daemon::start(&[]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    hold(&mut f);
+    let (src, f, _h) = held_source(&[]);
     let blob = save(&f.dev).unwrap();
     // Between save and load, "dir" becomes a symlink to a directory outside the share
     // that holds a "file" too.
@@ -222,10 +220,7 @@ fn a_path_through_a_symlink_on_the_destination_is_not_followed() {
 #[test]
 fn file_handles_mode_carries_a_file_deleted_while_open() {
     require_root!();
-    let src = Daemon::start(&["--migration-mode", "file-handles"]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    let h = hold(&mut f);
+    let (src, f, h) = held_source(&["--migration-mode", "file-handles"]);
     fs::remove_file(src.path("dir/file")).unwrap();
     let (_dst, mut g) = migrate(&f, &src, &[]);
     // The source frontend goes away and the source daemon closes its fds: the destination
@@ -238,10 +233,7 @@ fn file_handles_mode_carries_a_file_deleted_while_open() {
 #[test]
 fn a_file_replaced_during_migration_is_caught_with_verify_handles() {
     require_root!();
-    let src = Daemon::start(&["--migration-verify-handles"]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    hold(&mut f);
+    let (src, f, _h) = held_source(&["--migration-verify-handles"]);
     let blob = save(&f.dev).unwrap();
     // A third party replaces the file between switch-over and the destination's open.
     fs::rename(src.path("dir/other"), src.path("dir/file")).unwrap();
@@ -270,10 +262,7 @@ fn a_file_replaced_during_migration_is_caught_with_verify_handles() {
 #[test]
 fn guest_held_locks_refuse_the_migration_on_the_source() {
     require_root!();
-    let src = Daemon::start(&["--thread-pool-size", "2"]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    let h = hold(&mut f);
+    let (src, mut f, h) = held_source(&["--thread-pool-size", "2"]);
     let arg = common::fuse::write_lock(h.fh, 7, 0, 10);
     f.call_ok(opcode::SETLK, h.file, &[arg.as_slice()], 0)
         .expect("SETLK");
@@ -289,10 +278,7 @@ fn guest_held_locks_refuse_the_migration_on_the_source() {
 #[test]
 fn options_that_change_the_session_are_refused() {
     require_root!();
-    let src = Daemon::start(&["--thread-pool-size", "2"]);
-    populate(&src);
-    let mut f = Fuse::from_device(connect(&src));
-    hold(&mut f);
+    let (src, f, _h) = held_source(&["--thread-pool-size", "2"]);
     let blob = save(&f.dev).unwrap();
     // Without a thread pool the destination would not serve the locks the guest agreed on.
     let dst = destination(&src, &[]);

@@ -178,12 +178,14 @@ impl EntryOps for PassthroughFs {
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.do_lookup(&*self.inodes.get(parent)?, name)
     }
+
     fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
         if self.inodes.forget(inode, count) {
             // The guest holds nothing of the inode any more: no lock of it either.
             self.locks.drop_inode(inode);
         }
     }
+
     fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         let data = self.inodes.get(inode)?;
         let stx = match fh {
@@ -192,11 +194,13 @@ impl EntryOps for PassthroughFs {
         };
         Ok(self.attributes(&data, &stx))
     }
+
     fn setattr(&self, _ctx: &Context, inode: u64, attr: &abi::SetattrIn) -> io::Result<Attributes> {
         let res = self.set_attributes(inode, attr);
         self.dax_file_may_have_grown(inode);
         res
     }
+
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
         let data = self.inodes.get(inode)?;
         if !data.is_symlink() {
@@ -204,11 +208,13 @@ impl EntryOps for PassthroughFs {
         }
         sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
     }
+
     fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
         self.create_entry(ctx, parent, name, true, None, |dir| {
             sys::symlinkat(target, dir, name)
         })
     }
+
     fn mknod(
         &self,
         ctx: &Context,
@@ -222,6 +228,7 @@ impl EntryOps for PassthroughFs {
             sys::mknodat(dir, name, mode, u64::from(rdev))
         })
     }
+
     fn mkdir(
         &self,
         ctx: &Context,
@@ -234,12 +241,15 @@ impl EntryOps for PassthroughFs {
             sys::mkdirat(dir, name, mode & 0o7777)
         })
     }
+
     fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
         self.remove_entry(parent, name, 0)
     }
+
     fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
         self.remove_entry(parent, name, libc::AT_REMOVEDIR)
     }
+
     fn rename(
         &self,
         _ctx: &Context,
@@ -260,6 +270,7 @@ impl EntryOps for PassthroughFs {
         let nd = self.inodes.get(newdir)?;
         sys::renameat2(od.fd()?.as_fd(), oldname, nd.fd()?.as_fd(), newname, flags)
     }
+
     fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
         let data = self.inodes.get(inode)?;
         let proc_fd = self.proc_self_fd.as_fd();
@@ -271,9 +282,11 @@ impl EntryOps for PassthroughFs {
             sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
         })
     }
+
     fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
         sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
     }
+
     fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
         let data = self.inodes.get(inode)?;
         if self.cfg.readonly && mask & libc::W_OK as u32 != 0 && !data.is_symlink() {

@@ -283,6 +283,7 @@ impl FileOps for PassthroughFs {
             }
         }
     }
+
     fn create(
         &self,
         ctx: &Context,
@@ -292,6 +293,7 @@ impl FileOps for PassthroughFs {
     ) -> io::Result<(Entry, u64, u32)> {
         self.create_and_open(ctx, parent, Some(name), args)
     }
+
     fn tmpfile(
         &self,
         ctx: &Context,
@@ -300,6 +302,7 @@ impl FileOps for PassthroughFs {
     ) -> io::Result<(Entry, u64, u32)> {
         self.create_and_open(ctx, parent, None, args)
     }
+
     fn read(
         &self,
         _ctx: &Context,
@@ -313,6 +316,7 @@ impl FileOps for PassthroughFs {
         let h = self.handles.get(inode, fh)?;
         w.write_from(h.fd(), size as usize, offset)
     }
+
     fn write(
         &self,
         ctx: &Context,
@@ -328,6 +332,7 @@ impl FileOps for PassthroughFs {
         self.dax_file_may_have_grown(inode);
         res
     }
+
     /// FLUSH: closing a duplicate releases the POSIX locks the process holds on the file,
     /// as `close(2)` does in the guest.
     fn flush(&self, _ctx: &Context, inode: u64, fh: u64, lock_owner: u64) -> io::Result<()> {
@@ -337,6 +342,7 @@ impl FileOps for PassthroughFs {
         drop(sys::dup(h.fd())?);
         Ok(())
     }
+
     fn release(
         &self,
         _ctx: &Context,
@@ -359,9 +365,11 @@ impl FileOps for PassthroughFs {
         }
         Ok(())
     }
+
     fn fsync(&self, _ctx: &Context, inode: u64, datasync: bool, fh: u64) -> io::Result<()> {
         sys::fsync(self.handles.get(inode, fh)?.fd(), datasync)
     }
+
     fn fallocate(
         &self,
         _ctx: &Context,
@@ -381,6 +389,7 @@ impl FileOps for PassthroughFs {
         self.dax_file_may_have_grown(inode);
         Ok(())
     }
+
     fn lseek(
         &self,
         _ctx: &Context,
@@ -395,6 +404,7 @@ impl FileOps for PassthroughFs {
             whence as i32,
         )
     }
+
     fn copy_file_range(
         &self,
         _ctx: &Context,
@@ -405,6 +415,7 @@ impl FileOps for PassthroughFs {
         self.dax_file_may_have_grown(args.nodeid_out);
         res
     }
+
     fn syncfs(&self, _ctx: &Context, inode: u64) -> io::Result<()> {
         let mut data = self.inodes.get(inode)?;
         // Never open a symlink, a device or a FIFO just to find its filesystem.
