@@ -13,10 +13,10 @@
 //!
 //! # Concurrency
 //! Every request looks inodes up here, from every queue's thread at once, so nothing on
-//! that path is shared between inodes: the inodes are indexed twice, by id and by key, each
-//! index split over [`SHARDS`] reader-writer locked shards (see [`super::shards`]). A node
-//! id picks its id shard by its low bits and a key its key shard by its hash, so the two
-//! need not agree: migration restores node ids exactly as the source handed them out, for
+//! that path is shared between inodes: the inodes are indexed twice, by id and by key,
+//! each index split over [`SHARDS`](super::shards::SHARDS) reader-writer locked shards
+//! (see [`super::shards`]). A node id picks its id shard by its low bits and a key its key
+//! shard by its hash, so the two need not agree: migration restores node ids exactly as the source handed them out, for
 //! whatever key the destination finds. The root is held apart and found without a lock.
 //!
 //! An inode's lookup count is an atomic in the inode. It only ever grows from zero under
