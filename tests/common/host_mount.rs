@@ -267,9 +267,21 @@ impl UringParam {
             .write(true)
             .open(ENABLE_URING_TURN)
             .unwrap_or_else(|e| panic!("cannot open {ENABLE_URING_TURN}: {e}"));
-        // An flock per open file: threads of this process wait for each other too.
-        vhostfsd::oslib::fs::flock(turn.as_fd(), libc::LOCK_EX)
-            .unwrap_or_else(|e| panic!("cannot lock {ENABLE_URING_TURN}: {e}"));
+        // An flock per open file: threads of this process wait for each other too. A
+        // bounded wait: a hung test elsewhere must not hang this one without a word.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while let Err(e) = vhostfsd::oslib::fs::flock(turn.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            assert!(
+                e.raw_os_error() == Some(libc::EWOULDBLOCK),
+                "cannot lock {ENABLE_URING_TURN}: {e}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "another test process has held {ENABLE_URING_TURN} for 5 minutes: look for \
+                 a hung test (`fuser {ENABLE_URING_TURN}`)"
+            );
+            sleep(Duration::from_millis(20));
+        }
         let Ok(old) = std::fs::read_to_string(ENABLE_URING) else {
             eprintln!(
                 "SKIPPED: {ENABLE_URING} is missing: this kernel has no FUSE over io_uring \
