@@ -113,6 +113,11 @@ impl Ring {
         }
     }
 
+    /// Number of request slots.
+    pub fn slots(&self) -> usize {
+        self.bufs.len()
+    }
+
     /// The buffers of slot `slot`.
     pub fn bufs(&self, slot: usize) -> SlotBufs {
         self.bufs[slot]

@@ -241,9 +241,11 @@ impl PassthroughFs {
     ) -> io::Result<Entry> {
         let stx = stat_fd(fd.as_fd())?;
         let repr = self.make_repr(fd, u32::from(stx.stx_mode) & libc::S_IFMT)?;
-        let data =
-            self.inodes
-                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, repr);
+        let data = self.inodes.insert_or_ref(
+            key_of(&stx),
+            u32::from(stx.stx_mode) & libc::S_IFMT,
+            repr,
+        )?;
         Ok(self.make_entry(parent, &data, &stx))
     }
 
