@@ -15,10 +15,9 @@
 //! - `report`: tables, medians and ratios.
 //!
 //! The vhost-user negotiation, memfd guest memory and ring layout come from the integration
-//! tests' harness (`tests/common`).
+//! tests' VMM (the `vhostfsd-test-vmm` crate, `tests/vmm/`), the FUSE requests from
+//! `vhostfsd::fuse::testing` (feature `test-utils`).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
 mod conn;
 mod daemon;
 mod report;

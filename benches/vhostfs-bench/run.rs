@@ -7,12 +7,12 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::testing::INIT_FLAGS;
+use vhostfsd_test_vmm::frontend::{Device, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1};
+use vhostfsd_test_vmm::guest_memory::GuestMemory;
+use vhostfsd_test_vmm::virtqueue::QUEUE_AREA;
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::common::frontend::{Device, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1};
-use crate::common::fuse::INIT_FLAGS;
-use crate::common::guest_memory::GuestMemory;
-use crate::common::virtqueue::QUEUE_AREA;
 use crate::conn::{self, Req};
 use crate::daemon::Daemon;
 use crate::ring::{Ring, slot_size};
