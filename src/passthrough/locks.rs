@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::lock_wait::LockWaits;
+use crate::fuse::wait_budget::WaitBudget;
 use crate::fuse::abi::{self, FileLock, LkIn};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
@@ -232,6 +233,7 @@ impl LockTable {
     pub fn setlk(
         &self,
         unique: u64,
+        budget: Option<&WaitBudget>,
         inode: u64,
         args: &LkIn,
         sleep: bool,
@@ -273,7 +275,8 @@ impl LockTable {
         }
         let owner = self.owner_fd(inode, args.owner, kind, readonly, reopen)?;
         let res = if sleep {
-            self.waits.wait_for(unique, || attempt(owner.fd.as_fd()))
+            self.waits
+                .wait_for(unique, budget, || attempt(owner.fd.as_fd()))
         } else {
             attempt(owner.fd.as_fd())
         };

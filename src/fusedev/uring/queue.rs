@@ -15,6 +15,7 @@ use super::entry::{self, EntryMemory};
 use crate::fuse::abi::{self, init_flags, uring};
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 use crate::fusedev::stop::{Ended, Stop};
 use crate::oslib::uring::{CMD_AREA, CmdRing};
 
@@ -72,6 +73,11 @@ impl RingEntry {
         })
     }
 
+    /// The kernel queue this entry serves.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+
     fn push(&mut self, dev: BorrowedFd<'_>, cmd: Sent) -> io::Result<()> {
         let (op, area, addr, len) = match cmd {
             Sent::Register => (
@@ -112,6 +118,7 @@ pub fn run<F: FileSystem>(
     ent: &mut RingEntry,
     stop: &Stop,
     served: &AtomicU64,
+    budget: &WaitBudget,
 ) -> Result<Ended, UringError> {
     if !wait_for_init(server, stop).map_err(UringError::Wait)? {
         return Ok(Ended::Stopped);
@@ -124,6 +131,9 @@ pub fn run<F: FileSystem>(
         .map_err(UringError::Submit)?;
     let mut sent = Sent::Register;
     ent.push(dev, sent).map_err(UringError::Submit)?;
+    // Counted as serving its queue from the REGISTER on (a REGISTER the kernel refuses
+    // ends the rings, and the kernel serves through /dev/fuse then).
+    budget.add_units(1);
     let started = Instant::now();
     loop {
         ent.ring.submit_and_wait().map_err(UringError::Submit)?;
@@ -135,7 +145,7 @@ pub fn run<F: FileSystem>(
                 (0, _) => {
                     // SAFETY: the completion hands the entry to us until the next commit.
                     let (headers, payload) = unsafe { ent.memory.buffers() };
-                    sent = Sent::Commit(entry::serve(server, headers, payload));
+                    sent = Sent::Commit(entry::serve(server, headers, payload, budget));
                     served.fetch_add(1, Ordering::Relaxed);
                 }
                 (r, Sent::Register)
