@@ -77,7 +77,10 @@ mod tests {
         let b = WaitBudget::new(3);
         let p1 = b.try_wait().unwrap();
         let p2 = b.try_wait().unwrap();
-        assert!(b.try_wait().is_none(), "the third of three units must keep serving");
+        assert!(
+            b.try_wait().is_none(),
+            "the third of three units must keep serving"
+        );
         assert_eq!(b.waiting(), 2);
         drop(p1);
         let p3 = b.try_wait().unwrap();

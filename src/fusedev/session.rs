@@ -212,7 +212,8 @@ mod tests {
         }
 
         fn send(&mut self, raw: &[u8]) -> Option<Vec<u8>> {
-            answer(&self.server, raw, &self.reply, &WaitBudget::new(1)).map(|n| self.reply.borrow()[..n].to_vec())
+            answer(&self.server, raw, &self.reply, &WaitBudget::new(1))
+                .map(|n| self.reply.borrow()[..n].to_vec())
         }
 
         fn request(&mut self, op: u32, node: u64, body: &[u8]) -> Vec<u8> {

@@ -276,7 +276,11 @@ mod tests {
             let start = Instant::now();
             let e = w.wait_for(unique, Some(&budget), busy).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ENOLCK));
-            assert!(start.elapsed() < MAX_POLL, "refused after {:?}", start.elapsed());
+            assert!(
+                start.elapsed() < MAX_POLL,
+                "refused after {:?}",
+                start.elapsed()
+            );
         }
         // The same unique twice: refused, and its permit given back.
         let b3 = WaitBudget::new(3);

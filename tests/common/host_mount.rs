@@ -352,7 +352,12 @@ pub fn pin_to_cpu(cpu: usize) {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the given size.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(r, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Runs `f` on a new thread (pinned to `cpu` if given) and waits at most `bound` for it;
@@ -434,8 +439,14 @@ pub fn lock_waiters_leave_the_mount_serving(args: &[&str], units: usize, cpu: Op
     // The waiter beyond the budget is refused at once.
     match rx.recv_timeout(BOUND) {
         Ok((_, e)) if e == libc::ENOLCK => {}
-        Ok((i, e)) => fail(&mut m, format!("waiter {i} ended with errno {e} before the unlock")),
-        Err(_) => fail(&mut m, format!("no waiter of {units} was refused within {BOUND:?}")),
+        Ok((i, e)) => fail(
+            &mut m,
+            format!("waiter {i} ended with errno {e} before the unlock"),
+        ),
+        Err(_) => fail(
+            &mut m,
+            format!("no waiter of {units} was refused within {BOUND:?}"),
+        ),
     }
     // Let the others reach their wait, then check the mount still serves.
     std::thread::sleep(Duration::from_millis(300));
@@ -450,7 +461,10 @@ pub fn lock_waiters_leave_the_mount_serving(args: &[&str], units: usize, cpu: Op
         Some(r) => fail(&mut m, format!("open+fstat while waiters wait: {r:?}")),
         None => fail(
             &mut m,
-            format!("open+fstat not served within {BOUND:?} with {} lock waiters", units - 1),
+            format!(
+                "open+fstat not served within {BOUND:?} with {} lock waiters",
+                units - 1
+            ),
         ),
     }
     assert!(
@@ -461,13 +475,22 @@ pub fn lock_waiters_leave_the_mount_serving(args: &[&str], units: usize, cpu: Op
     for _ in 0..units - 1 {
         match rx.recv_timeout(BOUND) {
             Ok((_, 0)) => {}
-            Ok((i, e)) => fail(&mut m, format!("waiter {i} got errno {e} instead of the lock")),
-            Err(_) => fail(&mut m, format!("the waiters did not all get the lock within {BOUND:?}")),
+            Ok((i, e)) => fail(
+                &mut m,
+                format!("waiter {i} got errno {e} instead of the lock"),
+            ),
+            Err(_) => fail(
+                &mut m,
+                format!("the waiters did not all get the lock within {BOUND:?}"),
+            ),
         }
     }
     m.signal(libc::SIGTERM);
     let Some(st) = m.wait_exit(BOUND) else {
-        fail(&mut m, format!("the daemon did not exit within {BOUND:?} of SIGTERM"));
+        fail(
+            &mut m,
+            format!("the daemon did not exit within {BOUND:?} of SIGTERM"),
+        );
     };
     assert!(st.success(), "exit status {st:?}:\n{}", m.log());
     drop(holder);

@@ -292,7 +292,15 @@ impl Rings {
             let h = thread::Builder::new()
                 .name(format!("vhostfsd-ring{i}"))
                 .spawn(move || {
-                    let ended = queue::run(&server, dev.as_fd(), &mut ent, &stop, &served, &budget, &gate);
+                    let ended = queue::run(
+                        &server,
+                        dev.as_fd(),
+                        &mut ent,
+                        &stop,
+                        &served,
+                        &budget,
+                        &gate,
+                    );
                     retired
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
