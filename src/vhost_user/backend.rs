@@ -33,6 +33,7 @@ use super::inflight::InFlight;
 use super::pool::ThreadPool;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 
 /// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
 /// with SET_LOG_BASE (live migration); from then on every write the daemon makes through
@@ -66,6 +67,9 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     event_idx: AtomicBool,
     mem: RwLock<GuestMemory>,
     pools: Vec<ThreadPool>,
+    /// One lock-wait budget per pool: a guest's lock waits never take the last worker of a
+    /// queue, so the queue keeps serving its other requests.
+    budgets: Vec<Arc<WaitBudget>>,
     inflight: Arc<InFlight>,
     state: DeviceState,
     channel: Arc<BackendChannel>,
@@ -110,6 +114,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                 pools.push(pool);
             }
         }
+        let budgets = (0..pools.len())
+            .map(|_| Arc::new(WaitBudget::new(cfg.thread_pool_size)))
+            .collect();
         Ok(Self {
             server,
             num_queues,
@@ -118,6 +125,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             event_idx: AtomicBool::new(false),
             mem: RwLock::new(mem),
             pools,
+            budgets,
             inflight: Arc::new(InFlight::default()),
             state: DeviceState::default(),
             channel,
@@ -178,15 +186,16 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             // replies do not wait long behind slow requests.
             let mut unsignalled: Option<Instant> = None;
             for chain in chains {
-                match self.pools.get(queue) {
-                    Some(pool) => self.submit(pool, vring, chain, event_idx),
+                match self.pools.get(queue).zip(self.budgets.get(queue)) {
+                    Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
                     None => {
                         if unsignalled.is_some_and(|t| t.elapsed() >= MAX_SIGNAL_DELAY) {
                             notify(vring, event_idx);
                             unsignalled = None;
                         }
                         let head = chain.head_index();
-                        let len = serve_chain(&self.server, chain);
+                        // No pool: locks are not served (ENOSYS), nothing ever waits.
+                        let len = serve_chain(&self.server, chain, None);
                         if let Err(e) = vring.add_used(head, len) {
                             crate::warn_limited!(
                                 "queue {queue}: cannot complete request {head}: {e}"
@@ -205,15 +214,22 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         }
     }
 
-    fn submit(&self, pool: &ThreadPool, vring: &Vring, chain: Chain, event_idx: bool) {
+    fn submit(
+        &self,
+        pool: &ThreadPool,
+        budget: &Arc<WaitBudget>,
+        vring: &Vring,
+        chain: Chain,
+        event_idx: bool,
+    ) {
         let Some(ticket) = self.inflight.enter() else {
             return;
         };
-        let server = self.server.clone();
+        let (server, budget) = (self.server.clone(), budget.clone());
         let vring = vring.clone();
         let job = Box::new(move || {
             let head = chain.head_index();
-            let len = serve_chain(&server, chain);
+            let len = serve_chain(&server, chain, Some(&budget));
             complete(&vring, head, len, event_idx);
             drop(ticket);
         });
@@ -234,7 +250,11 @@ pub const MAX_REQUEST_QUEUES: usize = MAX_QUEUES - 1;
 
 /// Runs one request; returns the reply length to put in the used ring (0 for a malformed
 /// chain or a request that got no reply).
-fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
+fn serve_chain<F: FileSystem>(
+    server: &Server<F>,
+    chain: Chain,
+    budget: Option<&WaitBudget>,
+) -> u32 {
     let head = chain.head_index();
     let mem = chain.memory();
     let (reader, writer) = match split_chain(mem, chain.clone()) {
@@ -244,7 +264,7 @@ fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
             return 0;
         }
     };
-    match server.handle_message(reader, writer) {
+    match server.handle_message_in(reader, writer, budget) {
         Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
         Err(e) => {
             log::debug!("request {head} got no reply: {e}");
