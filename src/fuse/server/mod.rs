@@ -193,6 +193,34 @@ impl<F: FileSystem> Server<F> {
         }
     }
 
+    /// Answers the request in `r` with `errno` without serving it: the transport could not
+    /// take all of it (a descriptor chain of more buffers than it holds). Reply-less
+    /// requests get no reply. Returns the number of reply bytes written.
+    ///
+    /// # Errors
+    /// As [`Server::handle_message`]: the header cannot be read or no reply fits.
+    pub fn refuse_message<R: Reader, W: Writer>(
+        &self,
+        mut r: R,
+        w: W,
+        errno: i32,
+    ) -> io::Result<usize> {
+        let mut h = abi::InHeader::default();
+        r.read_exact(h.as_mut_slice())?;
+        self.counters.count(h.opcode);
+        debug!(
+            "#{} {} refused: {}",
+            h.unique,
+            opcode::name(h.opcode),
+            crate::oslib::errno::error(errno)
+        );
+        if decode::has_reply(h.opcode) {
+            Reply::new(w, h.unique).errno(errno)
+        } else {
+            Ok(0)
+        }
+    }
+
     /// Replies to a request that could not be decoded (reply-less ones are dropped).
     fn refuse<W: Writer>(reply: Reply<W>, has_reply: bool, e: &DecodeError) -> io::Result<usize> {
         debug!("request refused: {e}");
