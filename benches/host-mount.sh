@@ -102,9 +102,11 @@ JOBS=(read randread write randwrite)
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { echo "$1 $2" | awk '{printf "%.2f", ($2 > 0) ? $1/$2 : 0}'; }
+spread() { tr ' ' '\n' | grep . | sort -g | sed -n '1p;$p' | paste -sd- -; }
 # table HEAD MEDIAN RESULTS CONFIGS ROWS: a markdown table, one row per entry of the array
 # named ROWS, one column per entry of CONFIGS, each cell the MEDIAN of RESULTS[row,config]
-# and its ratio to the first configuration's.
+# and its ratio to the first configuration's; then the same cells' lowest-highest runs
+# (single runs on a VM can land far from the median: see docs/performance.md).
 table() {
     local head=$1 med=$2 line n v r c
     local -n res=$3 cfgs=$4 rows=$5
@@ -120,6 +122,13 @@ table() {
             line+=" | $v ($(ratio "$v" "$n")x)"
         done
         echo "$line |"
+    done
+    echo
+    echo "lowest-highest run of each cell:"
+    for r in "${rows[@]}"; do
+        line="  $r:"
+        for c in "${cfgs[@]}"; do line+=" ${NAME[$c]} $(echo "${res[$r,$c]}" | spread);"; done
+        echo "$line"
     done
 }
 

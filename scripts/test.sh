@@ -24,6 +24,8 @@ guest-tests/install-deps.sh
 # The POSIX suite of tests/host_posix.rs (cached in target/tools after the first run).
 PJDFSTEST=$(scripts/install-pjdfstest.sh)
 export PJDFSTEST VHOSTFSD_REQUIRE_PJDFSTEST=1
+# cargo-deny, for the deny.toml step below.
+scripts/install-cargo-deny.sh
 # tests/dax.rs's --dax-policy attr test needs a filesystem that keeps FS_DAX_FL (chattr +x):
 # TMPDIR on ext4/xfs, or root to mount an ext4 loop image. Here a skip is a failure.
 export VHOSTFSD_REQUIRE_DAX_FLAG=1
@@ -41,17 +43,12 @@ cargo fmt --check --manifest-path guest-tests/checker/Cargo.toml
 CARGO_TARGET_DIR=guest-tests/.cache/checker-target \
     cargo clippy --locked --manifest-path guest-tests/checker/Cargo.toml -- -D warnings
 
-# A grep, not cargo-deny: `cargo install cargo-deny --locked` compiles ~300 crates, far more
-# than 3 minutes on a 2-core CI machine for one check (34 min measured here, at low priority
-# beside other builds); crates.io has no prebuilt binary.
-step "one version each of the rust-vmm crates"
-dups=$(cargo tree -d --locked -e normal,dev --depth 0 --prefix none |
-       grep -E '^(vm-memory|virtio-queue|vhost|vhost-user-backend|vmm-sys-util|virtio-bindings) ' || true)
-if [ -n "$dups" ]; then
-    echo "duplicate rust-vmm crate versions (they must agree on one vm-memory/virtio-queue):" >&2
-    echo "$dups" >&2
-    exit 1
-fi
+# The three lock files: the main workspace, fuzz/, the guest checker. What is checked, and why
+# not `advisories`: deny.toml.
+step "cargo deny: licenses, one version each of the rust-vmm crates, sources (deny.toml)"
+for manifest in Cargo.toml fuzz/Cargo.toml guest-tests/checker/Cargo.toml; do
+    cargo deny --locked --workspace --manifest-path "$manifest" check licenses bans sources
+done
 
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --locked

@@ -26,11 +26,7 @@ use vm_memory::ByteValued;
 
 /// Connects as `cloud-hypervisor --fs num_queues=N,queue_size=1024` and sends INIT.
 fn boot(d: &Daemon, request_queues: usize) -> Fuse {
-    Fuse::from_device(Device::connect_cloud_hypervisor(
-        d.socket(),
-        request_queues,
-        QUEUE_SIZE,
-    ))
+    Fuse::from_device(ch::connect_device(d.socket(), request_queues, QUEUE_SIZE))
 }
 
 /// The rings of `f`, in queue order.

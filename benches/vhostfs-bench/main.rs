@@ -15,10 +15,9 @@
 //! - `report`: tables, medians and ratios.
 //!
 //! The vhost-user negotiation, memfd guest memory and ring layout come from the integration
-//! tests' harness (`tests/common`).
+//! tests' VMM (the `vhostfsd-test-vmm` crate, `tests/vmm/`), the FUSE requests from
+//! `vhostfsd::fuse::testing` (feature `test-utils`).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
 mod conn;
 mod daemon;
 mod report;
@@ -71,9 +70,16 @@ struct Args {
     /// Shared directory to build and serve (default: a temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Also measure idle RSS and memory per inode (looks up 5,000 files once).
+    /// Also print idle RSS and RSS per inode looked up (the files of the inode table, see
+    /// `--inodes`).
     #[arg(long)]
     memory: bool,
+    /// Files in the share's `inodes/` tree (directories of 1,000 empty files), all looked
+    /// up before the workloads. When given, the workloads run twice per daemon: with the
+    /// first 1,000 looked up (a small inode table), then again after looking up the rest.
+    /// Default: 5,000 files, one step.
+    #[arg(long, value_name = "N")]
+    inodes: Option<usize>,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -83,11 +89,39 @@ fn own_daemon() -> String {
     env!("CARGO_BIN_EXE_vhostfsd").to_string()
 }
 
-/// One daemon run: every workload once, plus the memory figures when asked.
-struct DaemonRun {
+/// The small inode table of `--inodes`: the first step's size.
+const SMALL_TABLE: usize = 1000;
+
+/// One step of a daemon run: the inode table grown to `inodes` files, then every workload.
+struct Step {
+    inodes: usize,
+    /// RSS before and after this step's lookups.
+    rss_before: u64,
+    rss_after: u64,
     per_kind: Vec<Measure>,
+}
+
+impl Step {
+    /// RSS per inode this step's lookups added.
+    fn bytes_per_inode(&self, looked_up_before: usize) -> f64 {
+        (self.rss_after as f64 - self.rss_before as f64)
+            / (self.inodes - looked_up_before).max(1) as f64
+    }
+}
+
+/// One daemon run: per step, the table grown and every workload once.
+struct DaemonRun {
     idle_rss: u64,
-    bytes_per_inode: Option<f64>,
+    steps: Vec<Step>,
+}
+
+/// Inode table sizes of each daemon run.
+fn table_steps(inodes: Option<usize>, default: usize) -> Vec<usize> {
+    match inodes {
+        Some(n) if n > SMALL_TABLE => vec![SMALL_TABLE, n],
+        Some(n) => vec![n],
+        None => vec![default],
+    }
 }
 
 fn run_daemon(
@@ -97,43 +131,80 @@ fn run_daemon(
     shape: Shape,
     kinds: &[Kind],
     seconds: f64,
-    memory: bool,
+    steps: &[usize],
 ) -> DaemonRun {
     let d = Daemon::start(cmd, &share.root, work);
     let payload = kinds.iter().map(|k| k.payload()).max().unwrap_or(0);
     let mut s = Session::connect(&d.socket, shape, payload);
     let pids = d.pids();
     let idle_rss = Daemon::rss_bytes(&pids);
-    // Before the workloads, which leave their own inodes behind (and every inode may hold an
-    // fd: the open-file limit must leave room for both).
-    let bytes_per_inode = memory.then(|| {
-        s.lookup_all_inodes();
-        let after = Daemon::rss_bytes(&pids);
-        (after as f64 - idle_rss as f64) / share::INODE_FILES as f64
-    });
-    let per_kind = kinds
+    let steps = steps
         .iter()
-        .map(|k| s.run(*k, share, Duration::from_secs_f64(seconds), &pids))
+        .map(|&inodes| {
+            // Before the workloads, which leave their own inodes behind (and every inode may
+            // hold an fd: the open-file limit must leave room for both).
+            let rss_before = Daemon::rss_bytes(&pids);
+            let started = std::time::Instant::now();
+            s.lookup_table(share, inodes);
+            let rss_after = Daemon::rss_bytes(&pids);
+            eprintln!(
+                "{}: inode table at {inodes} files ({:.1?} of lookups)",
+                cmd.label(),
+                started.elapsed()
+            );
+            let per_kind = kinds
+                .iter()
+                .map(|k| s.run(*k, share, Duration::from_secs_f64(seconds), &pids))
+                .collect();
+            Step {
+                inodes,
+                rss_before,
+                rss_after,
+                per_kind,
+            }
+        })
         .collect();
     drop(s);
-    DaemonRun {
-        per_kind,
-        idle_rss,
-        bytes_per_inode,
-    }
+    DaemonRun { idle_rss, steps }
 }
 
 fn print_memory(label: &str, runs: &[DaemonRun]) {
     let idle = report::median(runs.iter().map(|r| r.idle_rss as f64).collect());
     print!("{label}: idle RSS {:.1} MiB", idle / 1024.0 / 1024.0);
-    let per: Vec<f64> = runs.iter().filter_map(|r| r.bytes_per_inode).collect();
-    if !per.is_empty() {
+    let mut before = 0;
+    for (i, step) in runs[0].steps.iter().enumerate() {
+        let per: Vec<f64> = runs
+            .iter()
+            .map(|r| r.steps[i].bytes_per_inode(before))
+            .collect();
+        let (lo, hi) = report::min_max(&per);
         print!(
-            ", {:.0} bytes of RSS per inode looked up",
-            report::median(per)
+            "; RSS per inode looked up (files {before}..{}): {:.0} bytes (min-max {lo:.0}-{hi:.0}), RSS {:.1} MiB after",
+            step.inodes,
+            report::median(per),
+            report::median(runs.iter().map(|r| r.steps[i].rss_after as f64).collect())
+                / 1024.0
+                / 1024.0
         );
+        before = step.inodes;
     }
     println!();
+}
+
+/// Each run's measures, per step then per workload.
+fn by_step(runs: &[DaemonRun]) -> Vec<Vec<Vec<Measure>>> {
+    runs.iter()
+        .map(|r| r.steps.iter().map(|s| s.per_kind.clone()).collect())
+        .collect()
+}
+
+/// Row names: the workload, and the table size when there are several steps.
+fn row_name(k: Kind, steps: &[usize], step: usize) -> String {
+    if steps.len() > 1 {
+        format!("{} @{}", k.name(), steps[step])
+    } else {
+        k.name().to_string()
+    }
 }
 
 /// `cargo test`: one second of every workload against our daemon, replies checked.
@@ -147,7 +218,8 @@ fn smoke() {
         return;
     }
     let work = tempfile::tempdir().expect("create a work directory");
-    let share = Share::prepare(&work.path().join("share"), share::Sizes::SMOKE, false);
+    let share = Share::prepare(&work.path().join("share"), share::Sizes::SMOKE);
+    let all = share.sizes.inodes;
     let shapes = [
         (
             Shape {
@@ -156,17 +228,20 @@ fn smoke() {
                 event_idx: true,
             },
             Kind::ALL.to_vec(),
+            vec![all],
         ),
+        // Two table sizes, as `--inodes` runs them.
         (
             Shape {
                 queues: 1,
                 depth: 4,
                 event_idx: false,
             },
-            vec![Kind::Read4k, Kind::Getattr],
+            vec![Kind::Read4k, Kind::Getattr, Kind::LookupMany],
+            vec![all / 3, all],
         ),
     ];
-    for (shape, kinds) in shapes {
+    for (shape, kinds, steps) in shapes {
         let cmd = DaemonCmd::parse(&format!(
             "{} --num-request-queues {}",
             own_daemon(),
@@ -176,12 +251,15 @@ fn smoke() {
             "smoke: {} queue(s), depth {}, EVENT_IDX {}",
             shape.queues, shape.depth, shape.event_idx
         );
-        let r = run_daemon(&cmd, &share, work.path(), shape, &kinds, 1.0, false);
+        let r = run_daemon(&cmd, &share, work.path(), shape, &kinds, 1.0, &steps);
         report::single_header();
-        for (k, m) in kinds.iter().zip(&r.per_kind) {
-            assert!(m.ops > 0, "{}: no operation completed", k.name());
-            report::single_row(k.name(), m);
+        for (i, step) in r.steps.iter().enumerate() {
+            for (k, m) in kinds.iter().zip(&step.per_kind) {
+                assert!(m.ops > 0, "{}: no operation completed", k.name());
+                report::single_row(&row_name(*k, &steps, i), m);
+            }
         }
+        print_memory("smoke", std::slice::from_ref(&r));
     }
 }
 
@@ -202,7 +280,12 @@ fn main() {
         .clone()
         .unwrap_or_else(|| work.path().join("share"));
     eprintln!("preparing the shared directory {}", root.display());
-    let share = Share::prepare(&root, share::Sizes::BENCH, args.memory);
+    let sizes = share::Sizes {
+        inodes: args.inodes.unwrap_or(share::Sizes::BENCH.inodes),
+        ..share::Sizes::BENCH
+    };
+    let share = Share::prepare(&root, sizes);
+    let steps = table_steps(args.inodes, sizes.inodes);
     let shape = Shape {
         queues: args.queues,
         depth: args.depth,
@@ -212,15 +295,7 @@ fn main() {
     match &args.compare {
         None => {
             let cmd = DaemonCmd::parse(&args.daemon.clone().unwrap_or_else(own_daemon));
-            let r = run_daemon(
-                &cmd,
-                &share,
-                work.path(),
-                shape,
-                &kinds,
-                seconds,
-                args.memory,
-            );
+            let r = run_daemon(&cmd, &share, work.path(), shape, &kinds, seconds, &steps);
             println!(
                 "{}: {} queue(s), depth {}, EVENT_IDX {}, {seconds} s per workload",
                 cmd.words.join(" "),
@@ -229,10 +304,22 @@ fn main() {
                 args.event_idx
             );
             report::single_header();
-            for (k, m) in kinds.iter().zip(&r.per_kind) {
-                report::single_row(k.name(), m);
+            for (i, step) in r.steps.iter().enumerate() {
+                for (k, m) in kinds.iter().zip(&step.per_kind) {
+                    report::single_row(&row_name(*k, &steps, i), m);
+                }
             }
-            print_memory(&cmd.label(), std::slice::from_ref(&r));
+            if steps.len() > 1 {
+                report::scaling(
+                    &cmd.label(),
+                    &kinds,
+                    &steps,
+                    &by_step(std::slice::from_ref(&r)),
+                );
+            }
+            if args.memory {
+                print_memory(&cmd.label(), std::slice::from_ref(&r));
+            }
         }
         Some(ab) => {
             let (a, b) = (DaemonCmd::parse(&ab[0]), DaemonCmd::parse(&ab[1]));
@@ -252,7 +339,7 @@ fn main() {
                             shape,
                             &kinds,
                             seconds,
-                            args.memory,
+                            &steps,
                         ));
                     } else {
                         rb.push(run_daemon(
@@ -262,7 +349,7 @@ fn main() {
                             b_shape,
                             &kinds,
                             seconds,
-                            args.memory,
+                            &steps,
                         ));
                     }
                 };
@@ -275,17 +362,28 @@ fn main() {
                 args.rounds, shape.queues, b_shape.queues, shape.depth, args.event_idx
             );
             report::compare_header(&a.words.join(" "), &b.words.join(" "));
-            for (i, k) in kinds.iter().enumerate() {
-                let pa: Vec<Measure> = ra.iter().map(|r| r.per_kind[i].clone()).collect();
-                let pb: Vec<Measure> = rb.iter().map(|r| r.per_kind[i].clone()).collect();
-                report::compare_row(&report::Rounds {
-                    name: k.name(),
-                    a: &pa,
-                    b: &pb,
-                });
+            for step in 0..steps.len() {
+                for (i, k) in kinds.iter().enumerate() {
+                    let of = |runs: &[DaemonRun]| -> Vec<Measure> {
+                        runs.iter()
+                            .map(|r| r.steps[step].per_kind[i].clone())
+                            .collect()
+                    };
+                    report::compare_row(&report::Rounds {
+                        name: &row_name(*k, &steps, step),
+                        a: &of(&ra),
+                        b: &of(&rb),
+                    });
+                }
             }
-            print_memory(&format!("A {}", a.label()), &ra);
-            print_memory(&format!("B {}", b.label()), &rb);
+            if steps.len() > 1 {
+                report::scaling(&format!("A {}", a.label()), &kinds, &steps, &by_step(&ra));
+                report::scaling(&format!("B {}", b.label()), &kinds, &steps, &by_step(&rb));
+            }
+            if args.memory {
+                print_memory(&format!("A {}", a.label()), &ra);
+                print_memory(&format!("B {}", b.label()), &rb);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! ratio per row and the spread of that ratio between rounds.
 
 use crate::run::Measure;
+use crate::workload::Kind;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -39,6 +40,54 @@ pub fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The lowest and highest of `v` (not empty).
+pub fn min_max(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+/// How one daemon's ops/s change as its inode table grows: per workload, the median ops/s
+/// at each table size (`steps`), and the ratio of the largest table's to the smallest's,
+/// per round (median and min-max). `runs[round][step][workload]`.
+pub fn scaling(label: &str, kinds: &[Kind], steps: &[usize], runs: &[Vec<Vec<Measure>>]) {
+    let (first, last) = (0, steps.len() - 1);
+    println!(
+        "{label}: ops/s with {} inodes looked up against {}",
+        steps[last], steps[first]
+    );
+    println!(
+        "| {:<24} | {:>12} | {:>12} | {:>7} | {:>11} |",
+        "workload",
+        format!("@{}", steps[first]),
+        format!("@{}", steps[last]),
+        "ratio",
+        "min-max"
+    );
+    println!(
+        "| {:-<24} | {:->12} | {:->12} | {:->7} | {:->11} |",
+        "", ":", ":", ":", ":"
+    );
+    for (i, k) in kinds.iter().enumerate() {
+        let ops =
+            |step: usize| -> Vec<f64> { runs.iter().map(|r| r[step][i].ops_per_sec()).collect() };
+        let ratios: Vec<f64> = ops(last)
+            .iter()
+            .zip(ops(first))
+            .map(|(big, small)| big / small)
+            .collect();
+        let (lo, hi) = min_max(&ratios);
+        println!(
+            "| {:<24} | {:>12.0} | {:>12.0} | {:>7.2} | {:>11} |",
+            k.name(),
+            median(ops(first)),
+            median(ops(last)),
+            median(ratios),
+            format!("{lo:.2}-{hi:.2}")
+        );
     }
 }
 
@@ -93,8 +142,7 @@ pub fn compare_row(r: &Rounds<'_>) {
             .zip(r.b)
             .map(|(a, b)| a.ops_per_sec() / b.ops_per_sec())
             .collect();
-    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    let (lo, hi) = min_max(&ratios);
     println!(
         "| {:<24} | {:>10.0} | {:>10.0} | {:>6.2} | {:>13} | {:>9.2} | {:>9.2} | {:>6.2} | {:>13} | {:>13} |",
         r.name,

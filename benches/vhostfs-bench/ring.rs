@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
+use vhostfsd_test_vmm::guest_memory::GuestMemory;
+use vhostfsd_test_vmm::virtqueue::{F_NEXT, F_WRITE, Virtqueue};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 use vmm_sys_util::eventfd::EventFd;
-
-use crate::common::guest_memory::GuestMemory;
-use crate::common::virtqueue::{F_NEXT, F_WRITE, Virtqueue};
 
 /// Descriptors each slot owns: request header and arguments, request payload (WRITE), reply
 /// header and arguments, reply payload (READ, READDIRPLUS).
@@ -112,6 +111,11 @@ impl Ring {
             last_used: 0,
             bufs,
         }
+    }
+
+    /// Number of request slots.
+    pub fn slots(&self) -> usize {
+        self.bufs.len()
     }
 
     /// The buffers of slot `slot`.

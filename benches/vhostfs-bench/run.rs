@@ -7,17 +7,17 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use vhostfsd::fuse::abi::{self, opcode};
+use vhostfsd::fuse::testing::INIT_FLAGS;
+use vhostfsd_test_vmm::frontend::{Device, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1};
+use vhostfsd_test_vmm::guest_memory::GuestMemory;
+use vhostfsd_test_vmm::virtqueue::QUEUE_AREA;
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::common::frontend::{Device, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1};
-use crate::common::fuse::INIT_FLAGS;
-use crate::common::guest_memory::GuestMemory;
-use crate::common::virtqueue::QUEUE_AREA;
 use crate::conn::{self, Req};
 use crate::daemon::Daemon;
 use crate::ring::{Ring, slot_size};
 use crate::share::{self, Share};
-use crate::workload::{Kind, Nodes, Plan, Slot};
+use crate::workload::{Kind, Nodes, Plan, Slot, Table};
 
 /// How the bench drives the device.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +61,8 @@ pub struct Session {
     _dev: Device,
     queues: Vec<Queue>,
     pub nodes: Nodes,
+    /// The `inodes/` files looked up so far.
+    pub table: Table,
     shape: Shape,
 }
 
@@ -134,6 +136,7 @@ impl Session {
             _dev: dev,
             queues,
             nodes: Nodes::default(),
+            table: Table::default(),
             shape,
         };
         s.init();
@@ -172,20 +175,75 @@ impl Session {
         };
     }
 
-    /// Looks up every file of `inodes/` once (memory per inode).
-    pub fn lookup_all_inodes(&mut self) {
+    /// Looks up the files of `inodes/` up to file `upto` (those not looked up yet), with
+    /// every slot of the first queue in flight; each reply is checked against the host's
+    /// inode number. The daemon's inode table then holds `upto` of them.
+    pub fn lookup_table(&mut self, share: &Share, upto: usize) {
         let q = &mut self.queues[0];
+        let t = &mut self.table;
         let mut req = Req::default();
-        req.set_name(opcode::LOOKUP, abi::ROOT_ID, format_args!("inodes"), 128);
-        let dir = q.call(&req, |r| {
-            r.arg::<abi::EntryOut>().expect("LOOKUP inodes").nodeid
-        });
-        for i in 0..share::INODE_FILES {
-            req.set_name(opcode::LOOKUP, dir, format_args!("i{i:05}"), 128);
+        let mut lookup = |q: &mut Queue, parent: u64, name: &str| {
+            req.set_name(opcode::LOOKUP, parent, format_args!("{name}"), 128);
             q.call(&req, |r| {
                 r.arg::<abi::EntryOut>()
-                    .unwrap_or_else(|e| panic!("LOOKUP inodes/i{i:05}: {e}"))
-            });
+                    .unwrap_or_else(|e| panic!("LOOKUP {name}: {e}"))
+                    .nodeid
+            })
+        };
+        if t.top == 0 {
+            t.top = lookup(q, abi::ROOT_ID, "inodes");
+        }
+        while t.dirs.len() < upto.div_ceil(share::TABLE_DIR_FILES) {
+            let d = lookup(q, t.top, &share::table_dir(t.dirs.len()));
+            t.dirs.push(d);
+        }
+        let slots = q.ring.slots();
+        let mut reqs: Vec<(Req, u64, usize)> = (0..slots).map(|_| (Req::default(), 0, 0)).collect();
+        let mut next = t.nodes.len();
+        let mut in_flight = 0;
+        let send = |q: &mut Queue, slot: usize, i: usize, r: &mut (Req, u64, usize)| {
+            r.0.set_name(
+                opcode::LOOKUP,
+                t.dirs[i / share::TABLE_DIR_FILES],
+                format_args!("{}", share::table_file(i)),
+                128,
+            );
+            r.1 = q.next_unique();
+            r.2 = i;
+            conn::send(&mut q.ring, &mut q.scratch, slot, r.1, &r.0);
+        };
+        for (slot, r) in reqs.iter_mut().enumerate() {
+            if next < upto {
+                send(q, slot, next, r);
+                next += 1;
+                in_flight += 1;
+            }
+        }
+        t.nodes.resize(upto.max(t.nodes.len()), 0);
+        q.ring.kick();
+        let mut done = Vec::with_capacity(slots);
+        while in_flight > 0 {
+            done.clear();
+            q.ring.complete(&mut done);
+            for &(slot, used) in &done {
+                let r = &mut reqs[slot];
+                let i = r.2;
+                let e: abi::EntryOut = conn::reply(&q.ring, slot, r.1, &r.0, used)
+                    .and_then(|reply| reply.arg())
+                    .unwrap_or_else(|e| panic!("LOOKUP inodes/ file {i}: {e}"));
+                assert_eq!(
+                    e.attr.ino, share.table_inos[i],
+                    "LOOKUP inodes/ file {i}: wrong inode"
+                );
+                t.nodes[i] = e.nodeid;
+                if next < upto {
+                    send(q, slot, next, r);
+                    next += 1;
+                } else {
+                    in_flight -= 1;
+                }
+            }
+            q.ring.kick();
         }
     }
 
@@ -198,10 +256,16 @@ impl Session {
         if kind == Kind::Write4k {
             share.reset_write_file();
         }
+        assert!(
+            !kind.needs_table() || !self.table.nodes.is_empty(),
+            "{}: no inodes/ file looked up",
+            kind.name()
+        );
         let plan = Plan {
             kind,
             share,
             nodes: &self.nodes,
+            table: &self.table,
             total_slots: (self.shape.queues * depth) as u64,
         };
         let barrier = Barrier::new(self.queues.len() + 1);

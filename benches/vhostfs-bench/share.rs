@@ -24,6 +24,8 @@ pub struct Sizes {
     /// Directories of the build tree, and files in each.
     pub tree_dirs: usize,
     pub tree_files: usize,
+    /// Files of the `inodes/` tree, looked up before the workloads (the inode table).
+    pub inodes: usize,
 }
 
 impl Sizes {
@@ -35,6 +37,7 @@ impl Sizes {
         dir_entries: 10_000,
         tree_dirs: 16,
         tree_files: 64,
+        inodes: 5_000,
     };
     /// For the smoke test: small enough to build in seconds on a busy machine (creating
     /// files is the slow part), big enough for every workload.
@@ -45,10 +48,22 @@ impl Sizes {
         dir_entries: 1000,
         tree_dirs: 4,
         tree_files: 16,
+        inodes: 300,
     };
 }
-/// Files of `inodes/`, looked up once each to measure memory per inode.
-pub const INODE_FILES: usize = 5_000;
+
+/// Files per directory of the `inodes/` tree.
+pub const TABLE_DIR_FILES: usize = 1000;
+
+/// Name of directory `d` of the `inodes/` tree.
+pub fn table_dir(d: usize) -> String {
+    format!("d{d:04}")
+}
+
+/// Name of file `i` (counted over the whole tree) in its directory of `inodes/`.
+pub fn table_file(i: usize) -> String {
+    format!("f{:03}", i % TABLE_DIR_FILES)
+}
 
 /// Seed of the data file's pattern.
 pub const DATA_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -107,6 +122,9 @@ pub struct Share {
     pub tree: Vec<TreeDir>,
     /// Inode numbers of the top-level files and directories, by name.
     pub top: HashMap<String, u64>,
+    /// Inode numbers of the `inodes/` tree's files, in lookup order (directory by
+    /// directory).
+    pub table_inos: Vec<u64>,
 }
 
 fn ino(p: &Path) -> u64 {
@@ -141,10 +159,68 @@ fn many_files(dir: &Path, prefix: &str, n: usize) {
     }
 }
 
+/// Creates (or completes) the `inodes/` tree of `n` empty files under `root`, two threads
+/// at a time, and returns their inode numbers in order.
+fn inode_tree(root: &Path, n: usize) -> Vec<u64> {
+    let dirs = n.div_ceil(TABLE_DIR_FILES);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let per_dir: Vec<Vec<(usize, u64)>> = std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut got = Vec::new();
+                    loop {
+                        let d = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if d >= dirs {
+                            return got;
+                        }
+                        let first = d * TABLE_DIR_FILES;
+                        let files = TABLE_DIR_FILES.min(n - first);
+                        let dir = root.join(table_dir(d));
+                        fs::create_dir_all(&dir).expect("create an inodes/ directory");
+                        let have = fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
+                        if have < files {
+                            for i in first..first + files {
+                                let p = dir.join(table_file(i));
+                                if !p.exists() {
+                                    File::create(&p)
+                                        .unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+                                }
+                            }
+                        }
+                        // Inode numbers from the directory listing: one getdents per
+                        // thousand files instead of a stat each.
+                        let inos: HashMap<String, u64> = fs::read_dir(&dir)
+                            .expect("list an inodes/ directory")
+                            .map(|e| {
+                                let e = e.expect("list an inodes/ directory");
+                                (e.file_name().into_string().expect("utf-8"), e.ino())
+                            })
+                            .collect();
+                        got.push(
+                            (first..first + files)
+                                .map(|i| (i, inos[&table_file(i)]))
+                                .collect(),
+                        );
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an inodes/ worker panicked"))
+            .collect()
+    });
+    let mut inos = vec![0; n];
+    for (i, ino) in per_dir.into_iter().flatten() {
+        inos[i] = ino;
+    }
+    inos
+}
+
 impl Share {
-    /// Builds (or reuses) the share under `root`; `inodes` adds the 5,000-file directory
-    /// for the memory measurement.
-    pub fn prepare(root: &Path, sizes: Sizes, inodes: bool) -> Self {
+    /// Builds (or reuses) the share under `root`.
+    pub fn prepare(root: &Path, sizes: Sizes) -> Self {
         fs::create_dir_all(root).expect("create the shared directory");
         write_pattern(&root.join("data.bin"), sizes.data, DATA_SEED);
         write_pattern(&root.join("write.bin"), sizes.write, WRITE_SEED);
@@ -157,9 +233,13 @@ impl Share {
         write_pattern(&root.join("attr.bin"), 4096, 0);
         many_files(&root.join("names"), "n", sizes.names);
         many_files(&root.join("dir10k"), "e", sizes.dir_entries);
-        if inodes {
-            many_files(&root.join("inodes"), "i", INODE_FILES);
-        }
+        let started = std::time::Instant::now();
+        let table_inos = inode_tree(&root.join("inodes"), sizes.inodes);
+        eprintln!(
+            "inodes/: {} files ready in {:.1?}",
+            sizes.inodes,
+            started.elapsed()
+        );
         let create = root.join("create");
         let _ = fs::remove_dir_all(&create);
         fs::create_dir(&create).expect("create create/");
@@ -224,6 +304,7 @@ impl Share {
             dir_entries,
             tree,
             top,
+            table_inos,
         }
     }
 

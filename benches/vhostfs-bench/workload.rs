@@ -45,11 +45,16 @@ pub enum Kind {
     /// A build tree: LOOKUP dir, LOOKUP file, LOOKUP missing header, GETATTR, OPEN, READ
     /// the whole file, RELEASE; one op is one request.
     Mixed,
+    /// GETATTR of the `inodes/` files looked up, scattered over the whole inode table.
+    GetattrMany,
+    /// LOOKUP of the `inodes/` files looked up, scattered over the whole inode table (each
+    /// finds the node the first lookup made).
+    LookupMany,
 }
 
 impl Kind {
     /// Every workload, in table order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Read4k,
         Kind::Read128k,
         Kind::Read1m,
@@ -62,6 +67,8 @@ impl Kind {
         Kind::Open,
         Kind::Setattr,
         Kind::Mixed,
+        Kind::GetattrMany,
+        Kind::LookupMany,
     ];
 
     /// Name in tables.
@@ -79,7 +86,14 @@ impl Kind {
             Kind::Open => "open-release",
             Kind::Setattr => "setattr-mtime",
             Kind::Mixed => "mixed-build-tree",
+            Kind::GetattrMany => "getattr-many",
+            Kind::LookupMany => "lookup-many",
         }
+    }
+
+    /// Whether the workload works on the `inodes/` files looked up (the inode table).
+    pub fn needs_table(self) -> bool {
+        matches!(self, Kind::GetattrMany | Kind::LookupMany)
     }
 
     /// READ size of the read workloads.
@@ -128,6 +142,15 @@ pub struct Nodes {
     pub dir10k: u64,
     pub create: u64,
     pub tree: u64,
+}
+
+/// The `inodes/` files looked up so far: node ids of the tree's top directory, of its
+/// directories, and of its files in order.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub top: u64,
+    pub dirs: Vec<u64>,
+    pub nodes: Vec<u64>,
 }
 
 /// Where a slot is in its workload.
@@ -212,6 +235,7 @@ pub struct Plan<'a> {
     pub kind: Kind,
     pub share: &'a Share,
     pub nodes: &'a Nodes,
+    pub table: &'a Table,
     /// Slots over all queues.
     pub total_slots: u64,
 }
@@ -298,7 +322,31 @@ impl Plan<'_> {
                 s.req.set(opcode::SETATTR, s.node, &arg, 104);
             }
             Kind::Mixed => self.next_mixed(s),
+            Kind::GetattrMany => {
+                let i = self.table_file(s);
+                s.req.set(
+                    opcode::GETATTR,
+                    self.table.nodes[i],
+                    &abi::GetattrIn::default(),
+                    104,
+                );
+            }
+            Kind::LookupMany => {
+                let i = self.table_file(s);
+                s.req.set_name(
+                    opcode::LOOKUP,
+                    self.table.dirs[i / share::TABLE_DIR_FILES],
+                    format_args!("{}", share::table_file(i)),
+                    128,
+                );
+            }
         }
+    }
+
+    /// The `inodes/` file slot `s` works on now: scattered over the table, so a large
+    /// table is not walked in the order it was filled.
+    fn table_file(&self, s: &Slot) -> usize {
+        (mix(s.global, s.k) % self.table.nodes.len() as u64) as usize
     }
 
     fn next_create(&self, s: &mut Slot) {
@@ -444,6 +492,27 @@ impl Plan<'_> {
                 done(1, 0)
             }
             Kind::Mixed => self.check_mixed(s, r),
+            Kind::GetattrMany => {
+                let i = self.table_file(s);
+                let a: abi::AttrOut = r.arg()?;
+                if a.attr.ino != self.share.table_inos[i] {
+                    return Err(format!("GETATTR of inodes/ file {i}: ino {}", a.attr.ino));
+                }
+                done(1, 0)
+            }
+            Kind::LookupMany => {
+                let i = self.table_file(s);
+                let e: abi::EntryOut = r
+                    .arg()
+                    .map_err(|e| format!("LOOKUP of inodes/ file {i}: {e}"))?;
+                if e.attr.ino != self.share.table_inos[i] || e.nodeid != self.table.nodes[i] {
+                    return Err(format!(
+                        "LOOKUP of inodes/ file {i}: ino {} node {} (node {} before)",
+                        e.attr.ino, e.nodeid, self.table.nodes[i]
+                    ));
+                }
+                done(1, 0)
+            }
         }
     }
 

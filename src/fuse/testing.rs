@@ -1,13 +1,36 @@
 //! FUSE requests as the kernel lays them out, for the unit tests, the integration tests
 //! (`tests/common`), the fuzz targets and `vhostfs-bench` (feature `test-utils`, as
 //! virtio-queue's `mock`): `fuse_in_header` with its lengths filled in, the arguments, then
-//! the request extensions. One builder, so every caller agrees on the wire layout.
+//! the request extensions, and the INIT flags a Linux guest offers. One builder, so every
+//! caller agrees on the wire layout.
 
 use std::mem::size_of;
 
 use vm_memory::ByteValued;
 
-use super::abi::InHeader;
+use super::abi::{InHeader, init_flags};
+
+/// INIT flags a test client offers, as a Linux guest does (no security context, no ACLs, no
+/// writeback cache, so requests carry no extensions).
+pub const INIT_FLAGS: u64 = init_flags::ASYNC_READ
+    | init_flags::POSIX_LOCKS
+    | init_flags::ATOMIC_O_TRUNC
+    | init_flags::EXPORT_SUPPORT
+    | init_flags::BIG_WRITES
+    | init_flags::DONT_MASK
+    | init_flags::FLOCK_LOCKS
+    | init_flags::AUTO_INVAL_DATA
+    | init_flags::DO_READDIRPLUS
+    | init_flags::READDIRPLUS_AUTO
+    | init_flags::ASYNC_DIO
+    | init_flags::PARALLEL_DIROPS
+    | init_flags::MAX_PAGES
+    | init_flags::CACHE_SYMLINKS
+    | init_flags::EXPLICIT_INVAL_DATA
+    | init_flags::SUBMOUNTS
+    | init_flags::HANDLE_KILLPRIV_V2
+    | init_flags::SETXATTR_EXT
+    | init_flags::INIT_EXT;
 
 /// Builds the `fuse_in_header` of one request and the request's bytes.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,8 @@
 //! virtio-fs device.
 //!
 //! - [`mount`]: mountpoint checks, mount(2) with the session fd, unmount;
-//! - [`session`]: the reader threads (one /dev/fuse clone each) and their stop;
+//! - [`session`]: the reader threads (one /dev/fuse clone each);
+//! - [`stop`]: how serving ends: the stop request and why each thread ended;
 //! - [`backing`]: kernel passthrough backing files through the session fd's ioctls;
 //! - [`uring`]: FUSE over io_uring, ring entries served beside the reader threads.
 //!
@@ -15,13 +16,14 @@
 pub mod backing;
 pub mod mount;
 pub mod session;
+pub mod stop;
 pub mod uring;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use mount::{Mount, MountOptions};
-pub use session::{Ended, Stop};
+pub use stop::{Ended, Stop};
 
 /// Errors of the host mount.
 #[derive(Debug, thiserror::Error)]

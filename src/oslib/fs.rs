@@ -417,8 +417,9 @@ pub fn flock(fd: BorrowedFd<'_>, op: i32) -> io::Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileHandle {
     /// `struct file_handle` (handle_bytes, handle_type) then `f_handle`, as 4-byte words:
-    /// the struct's alignment.
-    words: Vec<u32>,
+    /// the struct's alignment. Exactly as long as the handle: the inode store keeps one
+    /// per inode, a million of them at times.
+    words: Box<[u32]>,
 }
 
 /// Words of the largest `struct file_handle`.
@@ -462,7 +463,7 @@ pub fn name_to_handle_at(
     path: &CStr,
     flags: i32,
 ) -> io::Result<(FileHandle, u64)> {
-    let mut words = vec![0u32; HANDLE_WORDS];
+    let mut words = [0u32; HANDLE_WORDS];
     words[0] = libc::MAX_HANDLE_SZ as u32;
     let mut mount_id = 0;
     // SAFETY: `words` is a 4-byte aligned buffer holding a `file_handle` header followed by
@@ -479,7 +480,7 @@ pub fn name_to_handle_at(
     };
     check_retval(ret)?;
     let bytes = (words[0] as usize).min(libc::MAX_HANDLE_SZ as usize);
-    words.truncate(2 + bytes.div_ceil(4));
+    let words = words[..2 + bytes.div_ceil(4)].into();
     Ok((FileHandle { words }, mount_id as u64))
 }
 
@@ -493,13 +494,14 @@ pub fn open_by_handle_at(
     handle: &FileHandle,
     flags: i32,
 ) -> io::Result<OwnedFd> {
-    let mut words = handle.words.clone();
-    // SAFETY: `words` holds a complete `file_handle` whose `handle_bytes` does not exceed
-    // the bytes that follow the header (see `name_to_handle_at`); the kernel only reads it.
+    // SAFETY: `handle.words` holds a complete `file_handle` whose `handle_bytes` does not
+    // exceed the bytes that follow the header (see `name_to_handle_at` and `from_bytes`);
+    // the kernel only copies it in (never writes through the pointer), so passing a pointer
+    // made from a shared reference is sound and saves a copy per use.
     let fd = unsafe {
         libc::open_by_handle_at(
             mount_fd.as_raw_fd(),
-            words.as_mut_ptr().cast(),
+            handle.words.as_ptr().cast_mut().cast(),
             flags | libc::O_CLOEXEC,
         )
     };

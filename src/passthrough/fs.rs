@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use log::warn;
@@ -48,8 +48,9 @@ pub struct PassthroughFs {
     pub(crate) negotiated: AtomicU64,
     /// `cfg.inode_file_handles`, or `Never` when `Prefer` found handles unusable.
     handles_mode: InodeFileHandles,
-    /// An fd on each mount seen, by mount id, to open file handles with.
-    pub(crate) mount_fds: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// An fd on each mount seen, by mount id, to open file handles with. Every LOOKUP reads
+    /// it (from every queue); a new mount is rare: a reader-writer lock.
+    pub(crate) mount_fds: RwLock<HashMap<u64, Arc<OwnedFd>>>,
     /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
     pub(crate) dax: Option<Dax>,
     /// Kernel passthrough backing ids, when the transport offers them
@@ -91,7 +92,7 @@ impl PassthroughFs {
         let inodes = InodeStore::new(root, key_of(&stx));
         Ok(Self {
             handles_mode,
-            mount_fds: Mutex::default(),
+            mount_fds: RwLock::default(),
             backing: None,
             cfg,
             proc_self_fd,
@@ -241,9 +242,11 @@ impl PassthroughFs {
     ) -> io::Result<Entry> {
         let stx = stat_fd(fd.as_fd())?;
         let repr = self.make_repr(fd, u32::from(stx.stx_mode) & libc::S_IFMT)?;
-        let data =
-            self.inodes
-                .insert_or_ref(key_of(&stx), u32::from(stx.stx_mode) & libc::S_IFMT, repr);
+        let data = self.inodes.insert_or_ref(
+            key_of(&stx),
+            u32::from(stx.stx_mode) & libc::S_IFMT,
+            repr,
+        )?;
         Ok(self.make_entry(parent, &data, &stx))
     }
 
@@ -259,24 +262,15 @@ impl PassthroughFs {
         let with_handle = || -> io::Result<Repr> {
             let (handle, mnt_id) =
                 sys::name_to_handle_at(fd.as_fd(), sys::EMPTY, libc::AT_EMPTY_PATH)?;
-            let mut mounts = self.mount_fds.lock().unwrap_or_else(|e| e.into_inner());
-            let mount_fd = match mounts.get(&mnt_id) {
-                Some(m) => m.clone(),
-                None => {
-                    // The first inode seen on a mount is its root (a directory, or a file
-                    // bind-mounted alone): it stands for the mount. open_by_handle_at
-                    // wants a real open fd there, not O_PATH.
-                    let m = match file_type {
-                        libc::S_IFDIR => {
-                            sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
-                        }
-                        libc::S_IFREG => {
-                            self.reopen_fd(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)?
-                        }
-                        _ => return Err(errno::error(libc::EOPNOTSUPP)),
-                    };
-                    mounts.entry(mnt_id).or_insert(Arc::new(m)).clone()
-                }
+            let known = self
+                .mount_fds
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&mnt_id)
+                .cloned();
+            let mount_fd = match known {
+                Some(m) => m,
+                None => self.add_mount(mnt_id, fd.as_fd(), file_type)?,
             };
             Ok(Repr::Handle { handle, mount_fd })
         };
@@ -285,6 +279,30 @@ impl PassthroughFs {
             Err(_) if self.handles_mode == InodeFileHandles::Prefer => Ok(Repr::Fd(fd)),
             Err(e) => Err(e),
         }
+    }
+
+    /// The fd to open file handles of mount `mnt_id` with, opened from `fd` (O_PATH, of
+    /// type `file_type`), the first inode seen on that mount, unless another thread did
+    /// first.
+    fn add_mount(
+        &self,
+        mnt_id: u64,
+        fd: BorrowedFd<'_>,
+        file_type: u32,
+    ) -> io::Result<Arc<OwnedFd>> {
+        let mut mounts = self.mount_fds.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = mounts.get(&mnt_id) {
+            return Ok(m.clone());
+        }
+        // The first inode seen on a mount is its root (a directory, or a file bind-mounted
+        // alone): it stands for the mount. open_by_handle_at wants a real open fd there,
+        // not O_PATH.
+        let m = match file_type {
+            libc::S_IFDIR => sys::openat(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?,
+            libc::S_IFREG => self.reopen_fd(fd, libc::O_RDONLY | libc::O_NONBLOCK)?,
+            _ => return Err(errno::error(libc::EOPNOTSUPP)),
+        };
+        Ok(mounts.entry(mnt_id).or_insert(Arc::new(m)).clone())
     }
 
     /// Counts a lookup of `name` in `parent` and returns its entry.

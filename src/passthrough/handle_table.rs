@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::shards::{IdHash, Shards};
+use super::shards::{IdHash, MAX_ID, Shards};
 use crate::oslib::errno;
 
 /// One open file or directory.
@@ -65,7 +65,7 @@ impl HandleTable {
         // Consecutive handles land in consecutive shards.
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.shards
-            .lock_id(fh)
+            .write_id(fh)
             .insert(fh, HandleData::new(inode, fd, flags));
         fh
     }
@@ -85,7 +85,8 @@ impl HandleTable {
     /// after `last` (and after `fh`), so a number is never given out twice.
     ///
     /// # Errors
-    /// `EEXIST` when `fh` is already in use (a corrupt state).
+    /// `EEXIST` when `fh` is already in use (a corrupt state); `EINVAL` for `fh` or `last`
+    /// beyond [`MAX_ID`] (numbers would wrap around to ones in use).
     pub fn restore(
         &self,
         fh: u64,
@@ -94,7 +95,10 @@ impl HandleTable {
         fd: OwnedFd,
         flags: i32,
     ) -> io::Result<()> {
-        let mut t = self.shards.lock_id(fh);
+        if fh > MAX_ID || last > MAX_ID {
+            return Err(errno::error(libc::EINVAL));
+        }
+        let mut t = self.shards.write_id(fh);
         if fh == 0 || t.contains_key(&fh) {
             return Err(errno::error(libc::EEXIST));
         }
@@ -108,7 +112,7 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` for an unknown or released handle, or one of another inode.
     pub fn get(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        match self.shards.lock_id(fh).get(&fh) {
+        match self.shards.read_id(fh).get(&fh) {
             Some(h) if h.inode == inode => Ok(h.clone()),
             _ => errno::fail(libc::EBADF),
         }
@@ -119,7 +123,7 @@ impl HandleTable {
     /// # Errors
     /// `EBADF` as [`get`](Self::get).
     pub fn remove(&self, inode: u64, fh: u64) -> io::Result<Arc<HandleData>> {
-        let mut t = self.shards.lock_id(fh);
+        let mut t = self.shards.write_id(fh);
         match t.get(&fh) {
             Some(h) if h.inode == inode => Ok(t.remove(&fh).expect("present")),
             _ => errno::fail(libc::EBADF),
@@ -138,7 +142,7 @@ impl HandleTable {
 
     /// Closes every handle (DESTROY).
     pub fn clear(&self) {
-        for mut t in self.shards.each() {
+        for mut t in self.shards.each_mut() {
             *t = HashMap::default();
         }
     }
@@ -196,6 +200,11 @@ mod tests {
         assert_eq!(t.get(5, 7).unwrap().flags, libc::O_RDWR);
         assert!(t.restore(7, 9, 5, fd(), 0).is_err(), "a number used twice");
         assert!(t.restore(0, 9, 5, fd(), 0).is_err(), "handle 0");
+        assert!(t.restore(u64::MAX, 9, 5, fd(), 0).is_err(), "beyond MAX_ID");
+        assert!(
+            t.restore(8, u64::MAX, 5, fd(), 0).is_err(),
+            "counter beyond MAX_ID"
+        );
         assert_eq!(t.insert(5, fd(), 0), 10);
         let (all, last) = t.snapshot();
         assert_eq!(

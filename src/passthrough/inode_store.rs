@@ -10,12 +10,31 @@
 //! Node ids come from a counter and are never reused, so the generation is always 0 and
 //! a stale id can only ever miss (EBADF), never reach another inode. The root (id 1) is
 //! never dropped.
+//!
+//! # Concurrency
+//! Every request looks inodes up here, from every queue's thread at once, so nothing on
+//! that path is shared between inodes: the inodes are indexed twice, by id and by key,
+//! each index split over [`SHARDS`](super::shards::SHARDS) reader-writer locked shards
+//! (see [`super::shards`]). A node id picks its id shard by its low bits and a key its key
+//! shard by its hash, so the two need not agree: migration restores node ids exactly as the source handed them out, for
+//! whatever key the destination finds. The root is held apart and found without a lock.
+//!
+//! An inode's lookup count is an atomic in the inode. It only ever grows from zero under
+//! its key shard's lock (a lookup finds it through the key index), and the inode is only
+//! unindexed under that same lock after checking the count is still zero, so a FORGET
+//! racing with a LOOKUP of the same inode either leaves the inode (counted again) or
+//! removes it before the lookup, which then makes a new node. Locks are taken key shard
+//! first, then id shard.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::shards::{IdHash, MAX_ID, Shards, hash_of, shard_of_hash};
 use crate::fuse::abi::ROOT_ID;
 use crate::oslib::errno;
 use crate::oslib::fs::{self as sys, FileHandle};
@@ -40,6 +59,8 @@ pub struct InodeData {
     pub key: InodeKey,
     /// File type bits (`st_mode & S_IFMT`); the type of an inode never changes.
     pub file_type: u32,
+    /// Lookups the guest has not forgotten yet (see the module's concurrency notes).
+    lookups: AtomicU64,
     /// How the inode is held.
     repr: Repr,
 }
@@ -121,62 +142,84 @@ impl InodeData {
     }
 }
 
-struct Slot {
-    data: Arc<InodeData>,
-    refcount: u64,
-}
+/// An inode in the id index: hashed and compared by its id, found with a `u64`.
+struct ById(Arc<InodeData>);
 
-#[derive(Default)]
-struct Maps {
-    by_id: HashMap<u64, Slot>,
-    by_key: HashMap<InodeKey, u64>,
-    next_id: u64,
-}
-
-impl Maps {
-    /// Adds the node `data.id` with `refcount` lookups (its key is not indexed here).
-    fn add(&mut self, data: InodeData, refcount: u64) -> Arc<InodeData> {
-        let data = Arc::new(data);
-        let slot = Slot {
-            data: data.clone(),
-            refcount,
-        };
-        self.by_id.insert(data.id, slot);
-        data
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.id.hash(h);
     }
 }
 
-/// All inodes the guest knows.
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl Borrow<u64> for ById {
+    fn borrow(&self) -> &u64 {
+        &self.0.id
+    }
+}
+
+/// An inode in the key index: hashed and compared by its host identity, found with an
+/// [`InodeKey`]. One node per key: the newest, when a reused inode number made two.
+struct ByKey(Arc<InodeData>);
+
+impl Hash for ByKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.key.hash(h);
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for ByKey {}
+
+impl Borrow<InodeKey> for ByKey {
+    fn borrow(&self) -> &InodeKey {
+        &self.0.key
+    }
+}
+
+/// All inodes the guest knows (see the module documentation).
 pub struct InodeStore {
-    maps: Mutex<Maps>,
+    /// The root: never dropped, found without a lock.
+    root: Arc<InodeData>,
+    /// Every other inode, in the shard of its id.
+    by_id: Shards<HashSet<ById, IdHash>>,
+    /// Every other inode still reachable by its key, in the shard of the key's hash.
+    by_key: Shards<HashSet<ByKey, IdHash>>,
+    /// The next node id to give out.
+    next_id: AtomicU64,
 }
 
 impl InodeStore {
     /// A store holding only the root inode (id 1).
     pub fn new(root_fd: OwnedFd, root_key: InodeKey) -> Self {
-        let mut maps = Maps {
-            next_id: ROOT_ID + 1,
-            ..Maps::default()
-        };
-        maps.add(
-            InodeData {
+        Self {
+            root: Arc::new(InodeData {
                 id: ROOT_ID,
                 key: root_key,
                 file_type: libc::S_IFDIR,
+                lookups: AtomicU64::new(1),
                 repr: Repr::Fd(root_fd),
-            },
-            1,
-        );
-        maps.by_key.insert(root_key, ROOT_ID);
-        Self {
-            maps: Mutex::new(maps),
+            }),
+            by_id: Shards::new(|_| HashSet::default()),
+            by_key: Shards::new(|_| HashSet::default()),
+            next_id: AtomicU64::new(ROOT_ID + 1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Maps> {
-        // A panic while holding the lock cannot leave the maps half-updated (every update
-        // is a few infallible map operations), so a poisoned lock is still consistent.
-        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    fn key_shard(key: &InodeKey) -> usize {
+        shard_of_hash(hash_of(key))
     }
 
     /// The inode with node id `id`.
@@ -184,41 +227,58 @@ impl InodeStore {
     /// # Errors
     /// `EBADF` for an id the guest does not (or no longer) hold, including 0.
     pub fn get(&self, id: u64) -> io::Result<Arc<InodeData>> {
-        match self.lock().by_id.get(&id) {
-            Some(slot) => Ok(slot.data.clone()),
+        if id == ROOT_ID {
+            return Ok(self.root.clone());
+        }
+        match self.by_id.read_id(id).get(&id) {
+            Some(node) => Ok(node.0.clone()),
             None => errno::fail(libc::EBADF),
         }
     }
 
     /// Counts one more lookup of the host inode `key`: the existing entry if there is one
     /// (then `repr` is just dropped), else a new entry holding `repr`.
-    pub fn insert_or_ref(&self, key: InodeKey, file_type: u32, repr: Repr) -> Arc<InodeData> {
-        let mut maps = self.lock();
-        if let Some(id) = maps.by_key.get(&key).copied() {
-            let slot = maps.by_id.get_mut(&id).expect("by_key and by_id agree");
-            let reused = match (&repr, slot.data.handle()) {
+    ///
+    /// # Errors
+    /// `ENFILE` once every node id up to [`MAX_ID`] was given out (only a migration
+    /// state that said to go on from there gets that far).
+    pub fn insert_or_ref(
+        &self,
+        key: InodeKey,
+        file_type: u32,
+        repr: Repr,
+    ) -> io::Result<Arc<InodeData>> {
+        if key == self.root.key {
+            return Ok(self.root.clone());
+        }
+        let mut keys = self.by_key.write(Self::key_shard(&key));
+        if let Some(node) = keys.get(&key) {
+            let reused = match (&repr, node.0.handle()) {
                 (Repr::Handle { handle, .. }, Some(old)) => handle != old,
                 _ => false,
             };
             if !reused {
-                slot.refcount += 1;
-                return slot.data.clone();
+                node.0.lookups.fetch_add(1, Ordering::Relaxed);
+                return Ok(node.0.clone());
             }
             // The old node keeps its id until forgotten; the key now names the new inode.
         }
-        let id = maps.next_id;
-        maps.next_id += 1;
-        let data = maps.add(
-            InodeData {
-                id,
-                key,
-                file_type,
-                repr,
-            },
-            1,
-        );
-        maps.by_key.insert(key, id);
-        data
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if id > MAX_ID {
+            return errno::fail(libc::ENFILE);
+        }
+        let data = Arc::new(InodeData {
+            id,
+            key,
+            file_type,
+            lookups: AtomicU64::new(1),
+            repr,
+        });
+        // Findable by id before by key: once another lookup finds it by key, the guest may
+        // use its id.
+        self.by_id.write_id(id).insert(ById(data.clone()));
+        keys.replace(ByKey(data.clone()));
+        Ok(data)
     }
 
     /// Forgets `count` lookups of `id`; drops the inode when none remain. Unknown ids and
@@ -228,41 +288,56 @@ impl InodeStore {
         if id == ROOT_ID {
             return false;
         }
-        let mut maps = self.lock();
-        let Some(slot) = maps.by_id.get_mut(&id) else {
+        let Some(node) = self.by_id.read_id(id).get(&id).map(|n| n.0.clone()) else {
             return false;
         };
-        slot.refcount = slot.refcount.saturating_sub(count);
-        if slot.refcount > 0 {
+        let left = node
+            .lookups
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(count))
+            })
+            .map_or(0, |before| before.saturating_sub(count));
+        if left > 0 {
             return false;
         }
-        let key = slot.data.key;
-        maps.by_id.remove(&id);
-        if maps.by_key.get(&key) == Some(&id) {
-            maps.by_key.remove(&key);
+        // Counts only grow under the key shard's lock: checked again under it, zero stays
+        // zero until the inode is out of both indexes.
+        let mut keys = self.by_key.write(Self::key_shard(&node.key));
+        if node.lookups.load(Ordering::Relaxed) > 0 {
+            return false;
         }
-        true
+        if keys
+            .get(&node.key)
+            .is_some_and(|k| Arc::ptr_eq(&k.0, &node))
+        {
+            keys.remove(&node.key);
+        }
+        // Ids are never reused: the entry for `id`, if still there, is this node (another
+        // FORGET that also saw zero may have removed it already).
+        self.by_id.write_id(id).remove(&id)
     }
 
     /// Every inode with its lookup count, and the next node id to give out (migration
     /// source). The root comes first.
     pub fn snapshot(&self) -> (Vec<(Arc<InodeData>, u64)>, u64) {
-        let maps = self.lock();
-        let mut all: Vec<_> = maps
-            .by_id
-            .values()
-            .map(|s| (s.data.clone(), s.refcount))
-            .collect();
+        let mut all = vec![(self.root.clone(), 1)];
+        for shard in self.by_id.each() {
+            all.extend(
+                shard
+                    .iter()
+                    .map(|n| (n.0.clone(), n.0.lookups.load(Ordering::Relaxed))),
+            );
+        }
         all.sort_by_key(|(d, _)| d.id);
-        (all, maps.next_id)
+        (all, self.next_id.load(Ordering::Relaxed))
     }
 
     /// Puts back node `id` with `refcount` lookups, as the migration source had it, now
     /// held as `repr`; later node ids start at `next` at the earliest.
     ///
     /// # Errors
-    /// `EEXIST` when `id` is already in use (a corrupt state), `EINVAL` for the root's id
-    /// or a zero count.
+    /// `EEXIST` when `id` is already in use (a corrupt state), `EINVAL` for the root's id,
+    /// 0, an id or `next` beyond [`MAX_ID`], or a zero count.
     pub fn restore(
         &self,
         id: u64,
@@ -272,42 +347,48 @@ impl InodeStore {
         file_type: u32,
         repr: Repr,
     ) -> io::Result<Arc<InodeData>> {
-        if id == ROOT_ID || id == 0 || refcount == 0 {
+        if id == ROOT_ID || id == 0 || id > MAX_ID || next > MAX_ID || refcount == 0 {
             return Err(errno::error(libc::EINVAL));
         }
-        let mut maps = self.lock();
-        if maps.by_id.contains_key(&id) {
+        let mut keys = self.by_key.write(Self::key_shard(&key));
+        let mut ids = self.by_id.write_id(id);
+        if ids.contains(&id) {
             return Err(errno::error(libc::EEXIST));
         }
-        maps.next_id = maps.next_id.max(next).max(id.saturating_add(1));
-        let data = maps.add(
-            InodeData {
-                id,
-                key,
-                file_type,
-                repr,
-            },
-            refcount,
-        );
+        self.next_id.fetch_max(next.max(id + 1), Ordering::Relaxed);
+        let data = Arc::new(InodeData {
+            id,
+            key,
+            file_type,
+            lookups: AtomicU64::new(refcount),
+            repr,
+        });
+        ids.insert(ById(data.clone()));
         // Two source nodes may be one inode here (the source kept an old node after its
         // inode number was reused): new lookups find the first.
-        maps.by_key.entry(key).or_insert(id);
+        if !keys.contains(&key) {
+            keys.insert(ByKey(data.clone()));
+        }
         Ok(data)
     }
 
     /// The root inode.
     pub fn root(&self) -> Arc<InodeData> {
-        self.lock().by_id[&ROOT_ID].data.clone()
+        self.root.clone()
     }
 
-    /// The lookup count of `id` (tests and diagnostics).
+    /// The lookup count of `id` (tests and diagnostics); the root's is always 1.
     pub fn refcount(&self, id: u64) -> Option<u64> {
-        self.lock().by_id.get(&id).map(|s| s.refcount)
+        if id == ROOT_ID {
+            return Some(1);
+        }
+        let ids = self.by_id.read_id(id);
+        ids.get(&id).map(|n| n.0.lookups.load(Ordering::Relaxed))
     }
 
     /// Number of inodes held, the root included.
     pub fn len(&self) -> usize {
-        self.lock().by_id.len()
+        1 + self.by_id.each().map(|s| s.len()).sum::<usize>()
     }
 
     /// Always false: the root is always held.
@@ -315,13 +396,15 @@ impl InodeStore {
         false
     }
 
-    /// Drops every inode but the root (DESTROY).
+    /// Drops every inode but the root (DESTROY), and the indexes' memory with them: a
+    /// session that looked up a million inodes leaves the next one nothing to pay for.
     pub fn clear(&self) {
-        let mut maps = self.lock();
-        maps.by_id.retain(|id, _| *id == ROOT_ID);
-        let root_key = maps.by_id[&ROOT_ID].data.key;
-        maps.by_key.clear();
-        maps.by_key.insert(root_key, ROOT_ID);
+        for mut s in self.by_key.each_mut() {
+            *s = HashSet::default();
+        }
+        for mut s in self.by_id.each_mut() {
+            *s = HashSet::default();
+        }
     }
 }
 
@@ -350,19 +433,19 @@ mod tests {
     #[test]
     fn same_key_same_id_and_counts() {
         let s = InodeStore::new(fd(), key(1));
-        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr());
-        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr());
+        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
+        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, ROOT_ID);
         assert_eq!(s.refcount(a.id), Some(2));
-        let c = s.insert_or_ref(key(6), libc::S_IFREG, repr());
+        let c = s.insert_or_ref(key(6), libc::S_IFREG, repr()).unwrap();
         assert_ne!(c.id, a.id);
         s.forget(a.id, 1);
         assert_eq!(s.refcount(a.id), Some(1));
         s.forget(a.id, 1);
         assert!(s.get(a.id).is_err());
         // A new lookup after the drop gets a fresh id: ids are never reused.
-        let d = s.insert_or_ref(key(5), libc::S_IFREG, repr());
+        let d = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
         assert!(d.id > c.id);
     }
 
@@ -384,16 +467,26 @@ mod tests {
             mount_fd: mount.clone(),
         };
         let s = InodeStore::new(fd(), key(1));
-        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr("a"));
+        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr("a")).unwrap();
         assert!(a.is_handle());
-        assert_eq!(s.insert_or_ref(key(5), libc::S_IFREG, repr("a")).id, a.id);
+        assert_eq!(
+            s.insert_or_ref(key(5), libc::S_IFREG, repr("a"))
+                .unwrap()
+                .id,
+            a.id
+        );
         // Same (dev, ino, mnt) but another handle: the number was reused by a new inode.
-        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr("b"));
+        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr("b")).unwrap();
         assert_ne!(b.id, a.id);
         assert_eq!(s.refcount(a.id), Some(2));
         // Forgetting the old node leaves the new one reachable by its key.
         s.forget(a.id, 2);
-        assert_eq!(s.insert_or_ref(key(5), libc::S_IFREG, repr("b")).id, b.id);
+        assert_eq!(
+            s.insert_or_ref(key(5), libc::S_IFREG, repr("b"))
+                .unwrap()
+                .id,
+            b.id
+        );
         // The handle opens the file.
         let f = b.fd().unwrap();
         assert!(matches!(f, InodeFd::Opened(_)));
@@ -408,8 +501,11 @@ mod tests {
         assert_eq!(s.get(999).unwrap_err().raw_os_error(), Some(libc::EBADF));
         s.forget(999, 1);
         // Looking up the root's key again refers to the root.
-        assert_eq!(s.insert_or_ref(key(1), libc::S_IFDIR, repr()).id, ROOT_ID);
-        let a = s.insert_or_ref(key(2), libc::S_IFDIR, repr());
+        assert_eq!(
+            s.insert_or_ref(key(1), libc::S_IFDIR, repr()).unwrap().id,
+            ROOT_ID
+        );
+        let a = s.insert_or_ref(key(2), libc::S_IFDIR, repr()).unwrap();
         s.clear();
         assert!(s.get(a.id).is_err());
         assert_eq!(s.len(), 1);
@@ -428,14 +524,228 @@ mod tests {
         );
         assert!(s.restore(41, 0, 50, key(8), libc::S_IFREG, repr()).is_err());
         // A lookup of the same host inode finds the restored node.
-        assert_eq!(s.insert_or_ref(key(7), libc::S_IFREG, repr()).id, 40);
+        assert_eq!(
+            s.insert_or_ref(key(7), libc::S_IFREG, repr()).unwrap().id,
+            40
+        );
         assert_eq!(s.refcount(40), Some(4));
-        assert_eq!(s.insert_or_ref(key(9), libc::S_IFREG, repr()).id, 50);
+        assert_eq!(
+            s.insert_or_ref(key(9), libc::S_IFREG, repr()).unwrap().id,
+            50
+        );
         let (all, next) = s.snapshot();
         assert_eq!(
             all.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
             vec![1, 40, 50]
         );
         assert_eq!(next, 51);
+    }
+
+    /// A handle repr that costs no fd (the handle is never opened): `n` tells handles
+    /// apart, as a reused inode number would.
+    fn handle_repr(mount: &Arc<OwnedFd>, n: u8) -> Repr {
+        Repr::Handle {
+            handle: FileHandle::from_bytes(&[4, 0, 0, 0, 1, 0, 0, 0, n, 0, 0, 0]).unwrap(),
+            mount_fd: mount.clone(),
+        }
+    }
+
+    #[test]
+    fn concurrent_lookups_and_forgets_never_lose_a_counted_inode() {
+        let s = InodeStore::new(fd(), key(1));
+        let mount = Arc::new(fd());
+        const THREADS: u64 = 4;
+        const KEYS: u64 = 16;
+        std::thread::scope(|sc| {
+            for t in 0..THREADS {
+                let (s, mount) = (&s, &mount);
+                sc.spawn(move || {
+                    for round in 0..5_000u64 {
+                        // Every thread works on the same few keys, so lookups race with
+                        // forgets that bring the same inode to zero.
+                        let k = key(100 + (round * 7 + t) % KEYS);
+                        let a = s
+                            .insert_or_ref(k, libc::S_IFREG, handle_repr(mount, 1))
+                            .unwrap();
+                        let b = s
+                            .insert_or_ref(k, libc::S_IFREG, handle_repr(mount, 1))
+                            .unwrap();
+                        // Both lookups are counted and not forgotten yet: same node, still
+                        // there, whatever the other threads forget meanwhile.
+                        assert_eq!(a.id, b.id);
+                        assert_eq!(s.get(a.id).unwrap().key, k);
+                        assert!(s.refcount(a.id).unwrap() >= 2);
+                        s.forget(a.id, 1);
+                        assert!(s.get(a.id).is_ok(), "one lookup is still counted");
+                        s.forget(b.id, 1);
+                    }
+                });
+            }
+        });
+        // Every lookup was forgotten: only the root is left, in both indexes.
+        assert_eq!(s.len(), 1);
+        assert!(s.by_key.each().all(|k| k.is_empty()));
+    }
+
+    #[test]
+    fn lookups_on_several_threads_share_one_node_per_key() {
+        let s = InodeStore::new(fd(), key(1));
+        let mount = Arc::new(fd());
+        const THREADS: usize = 4;
+        const KEYS: u64 = 2_000;
+        let ids: Vec<Vec<u64>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (s, mount) = (&s, &mount);
+                    sc.spawn(move || {
+                        (0..KEYS)
+                            .map(|i| {
+                                let k = key(10 + i);
+                                s.insert_or_ref(k, libc::S_IFREG, handle_repr(mount, 1))
+                                    .unwrap()
+                                    .id
+                            })
+                            .collect::<Vec<u64>>()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for per_thread in &ids[1..] {
+            assert_eq!(
+                per_thread, &ids[0],
+                "one node per key, whichever thread came first"
+            );
+        }
+        assert_eq!(s.len(), 1 + KEYS as usize);
+        for id in &ids[0] {
+            assert_eq!(s.refcount(*id), Some(THREADS as u64));
+        }
+        // Batch-forget from several threads at once, each its own share of the counts.
+        std::thread::scope(|sc| {
+            for _ in 0..THREADS {
+                let (s, ids) = (&s, &ids[0]);
+                sc.spawn(move || {
+                    for id in ids {
+                        s.forget(*id, 1);
+                    }
+                });
+            }
+        });
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn restored_ids_stay_exact_whatever_shard_their_key_hashes_to() {
+        let s = InodeStore::new(fd(), key(1));
+        let mount = Arc::new(fd());
+        // Ids as a source handed them out, sparse and in every id shard, for keys that
+        // land in unrelated key shards on this side.
+        let restored: Vec<(u64, InodeKey)> = (0..500u64)
+            .map(|i| (2 + i * 37 + (i % 3), key(90_000 - i * 11)))
+            .collect();
+        let next = 100_000;
+        for (n, (id, k)) in (1..).zip(&restored) {
+            let d = s
+                .restore(*id, n, next, *k, libc::S_IFREG, handle_repr(&mount, 1))
+                .unwrap();
+            assert_eq!(d.id, *id);
+        }
+        for (n, (id, k)) in (1..).zip(&restored) {
+            assert_eq!(s.get(*id).unwrap().key, *k);
+            assert_eq!(s.refcount(*id), Some(n));
+            // A lookup of the same host inode finds the restored node, counted once more.
+            let again = s
+                .insert_or_ref(*k, libc::S_IFREG, handle_repr(&mount, 1))
+                .unwrap();
+            assert_eq!(again.id, *id);
+            assert_eq!(s.refcount(*id), Some(n + 1));
+        }
+        // New inodes come after the source's counter.
+        let fresh = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
+        assert_eq!(fresh.id, next);
+        let (all, after) = s.snapshot();
+        assert_eq!(all.len(), 1 + restored.len() + 1);
+        assert!(all.windows(2).all(|w| w[0].0.id < w[1].0.id));
+        assert_eq!(after, next + 1);
+        // Forgetting every count drops each node from both indexes.
+        for (n, (id, k)) in (1..).zip(&restored) {
+            assert!(s.forget(*id, n + 1));
+            assert!(s.get(*id).is_err());
+            let new = s
+                .insert_or_ref(*k, libc::S_IFREG, handle_repr(&mount, 1))
+                .unwrap();
+            assert!(new.id > next, "a new node, never a restored id again");
+        }
+    }
+
+    #[test]
+    fn ids_are_never_reused_and_the_counter_cannot_wrap() {
+        let s = InodeStore::new(fd(), key(1));
+        let mount = Arc::new(fd());
+        let first: Vec<u64> = (0..300)
+            .map(|i| {
+                s.insert_or_ref(key(10 + i), libc::S_IFREG, handle_repr(&mount, 1))
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        for id in &first {
+            assert!(s.forget(*id, 1));
+        }
+        let max = first.iter().max().unwrap();
+        for i in 0..300 {
+            let d = s
+                .insert_or_ref(key(10 + i), libc::S_IFREG, handle_repr(&mount, 1))
+                .unwrap();
+            assert!(d.id > *max, "id {} given out again", d.id);
+        }
+        // A migration state cannot move the counter past the last id, nor restore there.
+        let r = |id, next| s.restore(id, 1, next, key(7), libc::S_IFREG, handle_repr(&mount, 1));
+        let einval = Some(libc::EINVAL);
+        assert_eq!(r(MAX_ID + 1, 10).unwrap_err().raw_os_error(), einval);
+        assert_eq!(r(u64::MAX, 10).unwrap_err().raw_os_error(), einval);
+        assert_eq!(r(5_000, MAX_ID + 1).unwrap_err().raw_os_error(), einval);
+        assert_eq!(r(0, 10).unwrap_err().raw_os_error(), einval);
+        // The last id is given out once; after it, lookups fail instead of wrapping to 0,
+        // the root's id or an id in use.
+        r(5_000, MAX_ID).unwrap();
+        let last = s.insert_or_ref(key(8), libc::S_IFREG, repr()).unwrap();
+        assert_eq!(last.id, MAX_ID);
+        for i in 0..3 {
+            let e = s
+                .insert_or_ref(key(20_000 + i), libc::S_IFREG, repr())
+                .unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENFILE));
+        }
+        // Known inodes are still found and counted.
+        assert_eq!(
+            s.insert_or_ref(key(8), libc::S_IFREG, repr()).unwrap().id,
+            MAX_ID
+        );
+        assert_eq!(s.get(ROOT_ID).unwrap().id, ROOT_ID);
+    }
+
+    #[test]
+    fn clear_empties_every_shard_of_both_indexes() {
+        let s = InodeStore::new(fd(), key(1));
+        let mount = Arc::new(fd());
+        for i in 0..5_000 {
+            s.insert_or_ref(key(10 + i), libc::S_IFREG, handle_repr(&mount, 1))
+                .unwrap();
+        }
+        assert_eq!(s.len(), 5_001);
+        assert!(
+            s.by_id.each().all(|shard| !shard.is_empty()),
+            "ids spread over every shard"
+        );
+        assert!(
+            s.by_key.each().all(|shard| !shard.is_empty()),
+            "keys spread over every shard"
+        );
+        s.clear();
+        assert_eq!(s.len(), 1);
+        assert!(s.by_key.each().all(|k| k.capacity() == 0));
+        assert!(s.get(ROOT_ID).is_ok());
     }
 }

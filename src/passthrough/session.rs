@@ -88,7 +88,7 @@ impl SessionOps for PassthroughFs {
         self.handles.clear();
         self.inodes.clear();
         self.mount_fds
-            .lock()
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }

@@ -195,35 +195,28 @@ pub fn setup(
     }
 }
 
-impl Device {
-    /// Cloud Hypervisor's `--fs num_queues=request_queues,queue_size=queue_size`: device
-    /// creation (connect, negotiation) then activation once the guest acked
-    /// [`GUEST_ACKS`].
-    pub fn connect_cloud_hypervisor(
-        socket: &std::path::Path,
-        request_queues: usize,
-        queue_size: u16,
-    ) -> Self {
-        let nqueues = 1 + request_queues;
-        let (mut fe, backend_features) = connect(socket, nqueues);
-        let negotiated = negotiate(&mut fe, backend_features, nqueues);
-        let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
-        let queues: Vec<_> = (0..nqueues)
-            .map(|i| Virtqueue::with_size(mem.clone(), i, queue_size))
-            .collect();
-        setup(
-            &mut fe,
-            &mem,
-            &queues.iter().collect::<Vec<_>>(),
-            &negotiated,
-            None,
-        );
-        Self {
-            fe,
-            mem,
-            queues,
-            negotiated,
-        }
+/// Cloud Hypervisor's `--fs num_queues=request_queues,queue_size=queue_size`: device
+/// creation (connect, negotiation) then activation once the guest acked [`GUEST_ACKS`].
+pub fn connect_device(socket: &std::path::Path, request_queues: usize, queue_size: u16) -> Device {
+    let nqueues = 1 + request_queues;
+    let (mut fe, backend_features) = connect(socket, nqueues);
+    let negotiated = negotiate(&mut fe, backend_features, nqueues);
+    let mem = Arc::new(GuestMemory::new(QUEUE_AREA as usize * nqueues));
+    let queues: Vec<_> = (0..nqueues)
+        .map(|i| Virtqueue::with_size(mem.clone(), i, queue_size))
+        .collect();
+    setup(
+        &mut fe,
+        &mem,
+        &queues.iter().collect::<Vec<_>>(),
+        &negotiated,
+        None,
+    );
+    Device {
+        fe,
+        mem,
+        queues,
+        negotiated,
     }
 }
 

@@ -20,27 +20,8 @@ pub type FResult<T> = Result<T, i32>;
 /// Root node id.
 pub const ROOT: u64 = abi::ROOT_ID;
 
-/// INIT flags the tests offer, as a Linux guest does (no security context, no ACLs, no
-/// writeback cache, so requests carry no extensions).
-pub const INIT_FLAGS: u64 = abi::init_flags::ASYNC_READ
-    | abi::init_flags::POSIX_LOCKS
-    | abi::init_flags::ATOMIC_O_TRUNC
-    | abi::init_flags::EXPORT_SUPPORT
-    | abi::init_flags::BIG_WRITES
-    | abi::init_flags::DONT_MASK
-    | abi::init_flags::FLOCK_LOCKS
-    | abi::init_flags::AUTO_INVAL_DATA
-    | abi::init_flags::DO_READDIRPLUS
-    | abi::init_flags::READDIRPLUS_AUTO
-    | abi::init_flags::ASYNC_DIO
-    | abi::init_flags::PARALLEL_DIROPS
-    | abi::init_flags::MAX_PAGES
-    | abi::init_flags::CACHE_SYMLINKS
-    | abi::init_flags::EXPLICIT_INVAL_DATA
-    | abi::init_flags::SUBMOUNTS
-    | abi::init_flags::HANDLE_KILLPRIV_V2
-    | abi::init_flags::SETXATTR_EXT
-    | abi::init_flags::INIT_EXT;
+/// INIT flags the tests offer (those of a Linux guest).
+pub use vhostfsd::fuse::testing::INIT_FLAGS;
 
 /// A decoded reply.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::ops::{Deref, DerefMut};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
@@ -243,19 +244,44 @@ impl Drop for Mounted {
 /// The kernel switch for FUSE over io_uring.
 pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
-/// Holds `fuse.enable_uring` at a value for one test (tests that need it take turns) and
-/// puts the old value back on drop.
+/// Every test process that flips [`ENABLE_URING`] takes its turn through an flock on this
+/// file: the switch is the machine's, and a test binary (or another checkout's tests)
+/// putting it back in the middle of another's mount would change the mount under it.
+const ENABLE_URING_TURN: &str = "/tmp/vhostfsd-tests-enable_uring.lock";
+
+/// Holds `fuse.enable_uring` at a value for one test (tests that need it take turns, in
+/// this process and in every other) and puts the old value back on drop.
 pub struct UringParam {
     old: String,
-    _turn: std::sync::MutexGuard<'static, ()>,
+    /// Holds the flock on [`ENABLE_URING_TURN`] until the old value is back.
+    _turn: File,
 }
 
 impl UringParam {
     /// Sets `fuse.enable_uring` to `on`; `None` (the test then skips, saying so) when the
     /// kernel has no FUSE over io_uring.
     pub fn set(on: bool) -> Option<Self> {
-        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(ENABLE_URING_TURN)
+            .unwrap_or_else(|e| panic!("cannot open {ENABLE_URING_TURN}: {e}"));
+        // An flock per open file: threads of this process wait for each other too. A
+        // bounded wait: a hung test elsewhere must not hang this one without a word.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while let Err(e) = vhostfsd::oslib::fs::flock(turn.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            assert!(
+                e.raw_os_error() == Some(libc::EWOULDBLOCK),
+                "cannot lock {ENABLE_URING_TURN}: {e}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "another test process has held {ENABLE_URING_TURN} for 5 minutes: look for \
+                 a hung test (`fuser {ENABLE_URING_TURN}`)"
+            );
+            sleep(Duration::from_millis(20));
+        }
         let Ok(old) = std::fs::read_to_string(ENABLE_URING) else {
             eprintln!(
                 "SKIPPED: {ENABLE_URING} is missing: this kernel has no FUSE over io_uring \

@@ -2,18 +2,15 @@
 //!
 //! - [`daemon`]: spawns the binary on a fresh socket and shared directory, kills it on drop
 //!   and prints its log when the test failed.
-//! - [`guest_memory`]: memfd-backed guest memory the daemon maps with SET_MEM_TABLE.
-//! - [`virtqueue`]: a split virtqueue laid out in that memory (the driver side).
-//! - [`frontend`]: vhost-user negotiation and queue setup through the vhost crate's
-//!   `Frontend`.
+//! - [`guest_memory`], [`virtqueue`], [`frontend`], [`shmem`]: the VMM side of vhost-user
+//!   (memfd guest memory, split virtqueues, negotiation and queue setup, a SHMEM-capable
+//!   VMM), from the `vhostfsd-test-vmm` crate in `tests/vmm/`, which vhostfs-bench uses too.
 //! - [`cloud_hypervisor`]: Cloud Hypervisor's frontend, message for message (negotiation,
 //!   activation, reconnect, dirty log, snapshot/restore).
 //! - [`dax_flag`]: the host inode flag `--dax-policy attr` follows (`chattr +x`), and a
 //!   directory on a filesystem that keeps it.
 //! - [`dirty_log`]: the dirty-page log a frontend shares for live migration.
 //! - [`migration`]: device state SAVE/LOAD through a pipe.
-//! - [`shmem`]: a SHMEM-capable VMM: the backend request channel and a window into which
-//!   it maps what the daemon asks (DAX).
 //! - [`fuse`]: FUSE request builders and reply parsers on top of a request queue.
 //! - [`process`]: a spawned daemon: its log, signals, waiting for its exit.
 //! - [`procfs`]: the daemon's memory and fd use, from `/proc`.
@@ -27,15 +24,14 @@ pub mod cloud_hypervisor;
 pub mod daemon;
 pub mod dax_flag;
 pub mod dirty_log;
-pub mod frontend;
 pub mod fuse;
-pub mod guest_memory;
 pub mod host_mount;
 pub mod migration;
 pub mod process;
 pub mod procfs;
-pub mod shmem;
-pub mod virtqueue;
+
+#[allow(unused_imports)] // as dead_code above: not every test binary uses each of them
+pub use vhostfsd_test_vmm::{frontend, guest_memory, shmem, virtqueue};
 
 /// Whether the tests run as root: they need it to create files as other users, chown and
 /// mknod, as the daemon does for its guests.

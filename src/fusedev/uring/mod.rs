@@ -25,7 +25,7 @@ use std::thread::{self, JoinHandle};
 use queue::RingEntry;
 
 use super::FusedevError;
-use super::session::{Ended, Stop};
+use super::stop::{Ended, Stop};
 use crate::fuse::abi::init_flags;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;

@@ -15,7 +15,7 @@ use super::entry::{self, EntryMemory};
 use crate::fuse::abi::{self, init_flags, uring};
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
-use crate::fusedev::session::{Ended, Stop};
+use crate::fusedev::stop::{Ended, Stop};
 use crate::oslib::uring::{CMD_AREA, CmdRing};
 
 /// `user_data` of the entry's command.

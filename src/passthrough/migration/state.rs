@@ -5,6 +5,7 @@
 
 use crate::fuse::state::{Decoder, Encoder, StateError};
 use crate::oslib::fs::FileHandle;
+use crate::passthrough::shards::MAX_ID;
 
 /// The section's format version.
 pub const VERSION: u32 = 1;
@@ -120,10 +121,18 @@ impl FsState {
         }
         let next_inode = d.u64()?;
         let last_handle = d.u64()?;
+        if next_inode > MAX_ID || last_handle > MAX_ID {
+            return Err(StateError::Invalid(
+                "a node id or handle counter so large it would wrap around",
+            ));
+        }
         let n = d.count(MIN_INODE)?;
         let mut inodes = Vec::with_capacity(n);
         for _ in 0..n {
             let id = d.u64()?;
+            if id > MAX_ID {
+                return Err(StateError::Invalid("a node id beyond the largest one"));
+            }
             let refcount = d.u64()?;
             let file_type = d.u32()?;
             if file_type & !libc::S_IFMT != 0 {
@@ -159,11 +168,15 @@ impl FsState {
         let n = d.count(MIN_HANDLE)?;
         let mut handles = Vec::with_capacity(n);
         for _ in 0..n {
-            handles.push(HandleState {
+            let h = HandleState {
                 fh: d.u64()?,
                 inode: d.u64()?,
                 flags: d.u32()? as i32,
-            });
+            };
+            if h.fh > MAX_ID {
+                return Err(StateError::Invalid("a file handle beyond the largest one"));
+            }
+            handles.push(h);
         }
         d.finish()?;
         Ok(Self {
@@ -250,6 +263,28 @@ mod tests {
             assert!(FsState::decode(&s.encode()).is_err(), "{p:?}");
         }
         assert!(valid_path(b"a/b c/..d"));
+    }
+
+    #[test]
+    fn ids_and_counters_that_would_wrap_around_are_refused() {
+        let bad = [
+            |s: &mut FsState| s.next_inode = MAX_ID + 1,
+            |s: &mut FsState| s.last_handle = u64::MAX,
+            |s: &mut FsState| s.inodes[0].id = u64::MAX,
+            |s: &mut FsState| s.handles[0].fh = MAX_ID + 1,
+        ];
+        for (i, change) in bad.iter().enumerate() {
+            let mut s = sample();
+            change(&mut s);
+            assert!(
+                matches!(FsState::decode(&s.encode()), Err(StateError::Invalid(_))),
+                "change {i}"
+            );
+        }
+        let mut s = sample();
+        s.next_inode = MAX_ID;
+        s.last_handle = MAX_ID;
+        assert_eq!(FsState::decode(&s.encode()).unwrap(), s);
     }
 
     #[test]

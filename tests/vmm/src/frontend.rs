@@ -10,9 +10,9 @@ use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
 use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
 use vhost::{VhostBackend, VringConfigData};
 
-use super::guest_memory::GuestMemory;
-use super::shmem::Vmm;
-use super::virtqueue::{QUEUE_AREA, Virtqueue};
+use crate::guest_memory::GuestMemory;
+use crate::shmem::Vmm;
+use crate::virtqueue::{QUEUE_AREA, Virtqueue};
 
 /// `VIRTIO_RING_F_INDIRECT_DESC`.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
@@ -23,7 +23,7 @@ pub const F_PROTOCOL_FEATURES: u64 = 1 << 30;
 /// `VIRTIO_F_VERSION_1`.
 pub const F_VERSION_1: u64 = 1 << 32;
 
-/// Size of the virtio-fs config space: tag[36] + le32 num_request_queues.
+/// Size of the virtio-fs config space: `tag[36]` + `le32 num_request_queues`.
 pub const CONFIG_SIZE: u32 = 40;
 
 /// The protocol features [`Device::connect`] acks when offered.

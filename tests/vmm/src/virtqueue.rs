@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
-use super::guest_memory::GuestMemory;
+use crate::guest_memory::GuestMemory;
 
 /// Guest memory owned by each queue.
 pub const QUEUE_AREA: u64 = 16 << 20;
