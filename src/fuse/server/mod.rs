@@ -194,7 +194,8 @@ impl<F: FileSystem> Server<F> {
     }
 
     /// Answers the request in `r` with `errno` without serving it: the transport could not
-    /// take all of it (a descriptor chain of more buffers than it holds). Reply-less
+    /// take all of it (a descriptor chain of more buffers than it holds). A header longer
+    /// than the largest request gets ENOMEM, as from [`Server::handle_message`]; reply-less
     /// requests get no reply. Returns the number of reply bytes written.
     ///
     /// # Errors
@@ -214,8 +215,14 @@ impl<F: FileSystem> Server<F> {
             opcode::name(h.opcode),
             crate::oslib::errno::error(errno)
         );
-        if decode::has_reply(h.opcode) {
-            Reply::new(w, h.unique).errno(errno)
+        let has_reply = decode::has_reply(h.opcode);
+        let reply = Reply::new(w, h.unique);
+        // A request longer than the largest negotiated is refused as handle_message would.
+        if let Err(e @ DecodeError::TooLong(_)) = decode::check_lengths(&h, usize::MAX) {
+            return Self::refuse(reply, has_reply, &e);
+        }
+        if has_reply {
+            reply.errno(errno)
         } else {
             Ok(0)
         }
