@@ -351,3 +351,15 @@ fn sigterm_with_every_reader_waiting_for_a_lock_exits() {
     // Both reader threads end up waiting for the lock.
     common::host_mount::sigterm_with_lock_waiters_exits(&["--thread-pool-size", "2"], 2);
 }
+
+#[test]
+fn lock_waiters_never_take_the_last_reader_thread() {
+    require_fuse!();
+    // Four reader threads: three may wait for a lock, the fourth waiter gets ENOLCK, and
+    // the mount keeps serving everyone else.
+    common::host_mount::lock_waiters_leave_the_mount_serving(
+        &["--io-uring", "off", "--thread-pool-size", "4"],
+        4,
+        None,
+    );
+}

@@ -191,3 +191,18 @@ fn namespace_sandbox_serves_over_the_rings() {
     let n = served_over_io_uring(&log).expect("the io_uring count in the log");
     assert!(n > 0, "nothing served over io_uring:\n{log}");
 }
+
+#[test]
+fn lock_waiters_never_take_the_last_ring_entry_of_a_queue() {
+    require_fuse!();
+    let Some(_param) = UringParam::set(true) else {
+        return;
+    };
+    // --thread-pool-size 2: 8 entries per queue (the fewest). Waiters pinned to CPU 0 all
+    // land on queue 0: seven may wait, the eighth gets ENOLCK, and queue 0 keeps serving.
+    common::host_mount::lock_waiters_leave_the_mount_serving(
+        &["--io-uring", "on", "--thread-pool-size", "2"],
+        8,
+        Some(0),
+    );
+}

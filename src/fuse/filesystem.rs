@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::abi::{self, SetattrIn};
 use super::io::{ZeroCopyReader, ZeroCopyWriter};
+use super::wait_budget::WaitBudget;
 use crate::oslib::errno;
 
 /// The answer of every operation a filesystem does not implement.
@@ -19,7 +20,7 @@ fn enosys<T>() -> io::Result<T> {
 
 /// Who sent a request, and the umask that applies to what it creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Context {
+pub struct Context<'a> {
     /// The caller's fs uid in the guest.
     pub uid: u32,
     /// The caller's fs gid in the guest.
@@ -30,6 +31,8 @@ pub struct Context {
     pub supp_gid: Option<u32>,
     /// The request's FUSE unique id (what FUSE_INTERRUPT names).
     pub unique: u64,
+    /// The lock-wait budget of the transport serving the request (`None`: unbounded).
+    pub wait_budget: Option<&'a WaitBudget>,
 }
 
 /// A looked-up inode, as LOOKUP/MKDIR/CREATE/... reply with it.

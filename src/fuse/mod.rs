@@ -14,3 +14,4 @@ pub mod server;
 pub mod state;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod wait_budget;

@@ -18,6 +18,7 @@ use crate::fuse::abi;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::io::mem::{VecReader, VecWriter};
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 use crate::oslib::fusedev as dev;
 
 /// Room for the largest request: a WRITE of `MAX_WRITE` bytes after its headers (the
@@ -40,12 +41,14 @@ pub fn serve<F: FileSystem + 'static>(
     rings: Option<&mut Rings>,
 ) -> Result<Ended, FusedevError> {
     let mut handles = Vec::with_capacity(readers.len());
+    // The reader threads serve the same requests: a lock wait may not take the last one.
+    let budget = Arc::new(WaitBudget::new(readers.len()));
     for (i, fd) in readers.into_iter().enumerate() {
-        let (srv, stp) = (server.clone(), stop.clone());
+        let (srv, stp, budget) = (server.clone(), stop.clone(), budget.clone());
         let spawned = thread::Builder::new()
             .name(format!("vhostfsd-fuse{i}"))
             .spawn(move || {
-                let ended = reader_loop(&srv, fd.as_fd(), &stp);
+                let ended = reader_loop(&srv, fd.as_fd(), &stp, &budget);
                 // Whatever ended this thread ends the session: wake the others, those
                 // waiting for a lock too.
                 stp.request();
@@ -102,8 +105,10 @@ fn answer<F: FileSystem>(
     server: &Server<F>,
     request: &[u8],
     reply: &Rc<RefCell<Vec<u8>>>,
+    budget: &WaitBudget,
 ) -> Option<usize> {
-    match server.handle_message(VecReader::new(request), VecWriter::over(reply.clone())) {
+    let (r, w) = (VecReader::new(request), VecWriter::over(reply.clone()));
+    match server.handle_message_in(r, w, Some(budget)) {
         Ok(0) => None,
         Ok(len) => Some(len),
         Err(e) => {
@@ -118,6 +123,7 @@ fn reader_loop<F: FileSystem>(
     server: &Server<F>,
     fd: BorrowedFd<'_>,
     stop: &Stop,
+    budget: &WaitBudget,
 ) -> io::Result<Ended> {
     let mut request = vec![0u8; REQUEST_BUFFER];
     let reply = Rc::new(RefCell::new(vec![0u8; REPLY_BUFFER]));
@@ -133,7 +139,7 @@ fn reader_loop<F: FileSystem>(
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Ended::Unmounted),
             Err(e) => return Err(e),
         };
-        let answered = answer(server, &request[..n], &reply);
+        let answered = answer(server, &request[..n], &reply, budget);
         let is_init = request.get(4..8) == Some(&abi::opcode::INIT.to_ne_bytes()[..]);
         if let Some(written) = answered {
             write_reply(fd, &reply.borrow()[..written]);
@@ -206,7 +212,8 @@ mod tests {
         }
 
         fn send(&mut self, raw: &[u8]) -> Option<Vec<u8>> {
-            answer(&self.server, raw, &self.reply).map(|n| self.reply.borrow()[..n].to_vec())
+            answer(&self.server, raw, &self.reply, &WaitBudget::new(1))
+                .map(|n| self.reply.borrow()[..n].to_vec())
         }
 
         fn request(&mut self, op: u32, node: u64, body: &[u8]) -> Vec<u8> {

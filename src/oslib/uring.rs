@@ -87,6 +87,20 @@ impl CmdRing {
             .map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
     }
 
+    /// Submits what was queued without waiting (retrying on EINTR).
+    ///
+    /// # Errors
+    /// The errno of `io_uring_enter`.
+    pub fn submit(&mut self) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Submits what was queued and waits for at least one completion (retrying on EINTR).
     ///
     /// # Errors

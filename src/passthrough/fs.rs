@@ -116,7 +116,7 @@ impl PassthroughFs {
     ///
     /// # Errors
     /// `EPERM` when a `forbid-guest` rule covers the caller's uid, gid or group.
-    pub(crate) fn host_caller(&self, ctx: &Context) -> io::Result<Context> {
+    pub(crate) fn host_caller<'a>(&self, ctx: &Context<'a>) -> io::Result<Context<'a>> {
         let ids = &self.cfg.id_map;
         Ok(Context {
             uid: ids.uids.to_host(ctx.uid)?,

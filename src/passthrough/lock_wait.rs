@@ -14,6 +14,7 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::fuse::wait_budget::WaitBudget;
 use crate::oslib::errno;
 
 /// Longest sleep between two attempts (a lock held by a host process is seen this late).
@@ -40,6 +41,11 @@ pub struct LockWaits {
     wake: Condvar,
 }
 
+/// Whether a non-blocking attempt failed because another owner holds the lock.
+fn is_busy(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES))
+}
+
 /// `EINTR`: what an interrupted or aborted wait answers.
 fn eintr() -> io::Error {
     errno::error(libc::EINTR)
@@ -61,8 +67,29 @@ impl LockWaits {
     pub fn wait_for(
         &self,
         unique: u64,
+        budget: Option<&WaitBudget>,
         mut attempt: impl FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
+        if self.lock().aborted {
+            return Err(eintr());
+        }
+        // A lock that is free is taken without waiting, and without a permit.
+        match attempt() {
+            Err(e) if is_busy(&e) => {}
+            res => return res,
+        }
+        let _permit = match budget.map(WaitBudget::try_wait) {
+            Some(None) => {
+                crate::warn_limited!(
+                    "request #{unique}: a blocking lock request would take the last thread or \
+                     ring entry serving its transport: answered ENOLCK (raise \
+                     --thread-pool-size to let more requests wait for locks)"
+                );
+                return Err(errno::error(libc::ENOLCK));
+            }
+            Some(Some(permit)) => Some(permit),
+            None => None,
+        };
         let mut s = self.lock();
         if s.aborted {
             return Err(eintr());
@@ -88,7 +115,7 @@ impl LockWaits {
         loop {
             let seen = self.lock().generation;
             match attempt() {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => {}
+                Err(e) if is_busy(&e) => {}
                 res => return res,
             }
             let mut s = self.lock();
@@ -164,7 +191,7 @@ mod tests {
     /// Starts a wait (as request 7) that never gets its lock; returns its thread.
     fn blocked(w: &Arc<LockWaits>) -> std::thread::JoinHandle<io::Result<()>> {
         let w2 = w.clone();
-        let t = std::thread::spawn(move || w2.wait_for(7, busy));
+        let t = std::thread::spawn(move || w2.wait_for(7, None, busy));
         while w.waiting() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -181,11 +208,11 @@ mod tests {
             Some(libc::EINTR)
         );
         assert_eq!(
-            w.wait_for(8, || Ok(())).unwrap_err().raw_os_error(),
+            w.wait_for(8, None, || Ok(())).unwrap_err().raw_os_error(),
             Some(libc::EINTR)
         );
         w.resume();
-        assert!(w.wait_for(8, || Ok(())).is_ok());
+        assert!(w.wait_for(8, None, || Ok(())).is_ok());
         assert_eq!(w.waiting(), 0);
     }
 
@@ -202,7 +229,7 @@ mod tests {
             Some(libc::EINTR)
         );
         // An interrupt that came before the wait is not remembered.
-        assert!(w.wait_for(7, || Ok(())).is_ok());
+        assert!(w.wait_for(7, None, || Ok(())).is_ok());
     }
 
     #[test]
@@ -211,7 +238,7 @@ mod tests {
         let free = Arc::new(AtomicBool::new(false));
         let (w2, f2) = (w.clone(), free.clone());
         let t = std::thread::spawn(move || {
-            w2.wait_for(1, || {
+            w2.wait_for(1, None, || {
                 if f2.load(Ordering::SeqCst) {
                     Ok(())
                 } else {
@@ -233,9 +260,48 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_never_takes_the_last_serving_unit() {
+        let w = Arc::new(LockWaits::default());
+        let budget = Arc::new(WaitBudget::new(2));
+        // A free lock is taken without a permit, even from an empty budget.
+        assert!(w.wait_for(1, Some(&WaitBudget::new(0)), || Ok(())).is_ok());
+        let (w2, b2) = (w.clone(), budget.clone());
+        let t = std::thread::spawn(move || w2.wait_for(7, Some(&b2), busy));
+        while w.waiting() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(budget.waiting(), 1);
+        // The flood: every further waiter is refused at once, and nothing is leaked.
+        for unique in 8..100 {
+            let start = Instant::now();
+            let e = w.wait_for(unique, Some(&budget), busy).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOLCK));
+            assert!(
+                start.elapsed() < MAX_POLL,
+                "refused after {:?}",
+                start.elapsed()
+            );
+        }
+        // The same unique twice: refused, and its permit given back.
+        let b3 = WaitBudget::new(3);
+        let e = w.wait_for(7, Some(&b3), busy).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(b3.waiting(), 0);
+        // An interrupted wait gives its permit back: the next waiter may wait.
+        w.interrupt(7);
+        assert_eq!(
+            t.join().unwrap().unwrap_err().raw_os_error(),
+            Some(libc::EINTR)
+        );
+        assert_eq!(budget.waiting(), 0);
+        assert!(budget.try_wait().is_some());
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
     fn other_errors_end_the_wait() {
         let w = LockWaits::default();
-        let err = w.wait_for(1, || Err(errno::error(libc::EBADF)));
+        let err = w.wait_for(1, None, || Err(errno::error(libc::EBADF)));
         assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }

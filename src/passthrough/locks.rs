@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::lock_wait::LockWaits;
 use crate::fuse::abi::{self, FileLock, LkIn};
+use crate::fuse::filesystem::Context;
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
 
@@ -223,15 +224,17 @@ impl LockTable {
         })
     }
 
-    /// SETLK, or SETLKW (`sleep`) of the request `unique`, on `inode`; a new owner's
-    /// description is opened through `reopen` (read-only when `readonly`).
+    /// SETLK, or SETLKW (`sleep`) of the request of `ctx` (its unique, its transport's
+    /// lock-wait budget), on `inode`; a new owner's description is opened through `reopen`
+    /// (read-only when `readonly`).
     ///
     /// # Errors
     /// `EINVAL` for a bad range or type; `EAGAIN` when another owner holds a conflicting
-    /// lock (SETLK); `EINTR` when a wait is interrupted or aborted; `reopen`'s errors.
+    /// lock (SETLK); `EINTR` when a wait is interrupted or aborted; `ENOLCK` when waiting
+    /// would take the last serving unit of the transport; `reopen`'s errors.
     pub fn setlk(
         &self,
-        unique: u64,
+        ctx: &Context,
         inode: u64,
         args: &LkIn,
         sleep: bool,
@@ -273,7 +276,8 @@ impl LockTable {
         }
         let owner = self.owner_fd(inode, args.owner, kind, readonly, reopen)?;
         let res = if sleep {
-            self.waits.wait_for(unique, || attempt(owner.fd.as_fd()))
+            self.waits
+                .wait_for(ctx.unique, ctx.wait_budget, || attempt(owner.fd.as_fd()))
         } else {
             attempt(owner.fd.as_fd())
         };

@@ -22,6 +22,6 @@ impl LockOps for PassthroughFs {
         self.handles.get(inode, args.fh)?;
         let reopen = |access| self.reopen(&*self.inodes.get(inode)?, access);
         self.locks
-            .setlk(ctx.unique, inode, args, sleep, self.cfg.readonly, &reopen)
+            .setlk(ctx, inode, args, sleep, self.cfg.readonly, &reopen)
     }
 }

@@ -327,9 +327,180 @@ pub fn ofd_write_lock(f: &std::fs::File, cmd: libc::c_int) -> libc::c_int {
     unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) }
 }
 
+/// Takes (`F_WRLCK`) or releases (`F_UNLCK`) an OFD lock on the whole of `f` with `cmd`;
+/// returns the errno (0: done).
+pub fn ofd_lock(f: &std::fs::File, cmd: libc::c_int, typ: libc::c_int) -> i32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = typ as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: fcntl with an OFD lock command and a valid flock on an open fd.
+    if unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) } == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+}
+
+/// Pins the calling thread to CPU `cpu` (the kernel queues its FUSE requests on that CPU's
+/// io_uring queue).
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below CPU_SETSIZE on test machines.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the given size.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Runs `f` on a new thread (pinned to `cpu` if given) and waits at most `bound` for it;
+/// `None` when it did not finish in time.
+fn bounded<T: Send + 'static>(
+    cpu: Option<usize>,
+    bound: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            pin_to_cpu(cpu);
+        }
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(bound).ok()
+}
+
+/// Kills the daemon (which unblocks every thread of the test waiting on the mount) and
+/// fails the test with `what` and the daemon's log.
+fn fail(m: &mut Mounted, what: String) -> ! {
+    m.signal(libc::SIGKILL);
+    panic!("{what}\n{}", m.log());
+}
+
+/// Starts a mount with `args` whose transport has `units` serving units (reader threads,
+/// or ring entries per queue), holds a write lock on a file and starts `units` blocking
+/// waiters for it (F_OFD_SETLKW, each on its own open file, from its own thread, pinned to
+/// `cpu` if given so that they hit one io_uring queue). Checks that at most `units - 1`
+/// wait and the others get ENOLCK at once, that another open()+fstat on the mount is served
+/// meanwhile, that the waiters get the lock in turn once the holder unlocks, and that
+/// SIGTERM ends the daemon. Every wait is bounded: a frozen mount fails the test (after
+/// a SIGKILL of the daemon, which unblocks the test's threads), it cannot hang it.
+pub fn lock_waiters_leave_the_mount_serving(args: &[&str], units: usize, cpu: Option<usize>) {
+    const BOUND: Duration = Duration::from_secs(10);
+    let mut m = Mounted::start(args);
+    if args.contains(&"--io-uring") && !args.contains(&"off") {
+        let start = Instant::now();
+        while !m.log().contains("every ring entry registered") {
+            if start.elapsed() > BOUND {
+                fail(&mut m, "the ring entries did not all register".into());
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+    if let Some(cpu) = cpu {
+        pin_to_cpu(cpu);
+    }
+    std::fs::write(m.at("f"), b"x").unwrap();
+    std::fs::write(m.at("other"), b"y").unwrap();
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.at(name))
+            .unwrap()
+    };
+    // Every file is opened before any waiter starts.
+    let holder = open("f");
+    let files: Vec<_> = (0..units).map(|_| open("f")).collect();
+    assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK, libc::F_WRLCK), 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, f) in files.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Some(cpu) = cpu {
+                pin_to_cpu(cpu);
+            }
+            let e = ofd_lock(&f, libc::F_OFD_SETLKW, libc::F_WRLCK);
+            if e == 0 {
+                // Hold it a moment, then pass it on.
+                std::thread::sleep(Duration::from_millis(20));
+                assert_eq!(ofd_lock(&f, libc::F_OFD_SETLK, libc::F_UNLCK), 0);
+            }
+            let _ = tx.send((i, e));
+        });
+    }
+    // The waiter beyond the budget is refused at once.
+    match rx.recv_timeout(BOUND) {
+        Ok((_, e)) if e == libc::ENOLCK => {}
+        Ok((i, e)) => fail(
+            &mut m,
+            format!("waiter {i} ended with errno {e} before the unlock"),
+        ),
+        Err(_) => fail(
+            &mut m,
+            format!("no waiter of {units} was refused within {BOUND:?}"),
+        ),
+    }
+    // Let the others reach their wait, then check the mount still serves.
+    std::thread::sleep(Duration::from_millis(300));
+    let other = m.at("other");
+    let served = bounded(cpu, BOUND, move || {
+        use std::os::unix::fs::MetadataExt;
+        let f = std::fs::File::open(other)?;
+        f.metadata().map(|md| md.size())
+    });
+    match served {
+        Some(Ok(1)) => {}
+        Some(r) => fail(&mut m, format!("open+fstat while waiters wait: {r:?}")),
+        None => fail(
+            &mut m,
+            format!(
+                "open+fstat not served within {BOUND:?} with {} lock waiters",
+                units - 1
+            ),
+        ),
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "a waiter ended before the holder unlocked"
+    );
+    assert_eq!(ofd_lock(&holder, libc::F_OFD_SETLK, libc::F_UNLCK), 0);
+    for _ in 0..units - 1 {
+        match rx.recv_timeout(BOUND) {
+            Ok((_, 0)) => {}
+            Ok((i, e)) => fail(
+                &mut m,
+                format!("waiter {i} got errno {e} instead of the lock"),
+            ),
+            Err(_) => fail(
+                &mut m,
+                format!("the waiters did not all get the lock within {BOUND:?}"),
+            ),
+        }
+    }
+    m.signal(libc::SIGTERM);
+    let Some(st) = m.wait_exit(BOUND) else {
+        fail(
+            &mut m,
+            format!("the daemon did not exit within {BOUND:?} of SIGTERM"),
+        );
+    };
+    assert!(st.success(), "exit status {st:?}:\n{}", m.log());
+    drop(holder);
+}
+
 /// Starts a mount with `args`, holds a write lock on a file and has `waiters` other open
 /// files wait for it (F_OFD_SETLKW: each its own owner, each tying up a reader thread or
-/// ring entry), then checks SIGTERM still ends the daemon cleanly within 10 s.
+/// ring entry, or refused with ENOLCK where that would take the last one), then checks
+/// SIGTERM still ends the daemon cleanly within 10 s. Every file is opened before any
+/// waiter starts, so no open() of the test can be stuck behind them.
 pub fn sigterm_with_lock_waiters_exits(args: &[&str], waiters: usize) {
     let mut m = Mounted::start(args);
     std::fs::write(m.at("f"), b"x").unwrap();
@@ -340,13 +511,13 @@ pub fn sigterm_with_lock_waiters_exits(args: &[&str], waiters: usize) {
             .unwrap()
     };
     let holder = open();
+    let files: Vec<_> = (0..waiters).map(|_| open()).collect();
     assert_eq!(
         ofd_write_lock(&holder, libc::F_OFD_SETLK),
         0,
         "take the lock"
     );
-    for _ in 0..waiters {
-        let f = open();
+    for f in files {
         std::thread::spawn(move || {
             let _ = ofd_write_lock(&f, libc::F_OFD_SETLKW);
         });

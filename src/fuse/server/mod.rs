@@ -35,6 +35,7 @@ use vm_memory::ByteValued;
 use super::abi::{self, init_flags, opcode};
 use super::filesystem::{Context, DirEntry, Entry, FileSystem};
 use super::io::{Reader, Writer};
+use super::wait_budget::WaitBudget;
 
 /// Request bodies up to this size are read into a buffer on the stack.
 const INLINE_BODY: usize = 1024;
@@ -108,7 +109,21 @@ impl<F: FileSystem> Server<F> {
     /// Only when not even an error reply could be written (the request is shorter than its
     /// header, or the reply space is too small); the transport then completes the request
     /// with no data.
-    pub fn handle_message<R: Reader, W: Writer>(&self, mut r: R, w: W) -> io::Result<usize> {
+    pub fn handle_message<R: Reader, W: Writer>(&self, r: R, w: W) -> io::Result<usize> {
+        self.handle_message_in(r, w, None)
+    }
+
+    /// [`Self::handle_message`] for a transport whose serving units a lock wait must not
+    /// all take (`budget`, see [`WaitBudget`]).
+    ///
+    /// # Errors
+    /// As [`Self::handle_message`].
+    pub fn handle_message_in<R: Reader, W: Writer>(
+        &self,
+        mut r: R,
+        w: W,
+        budget: Option<&WaitBudget>,
+    ) -> io::Result<usize> {
         let mut h = abi::InHeader::default();
         if r.available_bytes() < size_of::<abi::InHeader>() {
             return Err(io::Error::new(
@@ -156,6 +171,7 @@ impl<F: FileSystem> Server<F> {
             pid: h.pid,
             supp_gid: None,
             unique: h.unique,
+            wait_budget: budget,
         };
         if h.opcode == opcode::WRITE {
             return self.write(&ctx, &h, r, lengths, minor, reply);

@@ -20,6 +20,7 @@ use crate::fuse::abi::{self, uring};
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::io::segments;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 
 /// Bytes of the request header the server reads (`fuse_in_header`).
 const IN_HEADER: usize = size_of::<abi::InHeader>();
@@ -129,7 +130,12 @@ fn op_in_len(h: &abi::InHeader, payload_sz: usize, capacity: usize) -> Result<us
 ///
 /// # Panics
 /// `headers` is shorter than `REQ_HEADER_SIZE` (the caller's buffers, not guest input).
-pub fn serve<F: FileSystem>(server: &Server<F>, headers: &mut [u8], payload: &mut [u8]) -> u64 {
+pub fn serve<F: FileSystem>(
+    server: &Server<F>,
+    headers: &mut [u8],
+    payload: &mut [u8],
+    budget: &WaitBudget,
+) -> u64 {
     let ent_area = uring::ENT_IN_OUT_OFFSET..uring::REQ_HEADER_SIZE;
     let mut ent = abi::UringEntInOut::default();
     ent.as_mut_slice()
@@ -152,7 +158,7 @@ pub fn serve<F: FileSystem>(server: &Server<F>, headers: &mut [u8], payload: &mu
                 payload_sz,
                 &mut headers[..OUT_HEADER],
             );
-            match server.handle_message(r, w) {
+            match server.handle_message_in(r, w, Some(budget)) {
                 Ok(n) if n >= OUT_HEADER => Ok(n - OUT_HEADER),
                 // No reply (FORGET and INTERRUPT never come this way) or none could be
                 // written: the kernel still waits for one.
@@ -268,7 +274,12 @@ mod tests {
 
         /// Serves the entry; returns (errno, reply payload).
         fn serve(&mut self) -> (i32, Vec<u8>) {
-            let commit = serve(&self.server, &mut self.headers, &mut self.payload);
+            let commit = serve(
+                &self.server,
+                &mut self.headers,
+                &mut self.payload,
+                &WaitBudget::new(1),
+            );
             assert_eq!(commit, 77, "the commit id is the request's");
             let mut out = abi::OutHeader::default();
             out.as_mut_slice()

@@ -13,6 +13,7 @@
 //! threads keep running.
 
 pub mod entry;
+pub mod gate;
 pub mod queue;
 
 use std::io;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use gate::RegisterGate;
 use queue::RingEntry;
 
 use super::FusedevError;
@@ -29,6 +31,7 @@ use super::stop::{Ended, Stop};
 use crate::fuse::abi::init_flags;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 use crate::oslib;
 
 /// The module parameter that enables FUSE over io_uring (`N` by default).
@@ -275,15 +278,29 @@ impl Rings {
             self.depth
         );
         let fell_back = Arc::new(AtomicBool::new(false));
+        // The kernel queues a request on its caller's CPU queue and only that queue's
+        // entries serve it: one lock-wait budget per queue, counting registered entries.
+        let budgets: Vec<Arc<WaitBudget>> = (0..self.queues).map(|_| Arc::default()).collect();
+        let gate = Arc::new(RegisterGate::new(self.queues, self.depth));
         let mut handles = Vec::with_capacity(self.entries.len());
         for (i, mut ent) in self.entries.drain(..).enumerate() {
             let (server, stop, dev) = (server.clone(), stop.clone(), self.dev.clone());
             let (served, retired) = (self.served.clone(), self.retired.clone());
             let (required, fell_back) = (self.required, fell_back.clone());
+            let budget = budgets[usize::from(ent.qid())].clone();
+            let gate = gate.clone();
             let h = thread::Builder::new()
                 .name(format!("vhostfsd-ring{i}"))
                 .spawn(move || {
-                    let ended = queue::run(&server, dev.as_fd(), &mut ent, &stop, &served);
+                    let ended = queue::run(
+                        &server,
+                        dev.as_fd(),
+                        &mut ent,
+                        &stop,
+                        &served,
+                        &budget,
+                        &gate,
+                    );
                     retired
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)

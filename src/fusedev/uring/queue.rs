@@ -12,9 +12,11 @@ use vm_memory::ByteValued;
 
 use super::UringError;
 use super::entry::{self, EntryMemory};
+use super::gate::RegisterGate;
 use crate::fuse::abi::{self, init_flags, uring};
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 use crate::fusedev::stop::{Ended, Stop};
 use crate::oslib::uring::{CMD_AREA, CmdRing};
 
@@ -72,6 +74,11 @@ impl RingEntry {
         })
     }
 
+    /// The kernel queue this entry serves.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+
     fn push(&mut self, dev: BorrowedFd<'_>, cmd: Sent) -> io::Result<()> {
         let (op, area, addr, len) = match cmd {
             Sent::Register => (
@@ -112,18 +119,65 @@ pub fn run<F: FileSystem>(
     ent: &mut RingEntry,
     stop: &Stop,
     served: &AtomicU64,
+    budget: &WaitBudget,
+    gate: &RegisterGate,
 ) -> Result<Ended, UringError> {
-    if !wait_for_init(server, stop).map_err(UringError::Wait)? {
+    let held = gate.holds(ent.qid);
+    let ended = register(server, dev, ent, stop, gate);
+    if !held {
+        // Registered, or never will: the last queue may go on either way.
+        gate.registered();
+    }
+    if !ended? {
         return Ok(Ended::Stopped);
+    }
+    // Counted as serving its queue once the kernel has it (a REGISTER the kernel refuses
+    // later ends the rings, and the kernel serves through /dev/fuse then).
+    budget.add_units(1);
+    gate.count_registered();
+    serve(server, dev, ent, served, budget)
+}
+
+/// Waits for INIT (and, for the last queue, for every other entry: see [`RegisterGate`]),
+/// then submits the entry's REGISTER; returns `false` on a stop.
+fn register<F: FileSystem>(
+    server: &Server<F>,
+    dev: BorrowedFd<'_>,
+    ent: &mut RingEntry,
+    stop: &Stop,
+    gate: &RegisterGate,
+) -> Result<bool, UringError> {
+    if !wait_for_init(server, stop).map_err(UringError::Wait)? {
+        return Ok(false);
     }
     if server.agreed_flags() & init_flags::OVER_IO_URING == 0 {
         return Err(UringError::NotNegotiated);
     }
+    if gate.holds(ent.qid) {
+        while !gate.wait(Duration::from_millis(2)) {
+            if stop.wait(Duration::ZERO).map_err(UringError::Wait)? {
+                return Ok(false);
+            }
+        }
+    }
     ent.ring
         .push_poll_in(stop.fd(), STOP)
         .map_err(UringError::Submit)?;
+    ent.push(dev, Sent::Register).map_err(UringError::Submit)?;
+    // The kernel handles a REGISTER inline: once this returns, the entry is on its queue.
+    ent.ring.submit().map_err(UringError::Submit)?;
+    Ok(true)
+}
+
+/// Serves the registered entry until a stop or the unmount.
+fn serve<F: FileSystem>(
+    server: &Server<F>,
+    dev: BorrowedFd<'_>,
+    ent: &mut RingEntry,
+    served: &AtomicU64,
+    budget: &WaitBudget,
+) -> Result<Ended, UringError> {
     let mut sent = Sent::Register;
-    ent.push(dev, sent).map_err(UringError::Submit)?;
     let started = Instant::now();
     loop {
         ent.ring.submit_and_wait().map_err(UringError::Submit)?;
@@ -135,7 +189,7 @@ pub fn run<F: FileSystem>(
                 (0, _) => {
                     // SAFETY: the completion hands the entry to us until the next commit.
                     let (headers, payload) = unsafe { ent.memory.buffers() };
-                    sent = Sent::Commit(entry::serve(server, headers, payload));
+                    sent = Sent::Commit(entry::serve(server, headers, payload, budget));
                     served.fetch_add(1, Ordering::Relaxed);
                 }
                 (r, Sent::Register)

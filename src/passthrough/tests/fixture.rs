@@ -16,22 +16,24 @@ use crate::oslib::creds;
 use crate::passthrough::{Config, PassthroughFs};
 
 /// Root in the guest.
-pub const ROOT: Context = Context {
+pub const ROOT: Context<'static> = Context {
     uid: 0,
     gid: 0,
     pid: 1,
     supp_gid: None,
     unique: 1,
+    wait_budget: None,
 };
 
 /// An unprivileged guest user with gid = uid.
-pub fn user(uid: u32) -> Context {
+pub fn user(uid: u32) -> Context<'static> {
     Context {
         uid,
         gid: uid,
         pid: 2,
         supp_gid: None,
         unique: 2,
+        wait_budget: None,
     }
 }
 
