@@ -237,11 +237,7 @@ impl<F: FileSystem> Server<F> {
         if let Err(e @ DecodeError::TooLong(_)) = decode::check_lengths(&h, usize::MAX) {
             return Self::refuse(reply, has_reply, &e);
         }
-        if has_reply {
-            reply.errno(errno)
-        } else {
-            Ok(0)
-        }
+        if has_reply { reply.errno(errno) } else { Ok(0) }
     }
 
     /// Replies to a request that could not be decoded (reply-less ones are dropped).
