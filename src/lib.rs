@@ -32,7 +32,8 @@
 //! - [`sandbox`]: namespaces with pivot_root, or chroot.
 //! - [`systemd`]: socket activation (LISTEN_FDS) and readiness notification (sd_notify).
 //! - [`log_limit`]: rate limits for log lines a guest can trigger; [`error_chain`]: an
-//!   error with its causes, as the operator reads it.
+//!   error with its causes, as the operator reads it; [`fixed_vec`]: the inline,
+//!   fixed-capacity vector the request path uses instead of allocating.
 //! - [`oslib`]: the only place that calls `libc` for syscalls; [`oslib::errno`] the errno
 //!   helpers.
 
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod error_chain;
+pub mod fixed_vec;
 pub mod fuse;
 pub mod fusedev;
 pub mod log_limit;

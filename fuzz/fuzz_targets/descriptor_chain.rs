@@ -3,11 +3,12 @@
 //! The fuzzer writes a descriptor table (addresses inside, across and outside the guest
 //! memory regions, any lengths and flags, `next` links that may loop, an optional indirect
 //! table) into `GuestMemoryMmap::from_ranges` memory through `MockSplitQueue`; the chain the
-//! queue pops is split with `split_chain`, then a sequence of Read / Write / `split_at` /
+//! queue pops is recorded with `ChainBuffers::fill` and split, then a sequence of Read / Write / `split_at` /
 //! zero-copy `read_to` / `write_from` (against a temporary file) runs over it.
 //!
-//! A model checks everything: `split_chain` succeeds exactly when the chain is valid (every
-//! descriptor inside guest memory, no readable after a writable, each side under 4 GiB);
+//! A model checks everything: `fill` succeeds exactly when the chain is valid (every
+//! descriptor inside guest memory, no readable after a writable, each side under 4 GiB and
+//! spanning at most `MAX_SIDE_PIECES` pieces of guest memory regions);
 //! the capacities are the sums of the descriptor lengths; every call moves no more than
 //! asked and than is left, and makes progress when it can; the bytes read are the bytes in
 //! guest memory, and after the run guest memory and the file are exactly what the model
@@ -23,7 +24,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vhostfsd::fuse::io::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
-use vhostfsd::vhost_user::chain::{ChainError, split_chain};
+use vhostfsd::vhost_user::chain::{ChainBuffers, ChainError, MAX_SIDE_PIECES};
 use virtio_bindings::bindings::virtio_ring::{
     VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
 };
@@ -216,9 +217,31 @@ struct Side {
     /// (model index, length) of each non-empty buffer.
     segs: Vec<(usize, usize)>,
     len: usize,
+    /// Pieces of guest memory regions (a buffer across the A/B boundary is two).
+    pieces: usize,
 }
 
 impl Side {
+    /// Bytes of the first `max` pieces.
+    fn indices_len(&self, max: usize) -> usize {
+        let mut pieces = 0;
+        let mut len = 0;
+        for &(start, n) in &self.segs {
+            let crosses = start < B.0 as usize && start + n > B.0 as usize;
+            let k = if crosses { 2 } else { 1 };
+            if pieces + k > max {
+                if pieces < max {
+                    // Only the part in A fits.
+                    len += B.0 as usize - start;
+                }
+                break;
+            }
+            pieces += k;
+            len += n;
+        }
+        len
+    }
+
     /// Model indices of logical bytes `[from, from + n)`.
     fn indices(&self, from: usize, n: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(n);
@@ -242,7 +265,7 @@ impl Side {
 
 /// A writer and its model: logical `[pos, end)` of the writable side still free.
 struct W<'a> {
-    w: vhostfsd::vhost_user::chain::ChainWriter<'a>,
+    w: vhostfsd::vhost_user::chain::ChainWriter<'a, GuestMemoryMmap>,
     pos: usize,
     end: usize,
     written: usize,
@@ -376,23 +399,41 @@ fn run(input: &Input) {
             // A buffer may run from A into B (adjacent regions): model indices are
             // contiguous there too.
             side.segs.push((start, d.len() as usize));
+            let crosses = d.addr().0 < B.0 && d.addr().0 + u64::from(d.len()) > B.0;
+            side.pieces += if crosses { 2 } else { 1 };
         }
     }
     if rd.len > u32::MAX as usize || wr.len > u32::MAX as usize {
         valid = false;
     }
 
-    let (mut r, w) = match split_chain(&mem, descs.iter().copied()) {
-        Ok(rw) => rw,
-        Err(e) => {
-            assert!(!valid, "split_chain refused a valid chain: {e}");
-            if let ChainError::TooLong = e {
+    let mut bufs = Box::new(ChainBuffers::new());
+    let filled = bufs.fill(&mem, descs.iter().copied());
+    let (mut r, w) = bufs.split(&mem);
+    if let Err(e) = filled {
+        let too_many = rd.pieces > MAX_SIDE_PIECES || wr.pieces > MAX_SIDE_PIECES;
+        match e {
+            ChainError::TooManyPieces => {
+                assert!(valid && too_many, "TooManyPieces for {descs:?}");
+                // The first pieces of each side are usable (an error reply goes there).
+                assert_eq!(r.available_bytes(), rd.indices_len(MAX_SIDE_PIECES));
+                assert_eq!(
+                    ZeroCopyWriter::available_bytes(&w),
+                    wr.indices_len(MAX_SIDE_PIECES)
+                );
+            }
+            ChainError::TooLong => {
                 assert!(rd.len > u32::MAX as usize || wr.len > u32::MAX as usize);
             }
-            return;
+            e => assert!(!valid, "fill refused a valid chain: {e}"),
         }
-    };
-    assert!(valid, "split_chain accepted an invalid chain: {descs:?}");
+        return;
+    }
+    assert!(
+        rd.pieces <= MAX_SIDE_PIECES && wr.pieces <= MAX_SIDE_PIECES,
+        "fill accepted a chain of too many pieces"
+    );
+    assert!(valid, "fill accepted an invalid chain: {descs:?}");
     assert_eq!(r.available_bytes(), rd.len);
     assert_eq!(ZeroCopyWriter::available_bytes(&w), wr.len);
 

@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use vhost::vhost_user::Backend;
 use vhost::vhost_user::message::{
@@ -16,6 +15,7 @@ use vhost::vhost_user::message::{
 };
 use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
@@ -25,7 +25,7 @@ use vmm_sys_util::event::{
 
 use super::VhostUserError;
 use super::backend_channel::BackendChannel;
-use super::chain::split_chain;
+use super::chain::{ChainBuffers, ChainError};
 use super::config_space::ConfigSpace;
 use super::device_state::DeviceState;
 use super::features;
@@ -43,7 +43,15 @@ pub type DirtyLog = BitmapMmapRegion;
 pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap<DirtyLog>>;
 /// A vring of this device.
 pub type Vring = VringRwLock<GuestMemory>;
-type Chain = DescriptorChain<GuestMemoryLoadGuard<GuestMemoryMmap<DirtyLog>>>;
+type Memory = GuestMemoryLoadGuard<GuestMemoryMmap<DirtyLog>>;
+type Chain = DescriptorChain<Memory>;
+
+/// What [`VhostUserFsBackend::pop`] found on a ring.
+enum Popped {
+    Chain(Chain),
+    Empty,
+    Disabled,
+}
 
 /// The queues a backend serves and how.
 #[derive(Debug, Clone)]
@@ -151,62 +159,53 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         self.mem.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Pops every available chain of `vring`; `None` when the frontend has disabled it.
-    fn pop_all(&self, vring: &Vring) -> io::Result<Option<Vec<Chain>>> {
-        let mem = self.memory().memory();
+    /// Takes the next available chain of `vring`.
+    fn pop(&self, vring: &Vring, mem: &Memory) -> io::Result<Popped> {
         let mut state = vring.get_mut();
         // A ring the frontend disabled (SET_VRING_ENABLE 0, e.g. Cloud Hypervisor's pause) is
         // not served, even when this worker was still draining it as the message came: checked
         // under the lock SET_VRING_ENABLE takes, so no request is popped after the reply to it.
         if !state.is_enabled() {
-            return Ok(None);
+            return Ok(Popped::Disabled);
         }
-        let iter = state
+        let chain = state
             .get_queue_mut()
-            .iter(mem)
-            .map_err(|e| io::Error::other(format!("cannot read the available ring: {e}")))?;
-        Ok(Some(iter.collect()))
+            .iter(mem.clone())
+            .map_err(|e| io::Error::other(format!("cannot read the available ring: {e}")))?
+            .next();
+        Ok(chain.map_or(Popped::Empty, Popped::Chain))
     }
 
     /// Serves every available request of queue `queue`, with the EVENT_IDX re-check loop:
     /// notifications stay off while draining, and after turning them back on the ring is
     /// checked once more so a request added meanwhile is not missed.
+    ///
+    /// Each reply goes on the used ring as soon as it is ready, and the guest is signalled
+    /// then if it asked to be (with EVENT_IDX a driver asks only when it has run out of
+    /// replies to handle), so no reply waits behind the requests after it.
     fn process_queue(&self, vring: &Vring, queue: usize) -> io::Result<()> {
         let event_idx = self.event_idx.load(Ordering::Acquire);
+        let mem = self.memory();
         loop {
             if event_idx {
                 vring.disable_notification().map_err(io::Error::other)?;
             }
-            let Some(chains) = self.pop_all(vring)? else {
-                return Ok(());
-            };
-            // Replies go on the used ring as soon as each is ready; the guest is signalled
-            // once per batch (an interrupt per reply costs both sides more than it saves),
-            // but never later than MAX_SIGNAL_DELAY after a reply was put there, so fast
-            // replies do not wait long behind slow requests.
-            let mut unsignalled: Option<Instant> = None;
-            for chain in chains {
+            let guard = mem.memory();
+            loop {
+                let chain = match self.pop(vring, &guard)? {
+                    Popped::Chain(chain) => chain,
+                    Popped::Empty => break,
+                    Popped::Disabled => return Ok(()),
+                };
                 match self.pools.get(queue).zip(self.budgets.get(queue)) {
                     Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
                     None => {
-                        if unsignalled.is_some_and(|t| t.elapsed() >= MAX_SIGNAL_DELAY) {
-                            notify(vring, event_idx);
-                            unsignalled = None;
-                        }
                         let head = chain.head_index();
                         // No pool: locks are not served (ENOSYS), nothing ever waits.
                         let len = serve_chain(&self.server, chain, None);
-                        if let Err(e) = vring.add_used(head, len) {
-                            crate::warn_limited!(
-                                "queue {queue}: cannot complete request {head}: {e}"
-                            );
-                        }
-                        unsignalled.get_or_insert_with(Instant::now);
+                        complete(vring, head, len, event_idx);
                     }
                 }
-            }
-            if unsignalled.is_some() {
-                notify(vring, event_idx);
             }
             if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
                 return Ok(());
@@ -239,10 +238,6 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     }
 }
 
-/// Longest a reply already on the used ring waits for its signal while the queue's worker
-/// serves the rest of a batch.
-const MAX_SIGNAL_DELAY: Duration = Duration::from_millis(1);
-
 /// Most queues: one worker thread each, and the thread mask is a u64.
 pub const MAX_QUEUES: usize = 64;
 /// Most request queues (`--num-request-queues`): every queue but the high-priority one.
@@ -256,28 +251,38 @@ fn serve_chain<F: FileSystem>(
     budget: Option<&WaitBudget>,
 ) -> u32 {
     let head = chain.head_index();
-    let mem = chain.memory();
-    let (reader, writer) = match split_chain(mem, chain.clone()) {
-        Ok(rw) => rw,
+    serve_descriptors(server, chain.memory(), chain.clone(), head, budget)
+}
+
+/// Runs the request in `descriptors` (chain `head`); returns the reply length. The chain's
+/// buffers are kept on the stack: nothing is allocated for them.
+fn serve_descriptors<F: FileSystem, M: vm_memory::GuestMemory>(
+    server: &Server<F>,
+    mem: &M,
+    descriptors: impl IntoIterator<Item = Descriptor>,
+    head: u16,
+    budget: Option<&WaitBudget>,
+) -> u32 {
+    let mut bufs = ChainBuffers::new();
+    let filled = bufs.fill(mem, descriptors);
+    let (reader, writer) = bufs.split(mem);
+    let served = match filled {
+        Ok(()) => server.handle_message_in(reader, writer, budget),
+        Err(e @ ChainError::TooManyPieces) => {
+            crate::warn_limited!("request {head} refused with E2BIG: {e}");
+            server.refuse_message(reader, writer, libc::E2BIG)
+        }
         Err(e) => {
             crate::warn_limited!("malformed request {head} completed with no reply: {e}");
             return 0;
         }
     };
-    match server.handle_message_in(reader, writer, budget) {
+    match served {
         Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
         Err(e) => {
             log::debug!("request {head} got no reply: {e}");
             0
         }
-    }
-}
-
-/// Signals the guest if it asked to be (always without EVENT_IDX).
-fn notify(vring: &Vring, event_idx: bool) {
-    let needed = !event_idx || vring.needs_notification().unwrap_or(true);
-    if needed && let Err(e) = vring.signal_used_queue() {
-        log::warn!("cannot notify the guest: {e}");
     }
 }
 
@@ -504,6 +509,41 @@ mod tests {
     #[test]
     fn serves_chains_through_the_pool() {
         serve_two_chains(2, true);
+    }
+
+    #[test]
+    fn a_chain_of_more_buffers_than_the_fixed_arrays_gets_e2big() {
+        use vm_memory::{Bytes, GuestMemoryMmap};
+
+        use super::super::chain::MAX_SIDE_PIECES;
+        use crate::fuse::abi::{self, opcode};
+        use crate::fuse::testing::RequestBuilder;
+
+        let b = backend(None, 1, 0);
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let req = RequestBuilder::new(opcode::GETATTR, 1)
+            .unique(99)
+            .build(&[&[0u8; 16]], &[]);
+        mem.write_slice(&req, GuestAddress(0x1000)).unwrap();
+        // The request one byte per descriptor, padded with one-byte descriptors past the
+        // fixed array; the reply space in one writable descriptor.
+        let write = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
+        let mut descs: Vec<_> = (0..MAX_SIDE_PIECES as u64 + 50)
+            .map(|i| Descriptor::new(0x1000 + i, 1, 0, 0))
+            .collect();
+        descs.push(Descriptor::new(0x8000, 256, write, 0));
+        let len = serve_descriptors(&b.server, &mem, descs, 7, None);
+        assert_eq!(len, 16, "an error reply");
+        let out: abi::OutHeader = mem.read_obj(GuestAddress(0x8000)).unwrap();
+        assert_eq!((out.len, out.error, out.unique), (16, -libc::E2BIG, 99));
+        // The same request in one descriptor is served (not initialized yet: EIO).
+        let descs = vec![
+            Descriptor::new(0x1000, req.len() as u32, 0, 0),
+            Descriptor::new(0x8000, 256, write, 0),
+        ];
+        assert_eq!(serve_descriptors(&b.server, &mem, descs, 7, None), 16);
+        let out: abi::OutHeader = mem.read_obj(GuestAddress(0x8000)).unwrap();
+        assert_eq!(out.error, -libc::EIO);
     }
 
     #[test]

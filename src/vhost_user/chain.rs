@@ -1,31 +1,35 @@
 //! Reading a FUSE request from, and writing its reply into, one virtqueue descriptor chain.
 //!
 //! A chain is a list of guest buffers: first the readable ones (the request), then the
-//! writable ones (space for the reply). [`split_chain`] checks each against guest memory and
-//! turns them into [`VolatileSlice`]s; [`ChainReader`] and [`ChainWriter`] implement the
-//! transport traits of [`crate::fuse::io`] over them. The zero-copy paths hand the slices to
-//! one `preadv`/`pwritev`, so READ and WRITE payloads go straight between the host file and
-//! guest memory.
+//! writable ones (space for the reply). [`ChainBuffers::fill`] checks each against guest
+//! memory and records it (inline, no allocation: at most [`MAX_SIDE_PIECES`] per side);
+//! [`ChainBuffers::split`] hands out a [`ChainReader`] and a [`ChainWriter`] over them, which
+//! implement the transport traits of [`crate::fuse::io`]. The zero-copy paths hand the
+//! buffers to one `preadv`/`pwritev`, so READ and WRITE payloads go straight between the
+//! host file and guest memory.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use virtio_queue::desc::split::Descriptor;
-use vm_memory::bitmap::{BitmapSlice, WithBitmapSlice};
-use vm_memory::{GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
+use vm_memory::bitmap::{BS, Bitmap};
+use vm_memory::volatile_memory::{PtrGuard, PtrGuardMut};
+use vm_memory::{GuestAddress, GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
 
+use crate::fixed_vec::FixedVec;
 use crate::fuse::io::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
 use crate::oslib;
 use crate::oslib::errno;
 
-/// Most iovecs one `preadv`/`pwritev` takes (Linux `UIO_MAXIOV`); a longer transfer is
-/// simply shorter, as the traits allow.
-const MAX_IOVECS: usize = 1024;
+/// Most pieces of guest memory one side of a chain may span; a piece is a descriptor's
+/// buffer, or the part of it inside one guest memory region (empty descriptors take none).
+/// A Linux guest sends at most one per page of its largest request (`max_pages`: 256 for
+/// the 1 MiB this daemon negotiates) plus a few headers. It is also `UIO_MAXIOV`, so one
+/// `preadv`/`pwritev` always takes a whole side. A chain with more gets an error reply.
+pub const MAX_SIDE_PIECES: usize = 1024;
 
-/// Most descriptors one chain may have. A Linux guest sends at most a few hundred (one per
-/// page of a 1 MiB request, plus headers); the guest chooses the number, up to 65535 in
-/// an indirect table, so it is bounded for what the daemon keeps per descriptor.
+/// Most descriptors one chain may have. The guest chooses the number (up to 65535 in an
+/// indirect table); a chain longer than any guest driver sends is not looked at further.
 pub const MAX_CHAIN_DESCRIPTORS: usize = 4096;
 
 /// Errors in a descriptor chain sent by the guest.
@@ -53,237 +57,305 @@ pub enum ChainError {
          any guest driver sends (a hostile guest)"
     )]
     TooManyDescriptors,
+    #[error(
+        "one side of the descriptor chain spans more than {MAX_SIDE_PIECES} guest buffers, \
+         more than any guest driver sends for one request (a guest driver bug or a hostile \
+         guest)"
+    )]
+    TooManyPieces,
 }
 
-/// The slices still to be consumed on one side of a chain.
-#[derive(Clone)]
-struct Buffers<'a, B: BitmapSlice> {
-    slices: VecDeque<VolatileSlice<'a, B>>,
+/// One piece of guest memory, checked against it, inside one memory region, never empty.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    addr: GuestAddress,
     len: usize,
 }
 
-fn slice_error(e: vm_memory::volatile_memory::Error) -> io::Error {
-    io::Error::other(e)
+/// The pieces of one side of a chain.
+struct Side {
+    pieces: FixedVec<Piece, MAX_SIDE_PIECES>,
+    len: usize,
+    overflow: bool,
 }
 
-impl<'a, B: BitmapSlice> Buffers<'a, B> {
-    fn new() -> Self {
+impl Side {
+    const fn new() -> Self {
         Self {
-            slices: VecDeque::new(),
+            pieces: FixedVec::new(),
             len: 0,
+            overflow: false,
         }
     }
 
-    fn push(&mut self, slice: VolatileSlice<'a, B>) -> Result<(), ChainError> {
-        let len = self
+    fn clear(&mut self) {
+        self.pieces.clear();
+        self.len = 0;
+        self.overflow = false;
+    }
+
+    fn push(&mut self, piece: Piece) -> Result<(), ChainError> {
+        self.len = self
             .len
-            .checked_add(slice.len())
+            .checked_add(piece.len)
             .filter(|l| *l <= u32::MAX as usize)
             .ok_or(ChainError::TooLong)?;
-        if !slice.is_empty() {
-            self.slices.push_back(slice);
+        if piece.len > 0 && self.pieces.push(piece).is_err() {
+            self.overflow = true;
         }
-        self.len = len;
+        Ok(())
+    }
+}
+
+/// The guest buffers of one descriptor chain, inline (keep it on the stack): filled by
+/// [`ChainBuffers::fill`], then borrowed by the reader and the writer of
+/// [`ChainBuffers::split`].
+pub struct ChainBuffers {
+    readable: Side,
+    writable: Side,
+}
+
+impl Default for ChainBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainBuffers {
+    /// No buffers yet.
+    pub const fn new() -> Self {
+        Self {
+            readable: Side::new(),
+            writable: Side::new(),
+        }
+    }
+
+    /// Records the buffers of `descriptors`, checking every one against `mem`.
+    ///
+    /// # Errors
+    /// A readable descriptor follows a writable one, a descriptor is outside guest memory,
+    /// either side is longer than 4 GiB, or the chain has more than
+    /// [`MAX_CHAIN_DESCRIPTORS`] descriptors: the buffers recorded are then of no use.
+    /// [`ChainError::TooManyPieces`] comes last, once every descriptor was checked: the
+    /// buffers then hold the first [`MAX_SIDE_PIECES`] pieces of each side, enough to read
+    /// the request header and to write an error reply.
+    pub fn fill<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        descriptors: impl IntoIterator<Item = Descriptor>,
+    ) -> Result<(), ChainError> {
+        self.readable.clear();
+        self.writable.clear();
+        let mut seen_writable = false;
+        for (n, desc) in descriptors.into_iter().enumerate() {
+            if n == MAX_CHAIN_DESCRIPTORS {
+                return Err(ChainError::TooManyDescriptors);
+            }
+            let (side, access) = if desc.is_write_only() {
+                seen_writable = true;
+                (&mut self.writable, Permissions::Write)
+            } else if seen_writable {
+                return Err(ChainError::ReadableAfterWritable);
+            } else {
+                (&mut self.readable, Permissions::Read)
+            };
+            let out_of_bounds = |source| ChainError::OutOfBounds {
+                addr: desc.addr().0,
+                len: desc.len(),
+                source,
+            };
+            let len = desc.len() as usize;
+            if len > 0 && !mem.check_range(desc.addr(), len, access) {
+                return Err(out_of_bounds(GuestMemoryError::InvalidGuestAddress(
+                    desc.addr(),
+                )));
+            }
+            // One piece per memory region the buffer lies in; the range was checked, so
+            // the addresses cannot wrap.
+            let mut addr = desc.addr();
+            for slice in mem
+                .get_slices(desc.addr(), len, access)
+                .map_err(out_of_bounds)?
+            {
+                let len = slice.map_err(out_of_bounds)?.len();
+                side.push(Piece { addr, len })?;
+                addr = GuestAddress(addr.0.wrapping_add(len as u64));
+            }
+        }
+        if self.readable.overflow || self.writable.overflow {
+            return Err(ChainError::TooManyPieces);
+        }
         Ok(())
     }
 
-    /// The first slices covering at most `count` bytes (the last one cut to fit).
-    fn front(&self, count: usize) -> io::Result<Vec<VolatileSlice<'a, B>>> {
-        let mut left = count.min(self.len);
-        let mut out = Vec::new();
-        for vs in &self.slices {
-            if left == 0 || out.len() == MAX_IOVECS {
-                break;
-            }
-            let n = vs.len().min(left);
-            out.push(vs.subslice(0, n).map_err(slice_error)?);
-            left -= n;
+    /// The request reader and the reply writer over the recorded buffers.
+    pub fn split<'a, M: GuestMemory>(
+        &'a self,
+        mem: &'a M,
+    ) -> (ChainReader<'a, M>, ChainWriter<'a, M>) {
+        (
+            ChainReader {
+                mem,
+                pieces: &self.readable.pieces,
+                cur: Cursor::over(&self.readable),
+            },
+            ChainWriter {
+                mem,
+                pieces: &self.writable.pieces,
+                cur: Cursor::over(&self.writable),
+                written: 0,
+            },
+        )
+    }
+}
+
+/// A position in one side's pieces, and how many bytes from there are still usable.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    /// The current piece; `off` is always inside it while `left` > 0.
+    idx: usize,
+    off: usize,
+    left: usize,
+}
+
+impl Cursor {
+    fn over(side: &Side) -> Self {
+        Self {
+            idx: 0,
+            off: 0,
+            left: side.pieces.iter().map(|p| p.len).sum(),
         }
-        Ok(out)
     }
 
-    /// Drops the first `count` bytes.
-    fn consume(&mut self, mut count: usize) -> io::Result<()> {
-        self.len -= count.min(self.len);
-        while count > 0 {
-            let Some(front) = self.slices.front_mut() else {
+    /// The (guest address, length) pieces of the next `count` bytes (at most `left`).
+    fn next_pieces(
+        self,
+        pieces: &[Piece],
+        count: usize,
+    ) -> impl Iterator<Item = (GuestAddress, usize)> + '_ {
+        let mut want = count.min(self.left);
+        let mut off = self.off;
+        pieces
+            .get(self.idx..)
+            .unwrap_or_default()
+            .iter()
+            .map_while(move |p| {
+                if want == 0 {
+                    return None;
+                }
+                let n = (p.len - off).min(want);
+                let addr = GuestAddress(p.addr.0 + off as u64);
+                off = 0;
+                want -= n;
+                Some((addr, n))
+            })
+    }
+
+    /// Moves `n` bytes on (at most `left`).
+    fn advance(&mut self, pieces: &[Piece], n: usize) {
+        let mut n = n.min(self.left);
+        self.left -= n;
+        while n > 0 {
+            let Some(p) = pieces.get(self.idx) else {
                 break;
             };
-            if front.len() <= count {
-                count -= front.len();
-                self.slices.pop_front();
-            } else {
-                *front = front.offset(count).map_err(slice_error)?;
-                count = 0;
+            let k = (p.len - self.off).min(n);
+            self.off += k;
+            n -= k;
+            if self.off == p.len {
+                self.idx += 1;
+                self.off = 0;
             }
         }
-        Ok(())
-    }
-
-    /// Keeps the first `at` bytes, returning the rest.
-    fn split_off(&mut self, at: usize) -> io::Result<Self> {
-        if at > self.len {
-            return Err(errno::error(libc::ENOSPC));
-        }
-        let mut rest = Self::new();
-        let mut kept = 0;
-        let mut keep = VecDeque::new();
-        while let Some(vs) = self.slices.pop_front() {
-            if kept + vs.len() <= at {
-                kept += vs.len();
-                keep.push_back(vs);
-            } else if kept < at {
-                let (a, b) = vs.split_at(at - kept).map_err(slice_error)?;
-                kept = at;
-                keep.push_back(a);
-                rest.slices.push_back(b);
-            } else {
-                rest.slices.push_back(vs);
-            }
-        }
-        rest.len = self.len - at;
-        self.slices = keep;
-        self.len = at;
-        Ok(rest)
     }
 }
 
-/// Iovecs over `slices`, plus the guards that keep their mappings valid while in use.
-fn iovecs<B: BitmapSlice>(
-    slices: &[VolatileSlice<'_, B>],
-) -> (
-    Vec<libc::iovec>,
-    Vec<vm_memory::volatile_memory::PtrGuardMut>,
-) {
-    let guards: Vec<_> = slices.iter().map(|vs| vs.ptr_guard_mut()).collect();
-    let iovs = guards
-        .iter()
-        .map(|g| libc::iovec {
-            iov_base: g.as_ptr().cast(),
-            iov_len: g.len(),
-        })
-        .collect();
-    (iovs, guards)
-}
-
-/// Splits a descriptor chain into the request reader and the reply writer, checking every
-/// descriptor against `mem`.
-///
-/// # Errors
-/// A readable descriptor follows a writable one, a descriptor is outside guest memory, or
-/// either side is longer than 4 GiB.
-pub fn split_chain<'a, M, B>(
-    mem: &'a M,
-    descriptors: impl IntoIterator<Item = Descriptor>,
-) -> Result<(ChainReader<'a, B>, ChainWriter<'a, B>), ChainError>
-where
-    M: GuestMemory,
-    M::Bitmap: WithBitmapSlice<'a, S = B>,
-    B: BitmapSlice,
-{
-    let mut readable = Buffers::new();
-    let mut writable = Buffers::new();
-    let mut seen_writable = false;
-    for (n, desc) in descriptors.into_iter().enumerate() {
-        if n == MAX_CHAIN_DESCRIPTORS {
-            return Err(ChainError::TooManyDescriptors);
-        }
-        let (side, access) = if desc.is_write_only() {
-            seen_writable = true;
-            (&mut writable, Permissions::Write)
-        } else if seen_writable {
-            return Err(ChainError::ReadableAfterWritable);
-        } else {
-            (&mut readable, Permissions::Read)
-        };
-        let out_of_bounds = |source| ChainError::OutOfBounds {
-            addr: desc.addr().0,
-            len: desc.len(),
-            source,
-        };
-        let len = desc.len() as usize;
-        if len > 0 && !mem.check_range(desc.addr(), len, access) {
-            return Err(out_of_bounds(GuestMemoryError::InvalidGuestAddress(
-                desc.addr(),
-            )));
-        }
-        for slice in mem
-            .get_slices(desc.addr(), len, access)
-            .map_err(out_of_bounds)?
-        {
-            side.push(slice.map_err(out_of_bounds)?)?;
-        }
-    }
-    Ok((
-        ChainReader { bufs: readable },
-        ChainWriter {
-            bufs: writable,
-            written: 0,
-        },
-    ))
+/// The slice of one piece (inside one region by construction).
+fn piece_slice<M: GuestMemory>(
+    mem: &M,
+    addr: GuestAddress,
+    len: usize,
+    access: Permissions,
+) -> io::Result<VolatileSlice<'_, BS<'_, M::Bitmap>>> {
+    mem.get_slices(addr, len, access)
+        .map_err(io::Error::other)?
+        .next()
+        .ok_or_else(|| errno::error(libc::EFAULT))?
+        .map_err(io::Error::other)
 }
 
 /// The request side of a descriptor chain.
-pub struct ChainReader<'a, B: BitmapSlice = ()> {
-    bufs: Buffers<'a, B>,
+pub struct ChainReader<'a, M: GuestMemory> {
+    mem: &'a M,
+    pieces: &'a [Piece],
+    cur: Cursor,
 }
 
-impl<B: BitmapSlice> Read for ChainReader<'_, B> {
+impl<M: GuestMemory> Read for ChainReader<'_, M> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in &self.bufs.slices {
-            if done == buf.len() {
-                break;
-            }
-            done += vs.copy_to(&mut buf[done..]);
+        for (addr, n) in self.cur.next_pieces(self.pieces, buf.len()) {
+            let vs = piece_slice(self.mem, addr, n, Permissions::Read)?;
+            done += vs.copy_to(&mut buf[done..done + n]);
         }
-        self.bufs.consume(done)?;
+        self.cur.advance(self.pieces, done);
         Ok(done)
     }
 }
 
-impl<B: BitmapSlice> ZeroCopyReader for ChainReader<'_, B> {
+impl<M: GuestMemory> ZeroCopyReader for ChainReader<'_, M> {
     fn read_to(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
-        let slices = self.bufs.front(count)?;
-        if slices.is_empty() {
+        let mut iovs: FixedVec<libc::iovec, MAX_SIDE_PIECES> = FixedVec::new();
+        let mut guards: FixedVec<PtrGuard, MAX_SIDE_PIECES> = FixedVec::new();
+        for (addr, n) in self.cur.next_pieces(self.pieces, count) {
+            let guard = piece_slice(self.mem, addr, n, Permissions::Read)?.ptr_guard();
+            let iov = libc::iovec {
+                iov_base: guard.as_ptr().cast_mut().cast(),
+                iov_len: guard.len(),
+            };
+            // A side has at most MAX_SIDE_PIECES pieces: both always have room.
+            if iovs.push(iov).is_err() || guards.push(guard).is_err() {
+                break;
+            }
+        }
+        if iovs.is_empty() {
             return Ok(0);
         }
-        let (iovs, _guards) = iovecs(&slices);
-        // SAFETY: each iovec describes a VolatileSlice of guest memory that was bounds-checked
-        // against a mapped region in `split_chain`; `_guards` and the borrow of the guest
-        // memory (lifetime 'a) keep the mappings alive for the whole call, and no Rust
-        // reference aliases guest memory. pwritev only reads it.
+        // SAFETY: each iovec describes a piece of guest memory that was bounds-checked
+        // against a mapped region in `fill`; `guards` and the borrow of the guest memory
+        // (lifetime 'a) keep the mappings alive for the whole call, and no Rust reference
+        // aliases guest memory. pwritev only reads it.
         let n = unsafe { oslib::pwritev(fd.as_raw_fd(), &iovs, off) }?;
-        self.bufs.consume(n)?;
+        drop(guards);
+        self.cur.advance(self.pieces, n);
         Ok(n)
     }
 }
 
-impl<B: BitmapSlice> Reader for ChainReader<'_, B> {
+impl<M: GuestMemory> Reader for ChainReader<'_, M> {
     fn available_bytes(&self) -> usize {
-        self.bufs.len
+        self.cur.left
     }
 }
 
 /// The reply side of a descriptor chain.
-pub struct ChainWriter<'a, B: BitmapSlice = ()> {
-    bufs: Buffers<'a, B>,
+pub struct ChainWriter<'a, M: GuestMemory> {
+    mem: &'a M,
+    pieces: &'a [Piece],
+    cur: Cursor,
     written: usize,
 }
 
-impl<B: BitmapSlice> Write for ChainWriter<'_, B> {
+impl<M: GuestMemory> Write for ChainWriter<'_, M> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
-        for vs in &self.bufs.slices {
-            if done == data.len() {
-                break;
-            }
-            let n = vs.len().min(data.len() - done);
+        for (addr, n) in self.cur.next_pieces(self.pieces, data.len()) {
+            let vs = piece_slice(self.mem, addr, n, Permissions::Write)?;
             // copy_from marks the copied range dirty in the slice's bitmap.
             vs.copy_from(&data[done..done + n]);
             done += n;
         }
-        self.bufs.consume(done)?;
+        self.cur.advance(self.pieces, done);
         self.written += done;
         Ok(done)
     }
@@ -293,43 +365,58 @@ impl<B: BitmapSlice> Write for ChainWriter<'_, B> {
     }
 }
 
-impl<B: BitmapSlice> ZeroCopyWriter for ChainWriter<'_, B> {
+impl<M: GuestMemory> ZeroCopyWriter for ChainWriter<'_, M> {
     fn write_from(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
-        let slices = self.bufs.front(count)?;
-        if slices.is_empty() {
+        let mut iovs: FixedVec<libc::iovec, MAX_SIDE_PIECES> = FixedVec::new();
+        let mut guards: FixedVec<PtrGuardMut, MAX_SIDE_PIECES> = FixedVec::new();
+        for (addr, n) in self.cur.next_pieces(self.pieces, count) {
+            let guard = piece_slice(self.mem, addr, n, Permissions::Write)?.ptr_guard_mut();
+            let iov = libc::iovec {
+                iov_base: guard.as_ptr().cast(),
+                iov_len: guard.len(),
+            };
+            // A side has at most MAX_SIDE_PIECES pieces: both always have room.
+            if iovs.push(iov).is_err() || guards.push(guard).is_err() {
+                break;
+            }
+        }
+        if iovs.is_empty() {
             return Ok(0);
         }
-        let (iovs, guards) = iovecs(&slices);
-        // SAFETY: each iovec describes a VolatileSlice of guest memory that was bounds-checked
-        // against a mapped, writable region in `split_chain`; `guards` and the borrow of the
-        // guest memory (lifetime 'a) keep the mappings alive for the whole call, and no Rust
+        // SAFETY: each iovec describes a piece of guest memory that was bounds-checked
+        // against a mapped, writable region in `fill`; `guards` and the borrow of the guest
+        // memory (lifetime 'a) keep the mappings alive for the whole call, and no Rust
         // reference aliases guest memory, so the kernel may write there.
         let n = unsafe { oslib::preadv(fd.as_raw_fd(), &iovs, off) }?;
         drop(guards);
-        let mut left = n;
-        for vs in &slices {
-            if left == 0 {
-                break;
-            }
-            let len = vs.len().min(left);
-            vs.bitmap().mark_dirty(0, len);
-            left -= len;
+        // The kernel's writes bypass the dirty-page log: mark what it wrote.
+        for (addr, len) in self.cur.next_pieces(self.pieces, n) {
+            piece_slice(self.mem, addr, len, Permissions::Write)?
+                .bitmap()
+                .mark_dirty(0, len);
         }
-        self.bufs.consume(n)?;
+        self.cur.advance(self.pieces, n);
         self.written += n;
         Ok(n)
     }
 
     fn available_bytes(&self) -> usize {
-        self.bufs.len
+        self.cur.left
     }
 }
 
-impl<B: BitmapSlice> Writer for ChainWriter<'_, B> {
+impl<M: GuestMemory> Writer for ChainWriter<'_, M> {
     fn split_at(&mut self, offset: usize) -> io::Result<Self> {
-        let rest = self.bufs.split_off(offset)?;
+        if offset > self.cur.left {
+            return Err(errno::error(libc::ENOSPC));
+        }
+        let mut rest = self.cur;
+        rest.advance(self.pieces, offset);
+        self.cur.left = offset;
         Ok(Self {
-            bufs: rest,
+            mem: self.mem,
+            pieces: self.pieces,
+            cur: rest,
             written: 0,
         })
     }
@@ -357,6 +444,13 @@ mod tests {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x2_0000)]).unwrap()
     }
 
+    /// The buffers of `d`, or why they were refused.
+    fn filled(m: &GuestMemoryMmap, d: Vec<Descriptor>) -> Result<Box<ChainBuffers>, ChainError> {
+        let mut b = Box::new(ChainBuffers::new());
+        b.fill(m, d)?;
+        Ok(b)
+    }
+
     /// Descriptors (writable?, addr, len) made into a chain through the mock queue, so the
     /// same path as a real queue decodes them.
     fn chain(mem: &GuestMemoryMmap, descs: &[(bool, u64, u32)]) -> Vec<Descriptor> {
@@ -382,7 +476,8 @@ mod tests {
         m.write_slice(b"world", GuestAddress(BUF_BASE + 0x100))
             .unwrap();
         let d = chain(&m, &[(false, BUF_BASE, 6), (false, BUF_BASE + 0x100, 5)]);
-        let (mut r, w) = split_chain(&m, d).unwrap();
+        let b = filled(&m, d).unwrap();
+        let (mut r, w) = b.split(&m);
         assert_eq!(r.available_bytes(), 11);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 0);
         let mut a = [0u8; 4];
@@ -405,7 +500,8 @@ mod tests {
                 (true, BUF_BASE + 0x200, 10),
             ],
         );
-        let (_r, mut w) = split_chain(&m, d).unwrap();
+        let b = filled(&m, d).unwrap();
+        let (_r, mut w) = b.split(&m);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 13);
         // Header space first, payload after it.
         let mut payload = w.split_at(5).unwrap();
@@ -442,7 +538,8 @@ mod tests {
                 (true, BUF_BASE + 0x3000, 200),
             ],
         );
-        let (_r, mut w) = split_chain(&m, d).unwrap();
+        let b = filled(&m, d).unwrap();
+        let (_r, mut w) = b.split(&m);
         let n = w.write_from(file.as_fd(), 250, 10).unwrap();
         assert_eq!(n, 250);
         assert_eq!(w.bytes_written(), 250);
@@ -467,7 +564,8 @@ mod tests {
             &m,
             &[(false, BUF_BASE + 0x4000, 3), (false, BUF_BASE + 0x5000, 5)],
         );
-        let (mut r, _w) = split_chain(&m, d).unwrap();
+        let b = filled(&m, d).unwrap();
+        let (mut r, _w) = b.split(&m);
         let mut first = [0u8; 1];
         r.read_exact(&mut first).unwrap();
         assert_eq!(r.read_to(file.as_fd(), 100, 1000).unwrap(), 7);
@@ -483,7 +581,7 @@ mod tests {
         let m = mem();
         let d = chain(&m, &[(true, BUF_BASE, 8), (false, BUF_BASE + 0x100, 8)]);
         assert!(matches!(
-            split_chain(&m, d),
+            filled(&m, d),
             Err(ChainError::ReadableAfterWritable)
         ));
     }
@@ -493,7 +591,7 @@ mod tests {
         let m = mem();
         let d = chain(&m, &[(true, BUF_BASE, 0), (false, BUF_BASE + 0x100, 8)]);
         assert!(matches!(
-            split_chain(&m, d),
+            filled(&m, d),
             Err(ChainError::ReadableAfterWritable)
         ));
     }
@@ -502,15 +600,9 @@ mod tests {
     fn out_of_bounds_is_refused() {
         let m = mem();
         let d = chain(&m, &[(false, 0x1_fff0, 0x20)]);
-        assert!(matches!(
-            split_chain(&m, d),
-            Err(ChainError::OutOfBounds { .. })
-        ));
+        assert!(matches!(filled(&m, d), Err(ChainError::OutOfBounds { .. })));
         let d = chain(&m, &[(true, 0x10_0000, 1)]);
-        assert!(matches!(
-            split_chain(&m, d),
-            Err(ChainError::OutOfBounds { .. })
-        ));
+        assert!(matches!(filled(&m, d), Err(ChainError::OutOfBounds { .. })));
     }
 
     #[test]
@@ -522,14 +614,120 @@ mod tests {
             Descriptor::new(0, 0xC000_0000, 0, 0),
             Descriptor::new(0, 0xC000_0000, 0, 0),
         ];
-        assert!(matches!(split_chain(&m, d), Err(ChainError::TooLong)));
+        assert!(matches!(filled(&m, d), Err(ChainError::TooLong)));
+    }
+
+    /// `count` readable descriptors of one byte each, `stride` apart from `BUF_BASE`, then
+    /// one writable descriptor of 32 bytes.
+    fn many_readable(count: usize, stride: u64) -> Vec<Descriptor> {
+        let mut d: Vec<_> = (0..count as u64)
+            .map(|i| Descriptor::new(BUF_BASE + i * stride, 1, 0, 0))
+            .collect();
+        d.push(Descriptor::new(
+            BUF_BASE - 0x100,
+            32,
+            VRING_DESC_F_WRITE as u16,
+            0,
+        ));
+        d
+    }
+
+    #[test]
+    fn a_side_of_exactly_max_pieces_is_served_whole() {
+        let m = mem();
+        let d = many_readable(MAX_SIDE_PIECES, 2);
+        let b = filled(&m, d).unwrap();
+        let (mut r, w) = b.split(&m);
+        assert_eq!(r.available_bytes(), MAX_SIDE_PIECES);
+        assert_eq!(ZeroCopyWriter::available_bytes(&w), 32);
+        // One pwritev takes all the pieces.
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(
+            r.read_to(file.as_fd(), usize::MAX, 0).unwrap(),
+            MAX_SIDE_PIECES
+        );
+        assert_eq!(r.available_bytes(), 0);
+    }
+
+    #[test]
+    fn more_pieces_than_the_fixed_arrays_hold_are_refused_with_both_sides_usable() {
+        let m = mem();
+        m.write_slice(b"hd", GuestAddress(BUF_BASE)).unwrap();
+        m.write_slice(b"r", GuestAddress(BUF_BASE + 2)).unwrap();
+        let mut b = Box::new(ChainBuffers::new());
+        let d = many_readable(MAX_SIDE_PIECES + 100, 1);
+        assert!(matches!(b.fill(&m, d), Err(ChainError::TooManyPieces)));
+        // The first pieces of each side are there: enough for a header and an error reply.
+        let (mut r, mut w) = b.split(&m);
+        assert_eq!(r.available_bytes(), MAX_SIDE_PIECES);
+        let mut head = [0u8; 3];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"hdr");
+        assert_eq!(ZeroCopyWriter::available_bytes(&w), 32);
+        w.write_all(b"error reply").unwrap();
+        let mut got = [0u8; 11];
+        m.read_slice(&mut got, GuestAddress(BUF_BASE - 0x100))
+            .unwrap();
+        assert_eq!(&got, b"error reply");
+        // The writable side overflowing is refused the same way.
+        let mut d = vec![Descriptor::new(BUF_BASE, 8, 0, 0)];
+        d.extend(
+            (0..MAX_SIDE_PIECES as u64 + 1)
+                .map(|i| Descriptor::new(BUF_BASE + i, 1, VRING_DESC_F_WRITE as u16, 0)),
+        );
+        assert!(matches!(b.fill(&m, d), Err(ChainError::TooManyPieces)));
+        let (r, w) = b.split(&m);
+        assert_eq!(r.available_bytes(), 8);
+        assert_eq!(ZeroCopyWriter::available_bytes(&w), MAX_SIDE_PIECES);
+    }
+
+    #[test]
+    fn too_many_descriptors_are_refused_even_when_empty() {
+        let m = mem();
+        let d = vec![Descriptor::new(BUF_BASE, 0, 0, 0); MAX_CHAIN_DESCRIPTORS + 1];
+        assert!(matches!(filled(&m, d), Err(ChainError::TooManyDescriptors)));
+        // Empty descriptors take no piece: thousands of them beside a request are fine.
+        let mut d = vec![Descriptor::new(BUF_BASE, 0, 0, 0); MAX_CHAIN_DESCRIPTORS - 2];
+        d.push(Descriptor::new(BUF_BASE, 40, 0, 0));
+        d.push(Descriptor::new(BUF_BASE, 16, VRING_DESC_F_WRITE as u16, 0));
+        let b = filled(&m, d).unwrap();
+        let (r, w) = b.split(&m);
+        assert_eq!(r.available_bytes(), 40);
+        assert_eq!(ZeroCopyWriter::available_bytes(&w), 16);
+    }
+
+    #[test]
+    fn a_buffer_across_two_regions_reads_and_writes_as_one() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x1000),
+            (GuestAddress(0x1000), 0x1000),
+        ])
+        .unwrap();
+        m.write_slice(b"abcdef", GuestAddress(0xffd)).unwrap();
+        let d = vec![
+            Descriptor::new(0xffd, 6, 0, 0),
+            Descriptor::new(0xffe, 4, VRING_DESC_F_WRITE as u16, 0),
+        ];
+        let mut b = Box::new(ChainBuffers::new());
+        b.fill(&m, d).unwrap();
+        let (mut r, mut w) = b.split(&m);
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"abcdef");
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"WXYZ").unwrap();
+        assert_eq!(w.write_from(file.as_fd(), 4, 0).unwrap(), 4);
+        let mut back = [0u8; 6];
+        m.read_slice(&mut back, GuestAddress(0xffd)).unwrap();
+        assert_eq!(&back, b"aWXYZf");
     }
 
     #[test]
     fn empty_descriptors_are_skipped() {
         let m = mem();
         let d = chain(&m, &[(false, BUF_BASE, 0), (true, BUF_BASE, 0)]);
-        let (r, w) = split_chain(&m, d).unwrap();
+        let b = filled(&m, d).unwrap();
+        let (r, w) = b.split(&m);
         assert_eq!(r.available_bytes(), 0);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 0);
     }

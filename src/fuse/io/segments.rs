@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
+use crate::fixed_vec::FixedVec;
 use crate::oslib;
 
 /// One area of request bytes.
@@ -82,11 +83,12 @@ impl Read for SegReader<'_> {
 impl ZeroCopyReader for SegReader<'_> {
     fn read_to(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
         let mut left = count;
-        let mut iovs = Vec::with_capacity(2);
+        let mut iovs: FixedVec<libc::iovec, 2> = FixedVec::new();
         for part in &self.parts {
             let n = left.min(part.len);
             if n > 0 {
-                iovs.push(libc::iovec {
+                // Two parts, two places.
+                let _ = iovs.push(libc::iovec {
                     iov_base: part.ptr as *mut libc::c_void,
                     iov_len: n,
                 });
@@ -233,13 +235,14 @@ impl Write for SegWriter<'_> {
 impl ZeroCopyWriter for SegWriter<'_> {
     fn write_from(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
         let n = count.min(self.end - self.pos);
-        let iovs: Vec<libc::iovec> = self
-            .pieces(self.pos, n)
-            .map(|(ptr, len)| libc::iovec {
+        let mut iovs: FixedVec<libc::iovec, 2> = FixedVec::new();
+        for (ptr, len) in self.pieces(self.pos, n) {
+            // Two areas, two places.
+            let _ = iovs.push(libc::iovec {
                 iov_base: ptr.cast(),
                 iov_len: len,
-            })
-            .collect();
+            });
+        }
         if iovs.is_empty() {
             return Ok(0);
         }

@@ -209,6 +209,37 @@ impl<F: FileSystem> Server<F> {
         }
     }
 
+    /// Answers the request in `r` with `errno` without serving it: the transport could not
+    /// take all of it (a descriptor chain of more buffers than it holds). A header longer
+    /// than the largest request gets ENOMEM, as from [`Server::handle_message`]; reply-less
+    /// requests get no reply. Returns the number of reply bytes written.
+    ///
+    /// # Errors
+    /// As [`Server::handle_message`]: the header cannot be read or no reply fits.
+    pub fn refuse_message<R: Reader, W: Writer>(
+        &self,
+        mut r: R,
+        w: W,
+        errno: i32,
+    ) -> io::Result<usize> {
+        let mut h = abi::InHeader::default();
+        r.read_exact(h.as_mut_slice())?;
+        self.counters.count(h.opcode);
+        debug!(
+            "#{} {} refused: {}",
+            h.unique,
+            opcode::name(h.opcode),
+            crate::oslib::errno::error(errno)
+        );
+        let has_reply = decode::has_reply(h.opcode);
+        let reply = Reply::new(w, h.unique);
+        // A request longer than the largest negotiated is refused as handle_message would.
+        if let Err(e @ DecodeError::TooLong(_)) = decode::check_lengths(&h, usize::MAX) {
+            return Self::refuse(reply, has_reply, &e);
+        }
+        if has_reply { reply.errno(errno) } else { Ok(0) }
+    }
+
     /// Replies to a request that could not be decoded (reply-less ones are dropped).
     fn refuse<W: Writer>(reply: Reply<W>, has_reply: bool, e: &DecodeError) -> io::Result<usize> {
         debug!("request refused: {e}");

@@ -236,3 +236,30 @@ fn unknown_extensions_are_skipped() {
     let req = request_ext(opcode::LOOKUP, 1, &[&cstr("f")], &ext);
     assert_eq!(errno(&send(&server, req).1), 0);
 }
+
+#[test]
+fn refused_messages_get_the_errno_and_reach_no_filesystem_operation() {
+    let server = server();
+    let calls = server.fs().calls().len();
+    let refuse = |req: Vec<u8>| {
+        let mut head = VecWriter::new(SPACE);
+        let w = head.split_at(0).expect("an empty head");
+        let n = server
+            .refuse_message(VecReader::new(req), w, libc::E2BIG)
+            .unwrap();
+        head.into_bytes(n)
+    };
+    let bytes = refuse(request(opcode::GETATTR, 1, &[&[0u8; 16]]));
+    assert_eq!(errno(&bytes), libc::E2BIG);
+    // FORGET has no reply.
+    assert!(refuse(request(opcode::FORGET, 1, &[&[0u8; 8]])).is_empty());
+    assert_eq!(server.fs().calls().len(), calls, "nothing was served");
+    // A request shorter than its header cannot even be refused.
+    let mut head = VecWriter::new(SPACE);
+    let w = head.split_at(0).expect("an empty head");
+    assert!(
+        server
+            .refuse_message(VecReader::new(vec![0u8; 10]), w, libc::E2BIG)
+            .is_err()
+    );
+}
