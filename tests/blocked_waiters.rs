@@ -84,3 +84,27 @@ fn interrupt_ends_a_setlkw_wait_with_eintr() {
     assert_eq!(r.hdr.error, -libc::EINTR);
     common::assert_alive(&mut f);
 }
+
+#[test]
+fn lock_waits_never_take_the_last_worker_of_a_queue() {
+    require_root!();
+    // Two workers on the queue: one SETLKW waits, a second is refused with ENOLCK at once,
+    // and the queue keeps serving (before, both workers waited and nothing else on the
+    // queue was answered until a signal or disconnect).
+    let d = Daemon::start(&["--thread-pool-size", "2"]);
+    let mut f = Fuse::start(&d);
+    let (node, head, _) = leave_a_setlkw_waiting(&d, &mut f);
+    let fc = f.open(node, libc::O_RDWR).unwrap().fh;
+    let lk = common::fuse::write_lock(fc, 3, 0, i64::MAX as u64);
+    let hdr = f.header(opcode::SETLKW, node, size_of::<abi::LkIn>());
+    let second = f.q.submit(&[hdr.as_slice(), lk.as_slice()], &[16]);
+    let c =
+        f.q.wait_timeout(second, Duration::from_secs(5))
+            .expect("the SETLKW beyond the budget was not answered");
+    assert_eq!(f.decode(hdr.unique, c).hdr.error, -libc::ENOLCK);
+    f.getattr(node).expect("the queue still serves");
+    assert!(
+        f.q.wait_timeout(head, Duration::from_millis(50)).is_none(),
+        "the first SETLKW still waits"
+    );
+}

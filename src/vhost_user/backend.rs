@@ -33,6 +33,7 @@ use super::inflight::InFlight;
 use super::pool::ThreadPool;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
+use crate::fuse::wait_budget::WaitBudget;
 
 /// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
 /// with SET_LOG_BASE (live migration); from then on every write the daemon makes through
@@ -74,6 +75,9 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     event_idx: AtomicBool,
     mem: RwLock<GuestMemory>,
     pools: Vec<ThreadPool>,
+    /// One lock-wait budget per pool: a guest's lock waits never take the last worker of a
+    /// queue, so the queue keeps serving its other requests.
+    budgets: Vec<Arc<WaitBudget>>,
     inflight: Arc<InFlight>,
     state: DeviceState,
     channel: Arc<BackendChannel>,
@@ -118,6 +122,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                 pools.push(pool);
             }
         }
+        let budgets = (0..pools.len())
+            .map(|_| Arc::new(WaitBudget::new(cfg.thread_pool_size)))
+            .collect();
         Ok(Self {
             server,
             num_queues,
@@ -126,6 +133,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             event_idx: AtomicBool::new(false),
             mem: RwLock::new(mem),
             pools,
+            budgets,
             inflight: Arc::new(InFlight::default()),
             state: DeviceState::default(),
             channel,
@@ -189,11 +197,12 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                     Popped::Empty => break,
                     Popped::Disabled => return Ok(()),
                 };
-                match self.pools.get(queue) {
-                    Some(pool) => self.submit(pool, vring, chain, event_idx),
+                match self.pools.get(queue).zip(self.budgets.get(queue)) {
+                    Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
                     None => {
                         let head = chain.head_index();
-                        let len = serve_chain(&self.server, chain);
+                        // No pool: locks are not served (ENOSYS), nothing ever waits.
+                        let len = serve_chain(&self.server, chain, None);
                         complete(vring, head, len, event_idx);
                     }
                 }
@@ -204,15 +213,22 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         }
     }
 
-    fn submit(&self, pool: &ThreadPool, vring: &Vring, chain: Chain, event_idx: bool) {
+    fn submit(
+        &self,
+        pool: &ThreadPool,
+        budget: &Arc<WaitBudget>,
+        vring: &Vring,
+        chain: Chain,
+        event_idx: bool,
+    ) {
         let Some(ticket) = self.inflight.enter() else {
             return;
         };
-        let server = self.server.clone();
+        let (server, budget) = (self.server.clone(), budget.clone());
         let vring = vring.clone();
         let job = Box::new(move || {
             let head = chain.head_index();
-            let len = serve_chain(&server, chain);
+            let len = serve_chain(&server, chain, Some(&budget));
             complete(&vring, head, len, event_idx);
             drop(ticket);
         });
@@ -229,9 +245,13 @@ pub const MAX_REQUEST_QUEUES: usize = MAX_QUEUES - 1;
 
 /// Runs one request; returns the reply length to put in the used ring (0 for a malformed
 /// chain or a request that got no reply).
-fn serve_chain<F: FileSystem>(server: &Server<F>, chain: Chain) -> u32 {
+fn serve_chain<F: FileSystem>(
+    server: &Server<F>,
+    chain: Chain,
+    budget: Option<&WaitBudget>,
+) -> u32 {
     let head = chain.head_index();
-    serve_descriptors(server, chain.memory(), chain.clone(), head)
+    serve_descriptors(server, chain.memory(), chain.clone(), head, budget)
 }
 
 /// Runs the request in `descriptors` (chain `head`); returns the reply length. The chain's
@@ -241,12 +261,13 @@ fn serve_descriptors<F: FileSystem, M: vm_memory::GuestMemory>(
     mem: &M,
     descriptors: impl IntoIterator<Item = Descriptor>,
     head: u16,
+    budget: Option<&WaitBudget>,
 ) -> u32 {
     let mut bufs = ChainBuffers::new();
     let filled = bufs.fill(mem, descriptors);
     let (reader, writer) = bufs.split(mem);
     let served = match filled {
-        Ok(()) => server.handle_message(reader, writer),
+        Ok(()) => server.handle_message_in(reader, writer, budget),
         Err(e @ ChainError::TooManyPieces) => {
             crate::warn_limited!("request {head} refused with E2BIG: {e}");
             server.refuse_message(reader, writer, libc::E2BIG)
@@ -511,7 +532,7 @@ mod tests {
             .map(|i| Descriptor::new(0x1000 + i, 1, 0, 0))
             .collect();
         descs.push(Descriptor::new(0x8000, 256, write, 0));
-        let len = serve_descriptors(&b.server, &mem, descs, 7);
+        let len = serve_descriptors(&b.server, &mem, descs, 7, None);
         assert_eq!(len, 16, "an error reply");
         let out: abi::OutHeader = mem.read_obj(GuestAddress(0x8000)).unwrap();
         assert_eq!((out.len, out.error, out.unique), (16, -libc::E2BIG, 99));
@@ -520,7 +541,7 @@ mod tests {
             Descriptor::new(0x1000, req.len() as u32, 0, 0),
             Descriptor::new(0x8000, 256, write, 0),
         ];
-        assert_eq!(serve_descriptors(&b.server, &mem, descs, 7), 16);
+        assert_eq!(serve_descriptors(&b.server, &mem, descs, 7, None), 16);
         let out: abi::OutHeader = mem.read_obj(GuestAddress(0x8000)).unwrap();
         assert_eq!(out.error, -libc::EIO);
     }
