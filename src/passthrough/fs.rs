@@ -5,8 +5,8 @@
 //! Security model (the guest is untrusted): every host operation is relative to an O_PATH
 //! fd of an inode the guest already holds, with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`; names
 //! containing '/' are refused; ".." of the root is the root; an inode is only ever reopened
-//! through `/proc/self/fd/N` (which reaches exactly the inode, never a path) and never when
-//! it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
+//! from its file handle or through `/proc/self/fd/N` (both reach exactly the inode, never a
+//! path) and never when it is a symlink (`ELOOP`). Unknown node ids and handles are `EBADF`.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -33,6 +33,9 @@ use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
+
+/// Open flags a reopen drops: it opens an existing inode, never a path.
+const REOPEN_IGNORED_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL;
 
 /// The passthrough filesystem.
 pub struct PassthroughFs {
@@ -185,7 +188,8 @@ impl PassthroughFs {
         }
     }
 
-    /// Opens the inode again, as a real fd with `flags`, through `/proc/self/fd/N`.
+    /// Opens the inode again, as a real fd with `flags`: from its file handle, or through
+    /// `/proc/self/fd/N` of the O_PATH fd held for it.
     ///
     /// # Errors
     /// `ELOOP` for a symlink (never followed); `ENXIO` for a FIFO, socket or device; the errno of the open.
@@ -199,13 +203,16 @@ impl PassthroughFs {
         if !inode.is_reg() && !inode.is_dir() {
             return Err(errno::error(libc::ENXIO));
         }
-        self.reopen_fd(inode.fd()?.as_fd(), flags)
+        match inode.open_from_handle(flags & !REOPEN_IGNORED_FLAGS) {
+            Some(opened) => opened,
+            None => self.reopen_fd(inode.fd()?.as_fd(), flags),
+        }
     }
 
     /// Opens whatever `fd` refers to again with `flags`, through `/proc/self/fd/N` (a
     /// magic link: it reaches the very inode, not a path).
     pub(crate) fn reopen_fd(&self, fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
-        let flags = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL);
+        let flags = flags & !REOPEN_IGNORED_FLAGS;
         sys::openat(self.proc_self_fd.as_fd(), &proc_name(fd), flags, 0)
     }
 

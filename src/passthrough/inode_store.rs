@@ -114,6 +114,18 @@ impl InodeData {
         }
     }
 
+    /// Opens the inode with `flags` straight from its file handle: one `open_by_handle_at`
+    /// where an O_PATH open and a reopen through `/proc/self/fd` would take two opens and a
+    /// close. `None` when the inode is held as an fd (reopen that instead).
+    pub fn open_from_handle(&self, flags: i32) -> Option<io::Result<OwnedFd>> {
+        match &self.repr {
+            Repr::Handle { handle, mount_fd } => {
+                Some(sys::open_by_handle_at(mount_fd.as_fd(), handle, flags))
+            }
+            Repr::Fd(_) => None,
+        }
+    }
+
     /// Whether the inode is held as a file handle (not as an open fd).
     pub fn is_handle(&self) -> bool {
         self.handle().is_some()

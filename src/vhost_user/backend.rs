@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use vhost::vhost_user::Backend;
 use vhost::vhost_user::message::{
@@ -14,7 +15,7 @@ use vhost::vhost_user::message::{
     VhostUserShMemConfig,
 };
 use vhost_user_backend::bitmap::BitmapMmapRegion;
-use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
+use vhost_user_backend::{VhostUserBackend, VringRwLock, VringState, VringT};
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
@@ -31,6 +32,7 @@ use super::device_state::DeviceState;
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
+use super::signal_policy::PendingSignal;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::Server;
 use crate::fuse::wait_budget::WaitBudget;
@@ -180,35 +182,57 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     /// notifications stay off while draining, and after turning them back on the ring is
     /// checked once more so a request added meanwhile is not missed.
     ///
-    /// Each reply goes on the used ring as soon as it is ready, and the guest is signalled
-    /// then if it asked to be (with EVENT_IDX a driver asks only when it has run out of
-    /// replies to handle), so no reply waits behind the requests after it.
+    /// Each reply goes on the used ring as soon as it is ready; when the guest is signalled
+    /// is [`PendingSignal`]'s rule (fast replies share a signal, no reply waits long), and
+    /// every reply is signalled before the worker goes back to waiting for a kick.
     fn process_queue(&self, vring: &Vring, queue: usize) -> io::Result<()> {
         let event_idx = self.event_idx.load(Ordering::Acquire);
         let mem = self.memory();
+        let mut pending = PendingSignal::default();
         loop {
-            if event_idx {
-                vring.disable_notification().map_err(io::Error::other)?;
+            let drained = self.drain(vring, queue, &mem, event_idx, &mut pending);
+            if pending.flush() {
+                notify(vring, event_idx);
             }
-            let guard = mem.memory();
-            loop {
-                let chain = match self.pop(vring, &guard)? {
-                    Popped::Chain(chain) => chain,
-                    Popped::Empty => break,
-                    Popped::Disabled => return Ok(()),
-                };
-                match self.pools.get(queue).zip(self.budgets.get(queue)) {
-                    Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
-                    None => {
-                        let head = chain.head_index();
-                        // No pool: locks are not served (ENOSYS), nothing ever waits.
-                        let len = serve_chain(&self.server, chain, None);
-                        complete(vring, head, len, event_idx);
+            if !drained? || !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Serves requests of `vring` until it is empty (true) or disabled (false).
+    fn drain(
+        &self,
+        vring: &Vring,
+        queue: usize,
+        mem: &GuestMemory,
+        event_idx: bool,
+        pending: &mut PendingSignal,
+    ) -> io::Result<bool> {
+        if event_idx {
+            vring.disable_notification().map_err(io::Error::other)?;
+        }
+        let guard = mem.memory();
+        loop {
+            let chain = match self.pop(vring, &guard)? {
+                Popped::Chain(chain) => chain,
+                Popped::Empty => return Ok(true),
+                Popped::Disabled => return Ok(false),
+            };
+            match self.pools.get(queue).zip(self.budgets.get(queue)) {
+                Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
+                None => {
+                    let head = chain.head_index();
+                    let started = Instant::now();
+                    // No pool: locks are not served (ENOSYS), nothing ever waits.
+                    let len = serve_chain(&self.server, chain, None);
+                    if let Err(e) = vring.add_used(head, len) {
+                        crate::warn_limited!("queue {queue}: cannot complete request {head}: {e}");
+                    }
+                    if pending.replied(started, Instant::now()) {
+                        notify(vring, event_idx);
                     }
                 }
-            }
-            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
-                return Ok(());
             }
         }
     }
@@ -294,6 +318,15 @@ fn complete(vring: &Vring, head: u16, len: u32, event_idx: bool) {
     if let Err(e) = state.add_used(head, len) {
         crate::warn_limited!("cannot complete request {head}: {e}");
     }
+    signal_if_asked(&mut state, event_idx);
+}
+
+/// Signals the guest about the replies on `vring`'s used ring if it asked to be.
+fn notify(vring: &Vring, event_idx: bool) {
+    signal_if_asked(&mut vring.get_mut(), event_idx);
+}
+
+fn signal_if_asked(state: &mut VringState<GuestMemory>, event_idx: bool) {
     if (!event_idx || state.needs_notification().unwrap_or(true))
         && let Err(e) = state.signal_used_queue()
     {

@@ -21,6 +21,7 @@ pub mod device_state;
 pub mod features;
 pub mod inflight;
 pub mod pool;
+pub mod signal_policy;
 
 use std::io;
 
