@@ -301,7 +301,7 @@ fn reconnect_after_the_daemon_was_killed_with_requests_in_flight() {
     f.write(e.nodeid, o.fh, 0, b"before the crash").unwrap();
 
     // Requests the daemon never gets to: it is stopped, then killed.
-    a.signal(libc::SIGSTOP);
+    a.stop();
     let mut lost = Vec::new();
     for _ in 0..4 {
         let c = f.on(1);

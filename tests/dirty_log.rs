@@ -68,10 +68,16 @@ fn logged_call(
     c.decode(hdr.unique, done)
 }
 
-fn check(log: &DirtyLog, written: &BTreeSet<u64>, what: &str) {
+/// Checks that the log holds exactly the pages in `written`, give or take pages of
+/// `wakeups`: the first page of each used ring, whose `avail_event` a queue's worker
+/// rewrites whenever it wakes (a kick, or the log set-up), at moments the test cannot tell.
+fn check(log: &DirtyLog, written: &BTreeSet<u64>, wakeups: &BTreeSet<u64>, what: &str) {
     let dirty = log.dirty_pages();
     let missed: Vec<_> = written.difference(&dirty).collect();
-    let extra: Vec<_> = dirty.difference(written).collect();
+    let extra: Vec<_> = dirty
+        .difference(written)
+        .filter(|p| !wakeups.contains(p))
+        .collect();
     assert!(
         missed.is_empty(),
         "{what}: pages the daemon wrote but did not log (a migrated guest would read stale \
@@ -168,7 +174,7 @@ fn every_written_page_is_logged(args: &[&str]) {
         &mut written,
     );
     assert_eq!(r.hdr.error, -libc::ENOENT);
-    check(&log, &written, "first pass");
+    check(&log, &written, &rings, "first pass");
 
     // The frontend clears the log between passes; only what is written afterwards shows.
     log.clear();
@@ -183,7 +189,7 @@ fn every_written_page_is_logged(args: &[&str]) {
         &mut written,
     );
     assert_eq!(r.hdr.error, 0);
-    check(&log, &written, "second pass");
+    check(&log, &written, &rings, "second pass");
 }
 
 #[test]

@@ -314,20 +314,62 @@ impl PassthroughFs {
 
     /// Counts a lookup of `name` in `parent` and returns its entry.
     pub(crate) fn do_lookup(&self, parent: &InodeData, name: &CStr) -> io::Result<Entry> {
+        self.lookup_at(parent, parent.fd()?.as_fd(), name)
+    }
+
+    /// [`Self::do_lookup`] with `parent_fd`, an fd of `parent` the caller already has (an
+    /// open directory handle, for READDIRPLUS).
+    pub(crate) fn lookup_at(
+        &self,
+        parent: &InodeData,
+        parent_fd: BorrowedFd<'_>,
+        name: &CStr,
+    ) -> io::Result<Entry> {
         check_name(name, true)?;
         let name = if parent.id == abi::ROOT_ID && name.to_bytes() == b".." {
             c"."
         } else {
             name
         };
-        let fd = sys::openat(
-            parent.fd()?.as_fd(),
-            name,
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-        )?;
         let parent = (name.to_bytes() != b"..").then_some(parent);
+        if let Some(entry) = self.known_entry(parent, parent_fd, name)? {
+            return Ok(entry);
+        }
+        let fd = sys::openat(parent_fd, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
         self.entry_for_path_fd(parent, fd)
+    }
+
+    /// The entry of `name` in `parent_fd` when its inode is in the store already (one more
+    /// lookup counted), found without opening it: a `statx` of the name gives the key, and
+    /// for an inode held as a file handle a `name_to_handle_at` of the name must give the
+    /// same handle (the key of an inode that is not held open can name a new inode once the
+    /// old one is deleted). `None`: look it up in full.
+    fn known_entry(
+        &self,
+        parent: Option<&InodeData>,
+        parent_fd: BorrowedFd<'_>,
+        name: &CStr,
+    ) -> io::Result<Option<Entry>> {
+        let stx = sys::statx(
+            parent_fd,
+            name,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+        )?;
+        let Some(data) = self.inodes.find(&key_of(&stx)) else {
+            return Ok(None);
+        };
+        if let Some(held) = data.handle() {
+            // Not following a symlink: the handle of the name itself, as `statx` saw it.
+            match sys::name_to_handle_at(parent_fd, name, 0) {
+                Ok((handle, _)) if handle == *held => {}
+                _ => return Ok(None),
+            }
+        }
+        if !self.inodes.ref_found(&data) {
+            return Ok(None);
+        }
+        Ok(Some(self.make_entry(parent, &data, &stx)))
     }
 
     /// The flags to reopen a file with, from the guest's OPEN/CREATE flags.

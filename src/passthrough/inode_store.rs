@@ -131,7 +131,8 @@ impl InodeData {
         self.handle().is_some()
     }
 
-    fn handle(&self) -> Option<&FileHandle> {
+    /// The file handle the inode is held as, if it is.
+    pub fn handle(&self) -> Option<&FileHandle> {
         match &self.repr {
             Repr::Handle { handle, .. } => Some(handle),
             Repr::Fd(_) => None,
@@ -293,6 +294,61 @@ impl InodeStore {
         Ok(data)
     }
 
+    /// The inode stored under `key`, if any; no lookup is counted (see [`Self::ref_found`]).
+    pub fn find(&self, key: &InodeKey) -> Option<Arc<InodeData>> {
+        if *key == self.root.key {
+            return Some(self.root.clone());
+        }
+        let keys = self.by_key.read(Self::key_shard(key));
+        keys.get(key).map(|node| node.0.clone())
+    }
+
+    /// Counts one more lookup of `node` (from [`Self::find`]) if it is still the inode
+    /// stored under its key; false when it was forgotten or replaced meanwhile (then look
+    /// it up in full with [`Self::insert_or_ref`]).
+    pub fn ref_found(&self, node: &Arc<InodeData>) -> bool {
+        if Arc::ptr_eq(node, &self.root) {
+            return true;
+        }
+        // A read lock is enough: `forget` checks a count that reached zero again under the
+        // write lock, which excludes this increment.
+        let keys = self.by_key.read(Self::key_shard(&node.key));
+        match keys.get(&node.key) {
+            Some(stored) if Arc::ptr_eq(&stored.0, node) => {
+                node.lookups.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores a node under `key` held the way `like` is (its fd duplicated, or its handle),
+    /// as if looked up once: a node whose key names another inode than it holds, for tests
+    /// of what a reused inode number must not do.
+    #[cfg(test)]
+    pub fn insert_like(&self, key: InodeKey, like: &InodeData) -> Arc<InodeData> {
+        let repr = match &like.repr {
+            Repr::Fd(fd) => Repr::Fd(fd.try_clone().unwrap()),
+            Repr::Handle { handle, mount_fd } => Repr::Handle {
+                handle: handle.clone(),
+                mount_fd: mount_fd.clone(),
+            },
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = Arc::new(InodeData {
+            id,
+            key,
+            file_type: like.file_type,
+            lookups: AtomicU64::new(1),
+            repr,
+        });
+        self.by_id.write_id(id).insert(ById(data.clone()));
+        self.by_key
+            .write(Self::key_shard(&key))
+            .replace(ByKey(data.clone()));
+        data
+    }
+
     /// Forgets `count` lookups of `id`; drops the inode when none remain. Unknown ids and
     /// the root are ignored.
     /// Returns whether the inode is gone (its lookup count reached 0).
@@ -440,6 +496,30 @@ mod tests {
             ino,
             mnt_id: 1,
         }
+    }
+
+    #[test]
+    fn a_found_node_is_counted_only_while_it_is_still_stored() {
+        let s = InodeStore::new(fd(), key(1));
+        assert!(s.find(&key(5)).is_none());
+        let a = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
+        let found = s.find(&key(5)).unwrap();
+        assert!(s.ref_found(&found));
+        assert_eq!(s.refcount(a.id), Some(2));
+        s.forget(a.id, 2);
+        assert!(
+            !s.ref_found(&found),
+            "forgotten meanwhile: look it up in full"
+        );
+        let b = s.insert_or_ref(key(5), libc::S_IFREG, repr()).unwrap();
+        assert!(
+            !s.ref_found(&found),
+            "replaced by a new node under the same key"
+        );
+        assert_eq!(s.refcount(b.id), Some(1));
+        let root = s.find(&key(1)).unwrap();
+        assert_eq!(root.id, ROOT_ID);
+        assert!(s.ref_found(&root));
     }
 
     #[test]

@@ -108,6 +108,8 @@ impl DirOps for PassthroughFs {
         add: &mut AddDirEntryPlus<'_>,
     ) -> io::Result<()> {
         let dir = self.inodes.get(inode)?;
+        // Entries are looked up in the open directory: no reopen of it per entry.
+        let handle = self.handles.get(inode, fh)?;
         self.list(inode, fh, size, offset, &mut |d| {
             if d.name == b"." || d.name == b".." {
                 let none = Entry {
@@ -121,7 +123,7 @@ impl DirOps for PassthroughFs {
                 return Ok(add(d, none)? != 0);
             }
             let name = std::ffi::CString::new(d.name).map_err(|_| errno::error(libc::EIO))?;
-            let entry = match self.do_lookup(&dir, &name) {
+            let entry = match self.lookup_at(&dir, handle.fd(), &name) {
                 Ok(e) => e,
                 // Removed since getdents64 saw it: leave it out.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(true),

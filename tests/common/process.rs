@@ -72,6 +72,33 @@ impl DaemonProcess {
         );
     }
 
+    /// Stops the daemon with SIGSTOP and waits until every one of its threads is stopped
+    /// (`kill` returns before a thread busy on a CPU has stopped).
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all_stopped = std::fs::read_dir(&tasks)
+                .expect("the daemon's /proc/PID/task")
+                .filter_map(Result::ok)
+                .all(|t| {
+                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    // The state follows the command name, which is in parentheses.
+                    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]);
+                    matches!(state, Some(b'T' | b't') | None)
+                });
+            if all_stopped {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon's threads did not stop within 10 s of SIGSTOP"
+            );
+            sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits up to `timeout` for the daemon to exit and returns its status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;

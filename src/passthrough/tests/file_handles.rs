@@ -1,6 +1,7 @@
 //! The operations again, with inodes held as file handles (`--inode-file-handles`).
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, symlink};
 
 use super::fixture::*;
@@ -11,6 +12,7 @@ use crate::fuse::filesystem::FileOps;
 use crate::fuse::filesystem::XattrOps;
 use crate::fuse::filesystem::XattrReply;
 use crate::passthrough::InodeFileHandles;
+use crate::passthrough::helpers::{key_of, stat_fd};
 
 fn fixture() -> Option<Fixture> {
     if !need_root("file handles (open_by_handle_at needs CAP_DAC_READ_SEARCH)") {
@@ -107,4 +109,28 @@ fn mandatory_refuses_a_filesystem_without_handles() {
     };
     let proc_fd = fs::File::open("/proc/self/fd").unwrap();
     crate::passthrough::PassthroughFs::new(cfg, proc_fd).unwrap();
+}
+
+#[test]
+fn a_name_whose_inode_number_was_reused_gets_a_new_node() {
+    let Some(t) = fixture() else { return };
+    fs::write(t.path("a"), b"new file").unwrap();
+    fs::write(t.path("b"), b"other").unwrap();
+    let b = t.lookup("b").unwrap();
+    // What the store holds after "a"'s inode number was given to a new file while the guest
+    // still held the deleted file's node: a node under "a"'s key whose handle is another
+    // inode's (here "b"'s; on ext4 without a journal a number is reused only after 30 s).
+    let key = key_of(&stat_fd(fs::File::open(t.path("a")).unwrap().as_fd()).unwrap());
+    let stale =
+        t.fs.inodes
+            .insert_like(key, &t.fs.inodes.get(b.inode).unwrap());
+    let a = t.lookup("a").unwrap();
+    assert_ne!(
+        a.inode, stale.id,
+        "the file at the reused inode number got the deleted file's node"
+    );
+    // The node made for it is found again without a full lookup.
+    assert_eq!(t.lookup("a").unwrap().inode, a.inode);
+    assert_eq!(t.fs.inodes.refcount(a.inode), Some(2));
+    assert_eq!(t.fs.inodes.refcount(stale.id), Some(1));
 }
