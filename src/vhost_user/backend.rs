@@ -18,7 +18,9 @@ use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringState, VringT};
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{DescriptorChain, QueueOwnedT};
-use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
+use vm_memory::{
+    Address, Bytes, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap,
+};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     EventConsumer, EventFlag, EventNotifier, new_event_consumer_and_notifier,
@@ -34,7 +36,7 @@ use super::inflight::InFlight;
 use super::pool::ThreadPool;
 use super::signal_policy::PendingSignal;
 use crate::fuse::filesystem::FileSystem;
-use crate::fuse::server::Server;
+use crate::fuse::server::{self, Server};
 use crate::fuse::wait_budget::WaitBudget;
 
 /// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
@@ -222,6 +224,10 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             match self.pools.get(queue).zip(self.budgets.get(queue)) {
                 Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
                 None => {
+                    // Replies ready must not wait for an fsync or the like.
+                    if pending.is_pending() && may_block(&chain) && pending.flush() {
+                        notify(vring, event_idx);
+                    }
                     let head = chain.head_index();
                     let started = Instant::now();
                     // No pool: locks are not served (ENOSYS), nothing ever waits.
@@ -308,6 +314,23 @@ fn serve_descriptors<F: FileSystem, M: vm_memory::GuestMemory>(
             0
         }
     }
+}
+
+/// Whether the request in `chain` may take the host long ([`server::may_block`] of the
+/// opcode in its FUSE header; false when the header cannot be read: the server refuses
+/// such a request at once).
+fn may_block(chain: &Chain) -> bool {
+    let Some(first) = chain.clone().next() else {
+        return false;
+    };
+    if first.is_write_only() || first.len() < 8 {
+        return false;
+    }
+    let opcode = first
+        .addr()
+        .checked_add(4)
+        .and_then(|at| Bytes::read_obj::<u32>(chain.memory(), at).ok());
+    opcode.is_some_and(server::may_block)
 }
 
 /// Puts request `head` on the used ring with `len` reply bytes and signals the guest if it
@@ -577,6 +600,44 @@ mod tests {
         assert_eq!(serve_descriptors(&b.server, &mem, descs, 7, None), 16);
         let out: abi::OutHeader = mem.read_obj(GuestAddress(0x8000)).unwrap();
         assert_eq!(out.error, -libc::EIO);
+    }
+
+    #[test]
+    fn requests_that_may_wait_for_the_disk_are_told_apart_before_they_are_served() {
+        use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+        use virtio_queue::desc::RawDescriptor;
+        use virtio_queue::mock::MockSplitQueue;
+        use virtio_queue::Queue;
+
+        use crate::fuse::abi::opcode;
+        use crate::fuse::testing::RequestBuilder;
+
+        let b = backend(None, 1, 0);
+        let mem = b.memory();
+        let guard = mem.memory();
+        for (at, op) in [(0x1000, opcode::FSYNC), (0x2000, opcode::GETATTR)] {
+            let req = RequestBuilder::new(op, 1).build(&[&[0u8; 16]], &[]);
+            guard.write_slice(&req, GuestAddress(at)).unwrap();
+        }
+        let mock = MockSplitQueue::new(&*guard, 16);
+        let (next, write) = (VRING_DESC_F_NEXT as u16, VRING_DESC_F_WRITE as u16);
+        let descs = [
+            Descriptor::new(0x1000, 56, next, 1), // FSYNC
+            Descriptor::new(0x8000, 16, write, 0),
+            Descriptor::new(0x2000, 56, next, 3), // GETATTR
+            Descriptor::new(0x8000, 16, write, 0),
+            Descriptor::new(0x1000, 56, write, 0), // an FSYNC header, but write-only
+            Descriptor::new(0x1000, 4, 0, 0),      // cut before the opcode
+        ]
+        .map(RawDescriptor::from);
+        mock.add_desc_chains(&descs, 0).unwrap();
+        let mut q: Queue = mock.create_queue().unwrap();
+        let blocking: Vec<bool> = q
+            .iter(guard.clone())
+            .unwrap()
+            .map(|c| may_block(&c))
+            .collect();
+        assert_eq!(blocking, [true, false, false, false]);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! within [`MAX_SIGNAL_WAIT`] of the oldest unsignalled one share a signal, a request that
 //! took [`SLOW_REQUEST`] or more is signalled as soon as its reply is on the ring (the next
 //! one is likely as slow, and the guest can use the reply meanwhile), and whatever is left
-//! is signalled when the ring is empty. A reply therefore waits for its signal at most
-//! [`MAX_SIGNAL_WAIT`] plus the time of the one request served after it. With EVENT_IDX
+//! is signalled when the ring is empty or before a request that may take the host long
+//! (an fsync, a lock wait: the worker asks `fuse::server::may_block`). A reply therefore
+//! waits for its signal at most [`MAX_SIGNAL_WAIT`] plus the time of the one request
+//! served after it, and that one is not one known to wait for the disk. With EVENT_IDX
 //! the driver still decides whether a signal is sent at all (`needs_notification`).
 //!
 //! The two figures come from `vhostfs-bench` (one queue, 16 requests in flight): against a
@@ -48,6 +50,11 @@ impl PendingSignal {
             self.oldest = None;
         }
         signal
+    }
+
+    /// Whether replies are waiting for a signal.
+    pub fn is_pending(&self) -> bool {
+        self.oldest.is_some()
     }
 
     /// Called when the ring has no more requests (or the worker stops serving it): true

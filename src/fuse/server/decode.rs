@@ -382,6 +382,21 @@ pub fn has_reply(opcode: u32) -> bool {
     )
 }
 
+/// Whether serving `opcode` may take the host long (it waits for the disk or for a lock):
+/// a transport tells the client about the replies it has ready before serving one.
+pub fn may_block(opcode: u32) -> bool {
+    matches!(
+        opcode,
+        opcode::FSYNC
+            | opcode::FSYNCDIR
+            | opcode::SYNCFS
+            | opcode::FALLOCATE
+            | opcode::COPY_FILE_RANGE
+            | opcode::COPY_FILE_RANGE_64
+            | opcode::SETLKW
+    )
+}
+
 /// Largest REMOVEMAPPING entry count (`FUSE_REMOVEMAPPING_MAX_ENTRY`, one 4 KiB page).
 pub const MAX_REMOVEMAPPING: usize = 4096 / size_of::<abi::RemovemappingOne>();
 

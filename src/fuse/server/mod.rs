@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use counters::OpcodeCounters;
-pub use decode::DecodeError;
+pub use decode::{DecodeError, may_block};
 use decode::{Lengths, Op};
 use limit::{LimitedReader, LimitedWriter};
 use log::debug;
