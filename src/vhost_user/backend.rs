@@ -605,9 +605,9 @@ mod tests {
     #[test]
     fn requests_that_may_wait_for_the_disk_are_told_apart_before_they_are_served() {
         use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+        use virtio_queue::Queue;
         use virtio_queue::desc::RawDescriptor;
         use virtio_queue::mock::MockSplitQueue;
-        use virtio_queue::Queue;
 
         use crate::fuse::abi::opcode;
         use crate::fuse::testing::RequestBuilder;
@@ -628,6 +628,7 @@ mod tests {
             Descriptor::new(0x8000, 16, write, 0),
             Descriptor::new(0x1000, 56, write, 0), // an FSYNC header, but write-only
             Descriptor::new(0x1000, 4, 0, 0),      // cut before the opcode
+            Descriptor::new(u64::MAX - 2, 56, 0, 0), // outside guest memory
         ]
         .map(RawDescriptor::from);
         mock.add_desc_chains(&descs, 0).unwrap();
@@ -637,7 +638,7 @@ mod tests {
             .unwrap()
             .map(|c| may_block(&c))
             .collect();
-        assert_eq!(blocking, [true, false, false, false]);
+        assert_eq!(blocking, [true, false, false, false, false]);
     }
 
     #[test]
