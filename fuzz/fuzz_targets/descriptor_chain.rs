@@ -264,8 +264,8 @@ impl Side {
 }
 
 /// A writer and its model: logical `[pos, end)` of the writable side still free.
-struct W<'a> {
-    w: vhostfsd::vhost_user::chain::ChainWriter<'a, GuestMemoryMmap>,
+struct W<'a, 'm> {
+    w: vhostfsd::vhost_user::chain::ChainWriter<'a, 'm, GuestMemoryMmap>,
     pos: usize,
     end: usize,
     written: usize,
@@ -409,7 +409,7 @@ fn run(input: &Input) {
 
     let mut bufs = Box::new(ChainBuffers::new());
     let filled = bufs.fill(&mem, descs.iter().copied());
-    let (mut r, w) = bufs.split(&mem);
+    let (mut r, w) = bufs.split();
     if let Err(e) = filled {
         let too_many = rd.pieces > MAX_SIDE_PIECES || wr.pieces > MAX_SIDE_PIECES;
         match e {

@@ -295,7 +295,7 @@ fn serve_descriptors<F: FileSystem, M: vm_memory::GuestMemory>(
 ) -> u32 {
     let mut bufs = ChainBuffers::new();
     let filled = bufs.fill(mem, descriptors);
-    let (reader, writer) = bufs.split(mem);
+    let (reader, writer) = bufs.split();
     let served = match filled {
         Ok(()) => server.handle_message_in(reader, writer, budget),
         Err(e @ ChainError::TooManyPieces) => {

@@ -1,8 +1,10 @@
 //! Reading a FUSE request from, and writing its reply into, one virtqueue descriptor chain.
 //!
 //! A chain is a list of guest buffers: first the readable ones (the request), then the
-//! writable ones (space for the reply). [`ChainBuffers::fill`] checks each against guest
-//! memory and records it (inline, no allocation: at most [`MAX_SIDE_PIECES`] per side);
+//! writable ones (space for the reply). [`ChainBuffers::fill`] looks each up in guest
+//! memory once and records the host slices it found (inline, no allocation: at most
+//! [`MAX_SIDE_PIECES`] per side), so reading and writing never walk the memory regions
+//! again;
 //! [`ChainBuffers::split`] hands out a [`ChainReader`] and a [`ChainWriter`] over them, which
 //! implement the transport traits of [`crate::fuse::io`]. The zero-copy paths hand the
 //! buffers to one `preadv`/`pwritev`, so READ and WRITE payloads go straight between the
@@ -14,7 +16,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use virtio_queue::desc::split::Descriptor;
 use vm_memory::bitmap::{BS, Bitmap};
 use vm_memory::volatile_memory::{PtrGuard, PtrGuardMut};
-use vm_memory::{GuestAddress, GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
+use vm_memory::{GuestMemory, GuestMemoryError, Permissions, VolatileSlice};
 
 use crate::fixed_vec::FixedVec;
 use crate::fuse::io::{Reader, Writer, ZeroCopyReader, ZeroCopyWriter};
@@ -65,21 +67,18 @@ pub enum ChainError {
     TooManyPieces,
 }
 
-/// One piece of guest memory, checked against it, inside one memory region, never empty.
-#[derive(Clone, Copy, Debug)]
-struct Piece {
-    addr: GuestAddress,
-    len: usize,
-}
+/// One piece of guest memory: a descriptor's buffer, or its part inside one memory region,
+/// as the host slice of it; never empty.
+type Piece<'m, M> = VolatileSlice<'m, BS<'m, <M as GuestMemory>::Bitmap>>;
 
 /// The pieces of one side of a chain.
-struct Side {
-    pieces: FixedVec<Piece, MAX_SIDE_PIECES>,
+struct Side<'m, M: GuestMemory> {
+    pieces: FixedVec<Piece<'m, M>, MAX_SIDE_PIECES>,
     len: usize,
     overflow: bool,
 }
 
-impl Side {
+impl<'m, M: GuestMemory> Side<'m, M> {
     const fn new() -> Self {
         Self {
             pieces: FixedVec::new(),
@@ -94,34 +93,34 @@ impl Side {
         self.overflow = false;
     }
 
-    fn push(&mut self, piece: Piece) -> Result<(), ChainError> {
+    fn push(&mut self, piece: Piece<'m, M>) -> Result<(), ChainError> {
         self.len = self
             .len
-            .checked_add(piece.len)
+            .checked_add(piece.len())
             .filter(|l| *l <= u32::MAX as usize)
             .ok_or(ChainError::TooLong)?;
-        if piece.len > 0 && self.pieces.push(piece).is_err() {
+        if !piece.is_empty() && self.pieces.push(piece).is_err() {
             self.overflow = true;
         }
         Ok(())
     }
 }
 
-/// The guest buffers of one descriptor chain, inline (keep it on the stack): filled by
-/// [`ChainBuffers::fill`], then borrowed by the reader and the writer of
-/// [`ChainBuffers::split`].
-pub struct ChainBuffers {
-    readable: Side,
-    writable: Side,
+/// The guest buffers of one descriptor chain in guest memory `M` (borrowed for `'m`),
+/// inline (keep it on the stack): filled by [`ChainBuffers::fill`], then borrowed by the
+/// reader and the writer of [`ChainBuffers::split`].
+pub struct ChainBuffers<'m, M: GuestMemory> {
+    readable: Side<'m, M>,
+    writable: Side<'m, M>,
 }
 
-impl Default for ChainBuffers {
+impl<M: GuestMemory> Default for ChainBuffers<'_, M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ChainBuffers {
+impl<'m, M: GuestMemory> ChainBuffers<'m, M> {
     /// No buffers yet.
     pub const fn new() -> Self {
         Self {
@@ -139,9 +138,9 @@ impl ChainBuffers {
     /// [`ChainError::TooManyPieces`] comes last, once every descriptor was checked: the
     /// buffers then hold the first [`MAX_SIDE_PIECES`] pieces of each side, enough to read
     /// the request header and to write an error reply.
-    pub fn fill<M: GuestMemory>(
+    pub fn fill(
         &mut self,
-        mem: &M,
+        mem: &'m M,
         descriptors: impl IntoIterator<Item = Descriptor>,
     ) -> Result<(), ChainError> {
         self.readable.clear();
@@ -164,22 +163,14 @@ impl ChainBuffers {
                 len: desc.len(),
                 source,
             };
-            let len = desc.len() as usize;
-            if len > 0 && !mem.check_range(desc.addr(), len, access) {
-                return Err(out_of_bounds(GuestMemoryError::InvalidGuestAddress(
-                    desc.addr(),
-                )));
-            }
-            // One piece per memory region the buffer lies in; the range was checked, so
-            // the addresses cannot wrap.
-            let mut addr = desc.addr();
+            // One piece per memory region the buffer lies in. The iterator yields an error
+            // for a part outside guest memory (or not accessible this way) and covers the
+            // whole length otherwise.
             for slice in mem
-                .get_slices(desc.addr(), len, access)
+                .get_slices(desc.addr(), desc.len() as usize, access)
                 .map_err(out_of_bounds)?
             {
-                let len = slice.map_err(out_of_bounds)?.len();
-                side.push(Piece { addr, len })?;
-                addr = GuestAddress(addr.0.wrapping_add(len as u64));
+                side.push(slice.map_err(out_of_bounds)?)?;
             }
         }
         if self.readable.overflow || self.writable.overflow {
@@ -189,18 +180,13 @@ impl ChainBuffers {
     }
 
     /// The request reader and the reply writer over the recorded buffers.
-    pub fn split<'a, M: GuestMemory>(
-        &'a self,
-        mem: &'a M,
-    ) -> (ChainReader<'a, M>, ChainWriter<'a, M>) {
+    pub fn split<'a>(&'a self) -> (ChainReader<'a, 'm, M>, ChainWriter<'a, 'm, M>) {
         (
             ChainReader {
-                mem,
                 pieces: &self.readable.pieces,
                 cur: Cursor::over(&self.readable),
             },
             ChainWriter {
-                mem,
                 pieces: &self.writable.pieces,
                 cur: Cursor::over(&self.writable),
                 written: 0,
@@ -219,20 +205,20 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn over(side: &Side) -> Self {
+    fn over<M: GuestMemory>(side: &Side<'_, M>) -> Self {
         Self {
             idx: 0,
             off: 0,
-            left: side.pieces.iter().map(|p| p.len).sum(),
+            left: side.pieces.iter().map(|p| p.len()).sum(),
         }
     }
 
-    /// The (guest address, length) pieces of the next `count` bytes (at most `left`).
-    fn next_pieces(
+    /// The (piece, offset in it, length) parts of the next `count` bytes (at most `left`).
+    fn next_pieces<P: HasLen>(
         self,
-        pieces: &[Piece],
+        pieces: &[P],
         count: usize,
-    ) -> impl Iterator<Item = (GuestAddress, usize)> + '_ {
+    ) -> impl Iterator<Item = (&P, usize, usize)> + '_ {
         let mut want = count.min(self.left);
         let mut off = self.off;
         pieces
@@ -243,26 +229,26 @@ impl Cursor {
                 if want == 0 {
                     return None;
                 }
-                let n = (p.len - off).min(want);
-                let addr = GuestAddress(p.addr.0 + off as u64);
+                let start = off;
+                let n = (p.len() - start).min(want);
                 off = 0;
                 want -= n;
-                Some((addr, n))
+                Some((p, start, n))
             })
     }
 
     /// Moves `n` bytes on (at most `left`).
-    fn advance(&mut self, pieces: &[Piece], n: usize) {
+    fn advance<P: HasLen>(&mut self, pieces: &[P], n: usize) {
         let mut n = n.min(self.left);
         self.left -= n;
         while n > 0 {
             let Some(p) = pieces.get(self.idx) else {
                 break;
             };
-            let k = (p.len - self.off).min(n);
+            let k = (p.len() - self.off).min(n);
             self.off += k;
             n -= k;
-            if self.off == p.len {
+            if self.off == p.len() {
                 self.idx += 1;
                 self.off = 0;
             }
@@ -270,45 +256,52 @@ impl Cursor {
     }
 }
 
-/// The slice of one piece (inside one region by construction).
-fn piece_slice<M: GuestMemory>(
-    mem: &M,
-    addr: GuestAddress,
+/// A length; what [`Cursor`] needs of a piece.
+trait HasLen {
+    fn len(&self) -> usize;
+}
+
+impl<B: vm_memory::bitmap::BitmapSlice> HasLen for VolatileSlice<'_, B> {
+    fn len(&self) -> usize {
+        VolatileSlice::len(self)
+    }
+}
+
+/// `len` bytes of `piece` from `off` (inside it by construction: [`Cursor`] stays within
+/// each piece).
+fn part<'m, B: vm_memory::bitmap::BitmapSlice>(
+    piece: &VolatileSlice<'m, B>,
+    off: usize,
     len: usize,
-    access: Permissions,
-) -> io::Result<VolatileSlice<'_, BS<'_, M::Bitmap>>> {
-    mem.get_slices(addr, len, access)
-        .map_err(io::Error::other)?
-        .next()
-        .ok_or_else(|| errno::error(libc::EFAULT))?
-        .map_err(io::Error::other)
+) -> io::Result<VolatileSlice<'m, B>> {
+    piece
+        .subslice(off, len)
+        .map_err(|_| errno::error(libc::EFAULT))
 }
 
 /// The request side of a descriptor chain.
-pub struct ChainReader<'a, M: GuestMemory> {
-    mem: &'a M,
-    pieces: &'a [Piece],
+pub struct ChainReader<'a, 'm, M: GuestMemory> {
+    pieces: &'a [Piece<'m, M>],
     cur: Cursor,
 }
 
-impl<M: GuestMemory> Read for ChainReader<'_, M> {
+impl<M: GuestMemory> Read for ChainReader<'_, '_, M> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut done = 0;
-        for (addr, n) in self.cur.next_pieces(self.pieces, buf.len()) {
-            let vs = piece_slice(self.mem, addr, n, Permissions::Read)?;
-            done += vs.copy_to(&mut buf[done..done + n]);
+        for (p, off, n) in self.cur.next_pieces(self.pieces, buf.len()) {
+            done += part(p, off, n)?.copy_to(&mut buf[done..done + n]);
         }
         self.cur.advance(self.pieces, done);
         Ok(done)
     }
 }
 
-impl<M: GuestMemory> ZeroCopyReader for ChainReader<'_, M> {
+impl<M: GuestMemory> ZeroCopyReader for ChainReader<'_, '_, M> {
     fn read_to(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
         let mut iovs: FixedVec<libc::iovec, MAX_SIDE_PIECES> = FixedVec::new();
         let mut guards: FixedVec<PtrGuard, MAX_SIDE_PIECES> = FixedVec::new();
-        for (addr, n) in self.cur.next_pieces(self.pieces, count) {
-            let guard = piece_slice(self.mem, addr, n, Permissions::Read)?.ptr_guard();
+        for (p, off, n) in self.cur.next_pieces(self.pieces, count) {
+            let guard = part(p, off, n)?.ptr_guard();
             let iov = libc::iovec {
                 iov_base: guard.as_ptr().cast_mut().cast(),
                 iov_len: guard.len(),
@@ -332,27 +325,25 @@ impl<M: GuestMemory> ZeroCopyReader for ChainReader<'_, M> {
     }
 }
 
-impl<M: GuestMemory> Reader for ChainReader<'_, M> {
+impl<M: GuestMemory> Reader for ChainReader<'_, '_, M> {
     fn available_bytes(&self) -> usize {
         self.cur.left
     }
 }
 
 /// The reply side of a descriptor chain.
-pub struct ChainWriter<'a, M: GuestMemory> {
-    mem: &'a M,
-    pieces: &'a [Piece],
+pub struct ChainWriter<'a, 'm, M: GuestMemory> {
+    pieces: &'a [Piece<'m, M>],
     cur: Cursor,
     written: usize,
 }
 
-impl<M: GuestMemory> Write for ChainWriter<'_, M> {
+impl<M: GuestMemory> Write for ChainWriter<'_, '_, M> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
-        for (addr, n) in self.cur.next_pieces(self.pieces, data.len()) {
-            let vs = piece_slice(self.mem, addr, n, Permissions::Write)?;
+        for (p, off, n) in self.cur.next_pieces(self.pieces, data.len()) {
             // copy_from marks the copied range dirty in the slice's bitmap.
-            vs.copy_from(&data[done..done + n]);
+            part(p, off, n)?.copy_from(&data[done..done + n]);
             done += n;
         }
         self.cur.advance(self.pieces, done);
@@ -365,12 +356,12 @@ impl<M: GuestMemory> Write for ChainWriter<'_, M> {
     }
 }
 
-impl<M: GuestMemory> ZeroCopyWriter for ChainWriter<'_, M> {
+impl<M: GuestMemory> ZeroCopyWriter for ChainWriter<'_, '_, M> {
     fn write_from(&mut self, fd: BorrowedFd<'_>, count: usize, off: u64) -> io::Result<usize> {
         let mut iovs: FixedVec<libc::iovec, MAX_SIDE_PIECES> = FixedVec::new();
         let mut guards: FixedVec<PtrGuardMut, MAX_SIDE_PIECES> = FixedVec::new();
-        for (addr, n) in self.cur.next_pieces(self.pieces, count) {
-            let guard = piece_slice(self.mem, addr, n, Permissions::Write)?.ptr_guard_mut();
+        for (p, off, n) in self.cur.next_pieces(self.pieces, count) {
+            let guard = part(p, off, n)?.ptr_guard_mut();
             let iov = libc::iovec {
                 iov_base: guard.as_ptr().cast(),
                 iov_len: guard.len(),
@@ -390,10 +381,8 @@ impl<M: GuestMemory> ZeroCopyWriter for ChainWriter<'_, M> {
         let n = unsafe { oslib::preadv(fd.as_raw_fd(), &iovs, off) }?;
         drop(guards);
         // The kernel's writes bypass the dirty-page log: mark what it wrote.
-        for (addr, len) in self.cur.next_pieces(self.pieces, n) {
-            piece_slice(self.mem, addr, len, Permissions::Write)?
-                .bitmap()
-                .mark_dirty(0, len);
+        for (p, off, len) in self.cur.next_pieces(self.pieces, n) {
+            p.bitmap().mark_dirty(off, len);
         }
         self.cur.advance(self.pieces, n);
         self.written += n;
@@ -405,7 +394,7 @@ impl<M: GuestMemory> ZeroCopyWriter for ChainWriter<'_, M> {
     }
 }
 
-impl<M: GuestMemory> Writer for ChainWriter<'_, M> {
+impl<M: GuestMemory> Writer for ChainWriter<'_, '_, M> {
     fn split_at(&mut self, offset: usize) -> io::Result<Self> {
         if offset > self.cur.left {
             return Err(errno::error(libc::ENOSPC));
@@ -414,7 +403,6 @@ impl<M: GuestMemory> Writer for ChainWriter<'_, M> {
         rest.advance(self.pieces, offset);
         self.cur.left = offset;
         Ok(Self {
-            mem: self.mem,
             pieces: self.pieces,
             cur: rest,
             written: 0,
@@ -445,7 +433,10 @@ mod tests {
     }
 
     /// The buffers of `d`, or why they were refused.
-    fn filled(m: &GuestMemoryMmap, d: Vec<Descriptor>) -> Result<Box<ChainBuffers>, ChainError> {
+    fn filled(
+        m: &GuestMemoryMmap,
+        d: Vec<Descriptor>,
+    ) -> Result<Box<ChainBuffers<'_, GuestMemoryMmap>>, ChainError> {
         let mut b = Box::new(ChainBuffers::new());
         b.fill(m, d)?;
         Ok(b)
@@ -477,7 +468,7 @@ mod tests {
             .unwrap();
         let d = chain(&m, &[(false, BUF_BASE, 6), (false, BUF_BASE + 0x100, 5)]);
         let b = filled(&m, d).unwrap();
-        let (mut r, w) = b.split(&m);
+        let (mut r, w) = b.split();
         assert_eq!(r.available_bytes(), 11);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 0);
         let mut a = [0u8; 4];
@@ -501,7 +492,7 @@ mod tests {
             ],
         );
         let b = filled(&m, d).unwrap();
-        let (_r, mut w) = b.split(&m);
+        let (_r, mut w) = b.split();
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 13);
         // Header space first, payload after it.
         let mut payload = w.split_at(5).unwrap();
@@ -539,7 +530,7 @@ mod tests {
             ],
         );
         let b = filled(&m, d).unwrap();
-        let (_r, mut w) = b.split(&m);
+        let (_r, mut w) = b.split();
         let n = w.write_from(file.as_fd(), 250, 10).unwrap();
         assert_eq!(n, 250);
         assert_eq!(w.bytes_written(), 250);
@@ -565,7 +556,7 @@ mod tests {
             &[(false, BUF_BASE + 0x4000, 3), (false, BUF_BASE + 0x5000, 5)],
         );
         let b = filled(&m, d).unwrap();
-        let (mut r, _w) = b.split(&m);
+        let (mut r, _w) = b.split();
         let mut first = [0u8; 1];
         r.read_exact(&mut first).unwrap();
         assert_eq!(r.read_to(file.as_fd(), 100, 1000).unwrap(), 7);
@@ -637,7 +628,7 @@ mod tests {
         let m = mem();
         let d = many_readable(MAX_SIDE_PIECES, 2);
         let b = filled(&m, d).unwrap();
-        let (mut r, w) = b.split(&m);
+        let (mut r, w) = b.split();
         assert_eq!(r.available_bytes(), MAX_SIDE_PIECES);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 32);
         // One pwritev takes all the pieces.
@@ -658,7 +649,7 @@ mod tests {
         let d = many_readable(MAX_SIDE_PIECES + 100, 1);
         assert!(matches!(b.fill(&m, d), Err(ChainError::TooManyPieces)));
         // The first pieces of each side are there: enough for a header and an error reply.
-        let (mut r, mut w) = b.split(&m);
+        let (mut r, mut w) = b.split();
         assert_eq!(r.available_bytes(), MAX_SIDE_PIECES);
         let mut head = [0u8; 3];
         r.read_exact(&mut head).unwrap();
@@ -676,7 +667,7 @@ mod tests {
                 .map(|i| Descriptor::new(BUF_BASE + i, 1, VRING_DESC_F_WRITE as u16, 0)),
         );
         assert!(matches!(b.fill(&m, d), Err(ChainError::TooManyPieces)));
-        let (r, w) = b.split(&m);
+        let (r, w) = b.split();
         assert_eq!(r.available_bytes(), 8);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), MAX_SIDE_PIECES);
     }
@@ -691,7 +682,7 @@ mod tests {
         d.push(Descriptor::new(BUF_BASE, 40, 0, 0));
         d.push(Descriptor::new(BUF_BASE, 16, VRING_DESC_F_WRITE as u16, 0));
         let b = filled(&m, d).unwrap();
-        let (r, w) = b.split(&m);
+        let (r, w) = b.split();
         assert_eq!(r.available_bytes(), 40);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 16);
     }
@@ -710,7 +701,7 @@ mod tests {
         ];
         let mut b = Box::new(ChainBuffers::new());
         b.fill(&m, d).unwrap();
-        let (mut r, mut w) = b.split(&m);
+        let (mut r, mut w) = b.split();
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"abcdef");
@@ -727,7 +718,7 @@ mod tests {
         let m = mem();
         let d = chain(&m, &[(false, BUF_BASE, 0), (true, BUF_BASE, 0)]);
         let b = filled(&m, d).unwrap();
-        let (r, w) = b.split(&m);
+        let (r, w) = b.split();
         assert_eq!(r.available_bytes(), 0);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 0);
     }
