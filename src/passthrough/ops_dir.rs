@@ -5,6 +5,8 @@
 //! entry", so every call seeks to the guest's offset first and a listing resumes exactly
 //! where the previous reply stopped, whatever the reply sizes.
 
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
 use std::io;
 
 use super::fs::PassthroughFs;
@@ -16,6 +18,14 @@ use crate::oslib::fs as sys;
 
 /// Bytes asked from `getdents64` per call at most.
 const MAX_DENTS_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// The `getdents64` buffer of this thread: made once, not per READDIR.
+    static DENTS_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Longest name a Linux filesystem gives (`NAME_MAX`).
+const NAME_MAX: usize = 255;
 
 /// One `linux_dirent64` record: (d_ino, d_off, d_type, name, record length).
 pub(crate) fn parse_dirent(buf: &[u8]) -> Option<(u64, u64, u8, &[u8], usize)> {
@@ -49,9 +59,21 @@ impl PassthroughFs {
         let h = self.handles.get(inode, fh)?;
         let _guard = h.dir_lock.lock().unwrap_or_else(|e| e.into_inner());
         sys::lseek(h.fd(), offset as i64, libc::SEEK_SET)?;
-        let mut buf = vec![0u8; (size as usize).clamp(4096, MAX_DENTS_BUF)];
+        DENTS_BUF.with_borrow_mut(|buf| {
+            buf.resize(MAX_DENTS_BUF, 0);
+            let want = (size as usize).clamp(4096, MAX_DENTS_BUF);
+            Self::list_into(h.fd(), &mut buf[..want], each)
+        })
+    }
+
+    /// [`Self::list`]'s loop over `getdents64` of `fd` into `buf`.
+    fn list_into(
+        fd: std::os::fd::BorrowedFd<'_>,
+        buf: &mut [u8],
+        each: &mut dyn FnMut(DirEntry<'_>) -> io::Result<bool>,
+    ) -> io::Result<()> {
         loop {
-            let n = sys::getdents64(h.fd(), &mut buf)?;
+            let n = sys::getdents64(fd, buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -122,8 +144,21 @@ impl DirOps for PassthroughFs {
                 };
                 return Ok(add(d, none)? != 0);
             }
-            let name = std::ffi::CString::new(d.name).map_err(|_| errno::error(libc::EIO))?;
-            let entry = match self.lookup_at(&dir, handle.fd(), &name) {
+            // The name with its NUL on the stack (allocated only past NAME_MAX, which
+            // no Linux filesystem gives).
+            let mut with_nul = [0u8; NAME_MAX + 1];
+            let long;
+            let name: &CStr = match with_nul.get_mut(..d.name.len()) {
+                Some(n) if d.name.len() <= NAME_MAX => {
+                    n.copy_from_slice(d.name);
+                    CStr::from_bytes_until_nul(&with_nul).map_err(|_| errno::error(libc::EIO))?
+                }
+                _ => {
+                    long = CString::new(d.name).map_err(|_| errno::error(libc::EIO))?;
+                    &long
+                }
+            };
+            let entry = match self.lookup_at(&dir, handle.fd(), name) {
                 Ok(e) => e,
                 // Removed since getdents64 saw it: leave it out.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(true),

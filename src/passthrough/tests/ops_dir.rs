@@ -131,3 +131,32 @@ fn opendir_errors_and_fsyncdir() {
         libc::EBADF
     );
 }
+
+#[test]
+fn readdirplus_looks_up_names_of_every_length_up_to_name_max() {
+    let t = Fixture::new();
+    let names: Vec<String> = [1, 2, 100, 254, 255]
+        .iter()
+        .map(|&n| "n".repeat(n))
+        .collect();
+    for n in &names {
+        fs::write(t.path(n), n.len().to_string()).unwrap();
+    }
+    let (fh, _) = t.fs.opendir(&ROOT, ROOT_ID, 0).unwrap();
+    let mut seen = HashSet::new();
+    t.fs.readdirplus(&ROOT, ROOT_ID, fh, 65536, 0, &mut |d, e| {
+        if d.name != b"." && d.name != b".." {
+            let name = String::from_utf8(d.name.to_vec()).unwrap();
+            assert_eq!(
+                e.attr.st_size as usize,
+                name.len().to_string().len(),
+                "{name}"
+            );
+            assert_eq!(e.inode, t.lookup(&name).unwrap().inode);
+            seen.insert(name);
+        }
+        Ok(1)
+    })
+    .unwrap();
+    assert_eq!(seen, names.into_iter().collect());
+}
