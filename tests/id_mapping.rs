@@ -6,7 +6,9 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::daemon::DaemonBuilder;
 use common::fuse::{Fuse, ROOT};
@@ -134,6 +136,41 @@ fn uid_map_runs_the_sandbox_in_a_user_namespace() {
         ["0", "100000", "65536"],
         "uid_map of the serving process"
     );
+}
+
+/// A SIGKILL of the daemon's first process (a supervisor giving up on it) takes the user
+/// namespace's processes down too: the parent-death signal, which the change of
+/// credentials into the namespace clears, is set again after it.
+#[test]
+fn uid_map_sandbox_goes_when_its_parent_is_killed() {
+    require_root!();
+    let d = DaemonBuilder::new()
+        .sandbox("namespace")
+        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .start();
+    let _f = Fuse::start(&d);
+    let serving = d.serving_pid();
+    assert_ne!(
+        serving,
+        d.pid(),
+        "a user namespace process under the daemon"
+    );
+    d.signal(libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{serving}")).exists() {
+        let state = fs::read_to_string(format!("/proc/{serving}/stat")).unwrap_or_default();
+        if state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        {
+            break; // exited, not reaped yet
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon's serving process {serving} still runs 10 s after its parent was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Unprivileged, as libvirt's session mode runs it: the daemon runs as uid 1000, and

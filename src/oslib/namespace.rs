@@ -44,6 +44,18 @@ pub fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
     }
 }
 
+/// `getpid(2)`: this process's pid.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// `getppid(2)`: the parent's pid (the reaper's once the parent is gone).
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { libc::getppid() }
+}
+
 /// `kill(2)`: sends `sig` to `pid`.
 ///
 /// # Errors

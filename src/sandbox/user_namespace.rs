@@ -89,6 +89,7 @@ pub struct UserNamespace {
 pub(super) fn enter(maps: &UserNamespace) -> Result<Option<Outcome>, SandboxError> {
     let (mut parent_end, mut child_end) =
         UnixStream::pair().map_err(step("create the set-up socket pair"))?;
+    let parent = ns::getpid();
     // SAFETY: the caller guarantees the process is single-threaded.
     let pid = unsafe { ns::fork() }.map_err(SandboxError::Fork)?;
     if pid == 0 {
@@ -104,6 +105,16 @@ pub(super) fn enter(maps: &UserNamespace) -> Result<Option<Outcome>, SandboxErro
             .map_err(step("wait for the id maps"))?;
         creds::thread_setresgid(0, 0, 0).map_err(step("become gid 0 of the namespace"))?;
         creds::thread_setresuid(0, 0, 0).map_err(step("become uid 0 of the namespace"))?;
+        // Changing credentials cleared the parent-death signal (prctl(2)): without it a
+        // SIGKILL of the parent would leave this process and the daemon under it running.
+        // Set it again, and stop if the parent is already gone.
+        let _ = ns::set_parent_death_signal(libc::SIGTERM);
+        if ns::getppid() != parent {
+            return Err(SandboxError::UserNamespace {
+                what: "keep the parent process",
+                source: io::Error::other("it exited while the user namespace was set up"),
+            });
+        }
         return Ok(None);
     }
     drop(child_end);
