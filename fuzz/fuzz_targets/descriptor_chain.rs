@@ -409,6 +409,19 @@ fn run(input: &Input) {
 
     let mut bufs = Box::new(ChainBuffers::new());
     let filled = bufs.fill(&mem, descs.iter().copied());
+    // The look at a request field before serving reads what the reader reads there.
+    for offset in [0, 4, 5, 36] {
+        let (mut r, _) = bufs.split();
+        let mut head = vec![0u8; offset + 4];
+        match bufs.request_u32(offset) {
+            Some(v) => {
+                r.read_exact(&mut head).expect("the bytes request_u32 saw");
+                let at: [u8; 4] = head[offset..].try_into().unwrap();
+                assert_eq!(u32::from_ne_bytes(at), v, "request_u32({offset})");
+            }
+            None => assert!(r.available_bytes() < offset + 4, "request_u32({offset})"),
+        }
+    }
     let (mut r, w) = bufs.split();
     if let Err(e) = filled {
         let too_many = rd.pieces > MAX_SIDE_PIECES || wr.pieces > MAX_SIDE_PIECES;

@@ -179,6 +179,23 @@ impl<'m, M: GuestMemory> ChainBuffers<'m, M> {
         Ok(())
     }
 
+    /// The native-endian `u32` at byte `offset` of the request (the readable side), for
+    /// a look at the request header before it is served; `None` when the side is shorter.
+    pub fn request_u32(&self, offset: usize) -> Option<u32> {
+        let pieces = &self.readable.pieces;
+        let mut cur = Cursor::over(&self.readable);
+        if cur.left < offset.checked_add(4)? {
+            return None;
+        }
+        cur.advance(pieces, offset);
+        let mut bytes = [0u8; 4];
+        let mut done = 0;
+        for (p, off, n) in cur.next_pieces(pieces, bytes.len()) {
+            done += part(p, off, n).ok()?.copy_to(&mut bytes[done..done + n]);
+        }
+        (done == bytes.len()).then_some(u32::from_ne_bytes(bytes))
+    }
+
     /// The request reader and the reply writer over the recorded buffers.
     pub fn split<'a>(&'a self) -> (ChainReader<'a, 'm, M>, ChainWriter<'a, 'm, M>) {
         (
