@@ -109,6 +109,9 @@ fn squash_guest_and_forbid_guest() {
     assert_eq!((m.uid(), m.gid()), (4000, 4000));
 }
 
+/// The user namespace of the `--uid-map` tests: ids 0-65535 are host ids 100000-165535.
+const ID_MAPS: [&str; 2] = ["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"];
+
 /// `--uid-map`/`--gid-map`: the namespace sandbox runs in a user namespace, so guest root
 /// is host id 100000 and guest user 1000 is 101000, with no translation in the daemon.
 #[test]
@@ -116,7 +119,7 @@ fn uid_map_runs_the_sandbox_in_a_user_namespace() {
     require_root!();
     let d = DaemonBuilder::new()
         .sandbox("namespace")
-        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .args(&ID_MAPS)
         .start();
     fs::set_permissions(d.shared(), fs::Permissions::from_mode(0o777)).unwrap();
     let mut f = Fuse::start(&d);
@@ -146,7 +149,7 @@ fn uid_map_sandbox_goes_when_its_parent_is_killed() {
     require_root!();
     let d = DaemonBuilder::new()
         .sandbox("namespace")
-        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .args(&ID_MAPS)
         .start();
     let _f = Fuse::start(&d);
     let serving = d.serving_pid();
@@ -216,7 +219,7 @@ fn uid_map_unprivileged_gets_its_maps_from_newuidmap() {
         .launcher(&launcher)
         .socket(&work.path().join("run/vhost.sock"))
         .sandbox("namespace")
-        .args(&["--uid-map=:0:100000:65536:", "--gid-map=:0:100000:65536:"])
+        .args(&ID_MAPS)
         .start();
     fs::set_permissions(d.shared(), fs::Permissions::from_mode(0o777)).unwrap();
     let status = fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
