@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::daemon::DaemonBuilder;
 use common::fuse::{Fuse, ROOT};
-use common::lstat;
+use common::{lstat, procfs};
 use vhostfsd::fuse::abi::{SetattrIn, setattr_valid};
 
 fn start(args: &[&str]) -> (common::daemon::Daemon, Fuse) {
@@ -160,14 +160,9 @@ fn uid_map_sandbox_goes_when_its_parent_is_killed() {
     );
     d.signal(libc::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{serving}")).exists() {
-        let state = fs::read_to_string(format!("/proc/{serving}/stat")).unwrap_or_default();
-        if state
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        {
-            break; // exited, not reaped yet
-        }
+    let stat = format!("/proc/{serving}/stat");
+    // Gone, or exited and not reaped yet.
+    while !matches!(procfs::state(Path::new(&stat)), None | Some(b'Z')) {
         assert!(
             Instant::now() < deadline,
             "the daemon's serving process {serving} still runs 10 s after its parent was killed"

@@ -276,6 +276,21 @@ impl InodeStore {
             }
             // The old node keeps its id until forgotten; the key now names the new inode.
         }
+        self.add_node(&mut keys, key, file_type, repr)
+    }
+
+    /// Makes a node for `key` with a fresh id, looked up once, and stores it in both
+    /// indexes; `keys` is the key's shard, write-locked by the caller.
+    // A `ByKey` hashes and compares only the inode's key, which never changes; its
+    // interior mutability (the lookup count) is not part of it.
+    #[allow(clippy::mutable_key_type)]
+    fn add_node(
+        &self,
+        keys: &mut HashSet<ByKey, IdHash>,
+        key: InodeKey,
+        file_type: u32,
+        repr: Repr,
+    ) -> io::Result<Arc<InodeData>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if id > MAX_ID {
             return errno::fail(libc::ENFILE);
@@ -334,19 +349,8 @@ impl InodeStore {
                 mount_fd: mount_fd.clone(),
             },
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let data = Arc::new(InodeData {
-            id,
-            key,
-            file_type: like.file_type,
-            lookups: AtomicU64::new(1),
-            repr,
-        });
-        self.by_id.write_id(id).insert(ById(data.clone()));
-        self.by_key
-            .write(Self::key_shard(&key))
-            .replace(ByKey(data.clone()));
-        data
+        let mut keys = self.by_key.write(Self::key_shard(&key));
+        self.add_node(&mut keys, key, like.file_type, repr).unwrap()
     }
 
     /// Forgets `count` lookups of `id`; drops the inode when none remain. Unknown ids and

@@ -10,6 +10,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 
 use super::fs::PassthroughFs;
+use super::handle_table::HandleData;
 use crate::fuse::filesystem::Context;
 use crate::fuse::filesystem::DirOps;
 use crate::fuse::filesystem::{AddDirEntry, AddDirEntryPlus, DirEntry, Entry};
@@ -46,17 +47,14 @@ pub(crate) fn parse_dirent(buf: &[u8]) -> Option<(u64, u64, u8, &[u8], usize)> {
 }
 
 impl PassthroughFs {
-    /// Calls `each` per entry from `offset` on until it returns `Ok(false)` (reply full)
-    /// or the directory ends.
+    /// Calls `each` per entry of the open directory `h` from `offset` on until it returns
+    /// `Ok(false)` (reply full) or the directory ends.
     fn list(
-        &self,
-        inode: u64,
-        fh: u64,
+        h: &HandleData,
         size: u32,
         offset: u64,
         each: &mut dyn FnMut(DirEntry<'_>) -> io::Result<bool>,
     ) -> io::Result<()> {
-        let h = self.handles.get(inode, fh)?;
         let _guard = h.dir_lock.lock().unwrap_or_else(|e| e.into_inner());
         sys::lseek(h.fd(), offset as i64, libc::SEEK_SET)?;
         DENTS_BUF.with_borrow_mut(|buf| {
@@ -117,7 +115,8 @@ impl DirOps for PassthroughFs {
         offset: u64,
         add: &mut AddDirEntry<'_>,
     ) -> io::Result<()> {
-        self.list(inode, fh, size, offset, &mut |d| Ok(add(d)? != 0))
+        let h = self.handles.get(inode, fh)?;
+        Self::list(&h, size, offset, &mut |d| Ok(add(d)? != 0))
     }
 
     fn readdirplus(
@@ -130,9 +129,9 @@ impl DirOps for PassthroughFs {
         add: &mut AddDirEntryPlus<'_>,
     ) -> io::Result<()> {
         let dir = self.inodes.get(inode)?;
+        let h = self.handles.get(inode, fh)?;
         // Entries are looked up in the open directory: no reopen of it per entry.
-        let handle = self.handles.get(inode, fh)?;
-        self.list(inode, fh, size, offset, &mut |d| {
+        Self::list(&h, size, offset, &mut |d| {
             if d.name == b"." || d.name == b".." {
                 let none = Entry {
                     inode: 0,
@@ -158,7 +157,7 @@ impl DirOps for PassthroughFs {
                     &long
                 }
             };
-            let entry = match self.lookup_at(&dir, handle.fd(), name) {
+            let entry = match self.lookup_at(&dir, h.fd(), name) {
                 Ok(e) => e,
                 // Removed since getdents64 saw it: leave it out.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(true),

@@ -83,10 +83,10 @@ impl DaemonProcess {
                 .expect("the daemon's /proc/PID/task")
                 .filter_map(Result::ok)
                 .all(|t| {
-                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-                    // The state follows the command name, which is in parentheses.
-                    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]);
-                    matches!(state, Some(b'T' | b't') | None)
+                    matches!(
+                        super::procfs::state(&t.path().join("stat")),
+                        Some(b'T' | b't') | None
+                    )
                 });
             if all_stopped {
                 return;

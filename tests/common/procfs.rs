@@ -1,4 +1,4 @@
-//! What a daemon process uses, read from `/proc/PID`: memory and open files.
+//! What a daemon process uses, read from `/proc/PID`: memory, open files, run state.
 
 /// A field of `/proc/PID/status` in KiB (e.g. `VmRSS`, `VmHWM`).
 pub fn status_kib(pid: u32, field: &str) -> u64 {
@@ -26,4 +26,13 @@ pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
         .count()
+}
+
+/// The one-letter state (`R`, `S`, `T`, `Z`...) in a `/proc/.../stat` file (of a process,
+/// or of a thread under `task/`); `None` when it is gone.
+pub fn state(stat: &std::path::Path) -> Option<u8> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.bytes().next()
 }
