@@ -15,7 +15,6 @@ use vhost::vhost_user::message::{
     VhostTransferStateDirection, VhostTransferStatePhase, VhostUserProtocolFeatures,
     VhostUserShMemConfig,
 };
-use vhost_user_backend::bitmap::BitmapMmapRegion;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringState, VringT};
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{DescriptorChain, QueueOwnedT};
@@ -39,10 +38,7 @@ use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::{self, Server};
 use crate::fuse::wait_budget::WaitBudget;
 
-/// The dirty-page log of one guest memory region. Empty until the frontend hands over a log
-/// with SET_LOG_BASE (live migration); from then on every write the daemon makes through
-/// guest memory (replies, READ payloads, used rings) sets the bit of each page it touched.
-pub type DirtyLog = BitmapMmapRegion;
+pub use super::dirty_log::DirtyLog;
 /// Guest memory as the vhost-user daemon maps it, with its dirty-page log.
 pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap<DirtyLog>>;
 /// A vring of this device.

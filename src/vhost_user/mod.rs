@@ -18,6 +18,7 @@ pub mod capabilities;
 pub mod chain;
 pub mod config_space;
 pub mod device_state;
+pub mod dirty_log;
 pub mod features;
 pub mod inflight;
 pub mod pool;
