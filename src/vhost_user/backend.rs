@@ -211,6 +211,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             vring.disable_notification().map_err(io::Error::other)?;
         }
         let guard = mem.memory();
+        // One clock read per request: a request's service starts when the one before it
+        // was put on the ring (popping the next chain is part of it).
+        let mut started = Instant::now();
         loop {
             let chain = match self.pop(vring, &guard)? {
                 Popped::Chain(chain) => chain,
@@ -221,7 +224,6 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                 Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
                 None => {
                     let head = chain.head_index();
-                    let started = Instant::now();
                     // Replies ready must not wait for an fsync or the like.
                     let mut before = |opcode| {
                         if server::may_block(opcode) && pending.flush() {
@@ -233,9 +235,14 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                     if let Err(e) = vring.add_used(head, len) {
                         crate::warn_limited!("queue {queue}: cannot complete request {head}: {e}");
                     }
-                    if pending.replied(started, Instant::now()) {
+                    let now = Instant::now();
+                    started = if pending.replied(started, now) {
                         notify(vring, event_idx);
-                    }
+                        // The signal is not the next request's service time.
+                        Instant::now()
+                    } else {
+                        now
+                    };
                 }
             }
         }
