@@ -76,7 +76,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "MNT",
-        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "dax_window", "dax_policy", "print_capabilities"]
+        conflicts_with_all = ["socket_path", "fd", "socket_group", "tag", "num_request_queues", "queue_size", "poll_max_us", "dax_window", "dax_policy", "print_capabilities"]
     )]
     pub mount: Option<PathBuf>,
 
@@ -107,6 +107,13 @@ pub struct Args {
     /// own thread.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub thread_pool_size: usize,
+
+    /// Longest time, in microseconds, a queue's worker polls its empty ring for the
+    /// guest's next request before it sleeps until a kick. The time adapts between 0 and
+    /// this as QEMU's poll-max-ns does: it grows while requests come soon after the ring
+    /// empties and drops to 0 on an idle queue. 0 turns polling off.
+    #[arg(long, value_name = "US", default_value_t = crate::vhost_user::adaptive_poll::DEFAULT_MAX_POLL_US, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub poll_max_us: u64,
 
     /// Number of request queues offered to the guest (besides the high-priority queue).
     #[arg(long, value_name = "N", default_value_t = 1)]

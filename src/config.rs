@@ -124,6 +124,8 @@ pub struct Config {
     pub num_request_queues: usize,
     pub queue_size: usize,
     pub thread_pool_size: usize,
+    /// Longest poll of an empty queue before its worker sleeps (`--poll-max-us`).
+    pub max_poll: std::time::Duration,
     /// Bytes of the DAX window (`--dax-window`); 0 = no DAX.
     pub dax_window: u64,
     /// `--dax-policy`.
@@ -319,6 +321,7 @@ impl TryFrom<Args> for Config {
             num_request_queues: args.num_request_queues,
             queue_size: args.queue_size,
             thread_pool_size: args.thread_pool_size,
+            max_poll: std::time::Duration::from_micros(args.poll_max_us),
             dax_window: args.dax_window,
             dax_policy: args.dax_policy,
             sandbox: args.sandbox,
@@ -363,6 +366,7 @@ impl Config {
             num_request_queues: 1,
             queue_size: 1024,
             thread_pool_size: 0,
+            max_poll: crate::vhost_user::adaptive_poll::DEFAULT_MAX_POLL,
             dax_window: 0,
             dax_policy: passthrough::DaxPolicy::default(),
             sandbox: SandboxMode::None,

@@ -11,6 +11,7 @@ off\t'Read and write /dev/fuse'"
 complete -c vhostfsd -l socket-group -d 'Name of the group that owns the socket (libvirt uses this); the socket is then mode 0770, owner and group may connect. Without it the socket is mode 0700, owner only' -r
 complete -c vhostfsd -l fd -d 'File descriptor of an already listening vhost-user socket (instead of --socket-path)' -r
 complete -c vhostfsd -l thread-pool-size -d 'Maximum number of worker threads per request queue; 0 runs requests on the queue\'s own thread' -r
+complete -c vhostfsd -l poll-max-us -d 'Longest time, in microseconds, a queue\'s worker polls its empty ring for the guest\'s next request before it sleeps until a kick. The time adapts between 0 and this as QEMU\'s poll-max-ns does: it grows while requests come soon after the ring empties and drops to 0 on an idle queue. 0 turns polling off' -r
 complete -c vhostfsd -l num-request-queues -d 'Number of request queues offered to the guest (besides the high-priority queue)' -r
 complete -c vhostfsd -l queue-size -d 'Size of each virtqueue' -r
 complete -c vhostfsd -l dax-window -d 'Size of the DAX window the guest maps files into, e.g. 1G or 512M (a multiple of 2M; 0 = no DAX). Needs a frontend with vhost-user shared-memory regions (QEMU >= 11.1 with vhost-user-test-device-pci and --tag; see docs/dax.md). The guest mounts with `-o dax=always` or `-o dax=inode`' -r

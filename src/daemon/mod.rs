@@ -174,6 +174,7 @@ fn run_vhost_user(
         queue_size: cfg.queue_size,
         tag: cfg.tag.clone(),
         thread_pool_size: cfg.thread_pool_size,
+        max_poll: cfg.max_poll,
     };
     notifier.ready();
     let result = serve(listener, &server, &device, &channel, signals);

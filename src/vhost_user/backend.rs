@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::io;
 use std::mem::offset_of;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use vhost::vhost_user::Backend;
 use vhost::vhost_user::message::{
@@ -17,7 +18,7 @@ use vhost::vhost_user::message::{
 };
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringState, VringT};
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{DescriptorChain, QueueOwnedT};
+use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
@@ -25,6 +26,7 @@ use vmm_sys_util::event::{
 };
 
 use super::VhostUserError;
+use super::adaptive_poll::AdaptivePoll;
 use super::backend_channel::BackendChannel;
 use super::chain::{ChainBuffers, ChainError};
 use super::config_space::ConfigSpace;
@@ -32,7 +34,7 @@ use super::device_state::DeviceState;
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
-use super::signal_policy::PendingSignal;
+use super::signal_policy::{GuestPace, PendingSignal};
 use crate::fuse::abi;
 use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::{self, Server};
@@ -47,10 +49,19 @@ type Memory = GuestMemoryLoadGuard<GuestMemoryMmap<DirtyLog>>;
 type Chain = DescriptorChain<Memory>;
 
 /// What [`VhostUserFsBackend::pop`] found on a ring.
-enum Popped {
-    Chain(Chain),
+enum Popped<M: Deref<Target: vm_memory::GuestMemory>> {
+    Chain(DescriptorChain<M>),
     Empty,
     Disabled,
+}
+
+/// What a queue's worker keeps from one kick to the next.
+#[derive(Debug)]
+struct QueueWorker {
+    /// How long it polls an empty ring before sleeping.
+    poll: AdaptivePoll,
+    /// How fast the guest answers a signal: whether replies share signals.
+    pace: GuestPace,
 }
 
 /// The queues a backend serves and how.
@@ -64,6 +75,8 @@ pub struct DeviceConfig {
     pub tag: Option<String>,
     /// Worker threads per queue; 0 serves requests on the queue's own thread.
     pub thread_pool_size: usize,
+    /// Longest a worker polls its empty ring before sleeping (zero: never polls).
+    pub max_poll: Duration,
 }
 
 /// The virtio-fs vhost-user backend over one FUSE server.
@@ -79,6 +92,8 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     /// queue, so the queue keeps serving its other requests.
     budgets: Vec<Arc<WaitBudget>>,
     inflight: Arc<InFlight>,
+    /// Per queue: what its worker keeps from one kick to the next.
+    workers: Vec<Mutex<QueueWorker>>,
     state: DeviceState,
     channel: Arc<BackendChannel>,
 }
@@ -135,6 +150,14 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
             pools,
             budgets,
             inflight: Arc::new(InFlight::default()),
+            workers: (0..num_queues)
+                .map(|_| {
+                    Mutex::new(QueueWorker {
+                        poll: AdaptivePoll::new(cfg.max_poll),
+                        pace: GuestPace::default(),
+                    })
+                })
+                .collect(),
             state: DeviceState::default(),
             channel,
         })
@@ -160,8 +183,23 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     }
 
     /// Takes the next available chain of `vring`.
-    fn pop(&self, vring: &Vring, mem: &Memory) -> io::Result<Popped> {
+    ///
+    /// `mem` is what the chain holds to read its descriptors: a borrowed `&GuestMemoryMmap`
+    /// for a request served on this thread (no reference count to touch per request), the
+    /// owned load guard for one handed to the thread pool.
+    ///
+    /// While `pace` waits for the guest's answer to a signal, the available index is read
+    /// to see whether it came.
+    fn pop<M>(&self, vring: &Vring, mem: M, pace: Option<&mut GuestPace>) -> io::Result<Popped<M>>
+    where
+        M: Clone + Deref<Target: vm_memory::GuestMemory>,
+    {
         let mut state = vring.get_mut();
+        if let Some(pace) = pace.filter(|p| p.awaiting())
+            && let Ok(idx) = state.get_queue().avail_idx(&*mem, Ordering::Acquire)
+        {
+            pace.saw_available(Instant::now(), idx.0);
+        }
         // A ring the frontend disabled (SET_VRING_ENABLE 0, e.g. Cloud Hypervisor's pause) is
         // not served, even when this worker was still draining it as the message came: checked
         // under the lock SET_VRING_ENABLE takes, so no request is popped after the reply to it.
@@ -170,7 +208,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         }
         let chain = state
             .get_queue_mut()
-            .iter(mem.clone())
+            .iter(mem)
             .map_err(|e| io::Error::other(format!("cannot read the available ring: {e}")))?
             .next();
         Ok(chain.map_or(Popped::Empty, Popped::Chain))
@@ -183,18 +221,35 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     /// Each reply goes on the used ring as soon as it is ready; when the guest is signalled
     /// is [`PendingSignal`]'s rule (fast replies share a signal, no reply waits long), and
     /// every reply is signalled before the worker goes back to waiting for a kick.
+    ///
+    /// With EVENT_IDX, an empty ring is polled for a while (notifications still off) before
+    /// the worker sleeps: [`AdaptivePoll`] decides how long, from how long waits have been.
     fn process_queue(&self, vring: &Vring, queue: usize) -> io::Result<()> {
         let event_idx = self.event_idx.load(Ordering::Acquire);
         let mem = self.memory();
-        let mut pending = PendingSignal::default();
+        let guard = mem.memory();
+        // Only this queue's worker takes it.
+        let mut worker = self.workers[queue]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let QueueWorker { poll, pace } = &mut *worker;
+        poll.end_wait(Instant::now());
         loop {
-            let drained = self.drain(vring, queue, &mem, event_idx, &mut pending);
+            let mut pending = PendingSignal::holding(pace.hold());
+            let drained = self.drain(vring, queue, &guard, event_idx, &mut pending, pace);
             if pending.flush() {
-                notify(vring, event_idx);
+                notify(vring, event_idx, &guard, pace);
             }
-            if !drained? || !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
+            if !drained? || !event_idx {
                 return Ok(());
             }
+            let polling = poll.begin_wait(Instant::now());
+            let polled = !polling.is_zero() && poll_ring(vring, &guard, polling);
+            // Not polled: sleep, unless a request came as notifications were turned back on.
+            if !polled && !vring.enable_notification().map_err(io::Error::other)? {
+                return Ok(());
+            }
+            poll.end_wait(Instant::now());
         }
     }
 
@@ -203,48 +258,53 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         &self,
         vring: &Vring,
         queue: usize,
-        mem: &GuestMemory,
+        guard: &Memory,
         event_idx: bool,
         pending: &mut PendingSignal,
+        pace: &mut GuestPace,
     ) -> io::Result<bool> {
         if event_idx {
             vring.disable_notification().map_err(io::Error::other)?;
         }
-        let guard = mem.memory();
+        if let Some((pool, budget)) = self.pools.get(queue).zip(self.budgets.get(queue)) {
+            loop {
+                match self.pop(vring, guard.clone(), None)? {
+                    Popped::Chain(chain) => self.submit(pool, budget, vring, chain, event_idx),
+                    Popped::Empty => return Ok(true),
+                    Popped::Disabled => return Ok(false),
+                }
+            }
+        }
+        let mem: &GuestMemoryMmap<DirtyLog> = guard;
         // One clock read per request: a request's service starts when the one before it
         // was put on the ring (popping the next chain is part of it).
         let mut started = Instant::now();
         loop {
-            let chain = match self.pop(vring, &guard)? {
+            let chain = match self.pop(vring, mem, Some(&mut *pace))? {
                 Popped::Chain(chain) => chain,
                 Popped::Empty => return Ok(true),
                 Popped::Disabled => return Ok(false),
             };
-            match self.pools.get(queue).zip(self.budgets.get(queue)) {
-                Some((pool, budget)) => self.submit(pool, budget, vring, chain, event_idx),
-                None => {
-                    let head = chain.head_index();
-                    // Replies ready must not wait for an fsync or the like.
-                    let mut before = |opcode| {
-                        if server::may_block(opcode) && pending.flush() {
-                            notify(vring, event_idx);
-                        }
-                    };
-                    // No pool: locks are not served (ENOSYS), nothing ever waits.
-                    let len = serve_chain(&self.server, chain, None, &mut before);
-                    if let Err(e) = vring.add_used(head, len) {
-                        crate::warn_limited!("queue {queue}: cannot complete request {head}: {e}");
-                    }
-                    let now = Instant::now();
-                    started = if pending.replied(started, now) {
-                        notify(vring, event_idx);
-                        // The signal is not the next request's service time.
-                        Instant::now()
-                    } else {
-                        now
-                    };
+            let head = chain.head_index();
+            // Replies ready must not wait for an fsync or the like.
+            let mut before = |opcode| {
+                if server::may_block(opcode) && pending.flush() {
+                    notify(vring, event_idx, mem, pace);
                 }
+            };
+            // No pool: locks are not served (ENOSYS), nothing ever waits.
+            let len = serve_descriptors(&self.server, mem, chain, head, None, &mut before);
+            if let Err(e) = vring.add_used(head, len) {
+                crate::warn_limited!("queue {queue}: cannot complete request {head}: {e}");
             }
+            let now = Instant::now();
+            started = if pending.replied(started, now) {
+                notify(vring, event_idx, mem, pace);
+                // The signal is not the next request's service time.
+                Instant::now()
+            } else {
+                now
+            };
         }
     }
 
@@ -326,6 +386,29 @@ fn serve_descriptors<F: FileSystem, M: vm_memory::GuestMemory>(
     }
 }
 
+/// Polls `vring`'s available ring for up to `time`: true as soon as it holds a request (or
+/// the ring needs the worker's attention: disabled, unreadable), false when time is up.
+fn poll_ring(vring: &Vring, mem: &GuestMemoryMmap<DirtyLog>, time: Duration) -> bool {
+    let deadline = Instant::now() + time;
+    loop {
+        {
+            let state = vring.get_ref();
+            let queue = state.get_queue();
+            let waiting = !state.is_enabled()
+                || queue
+                    .avail_idx(mem, Ordering::Acquire)
+                    .map_or(true, |idx| idx.0 != queue.next_avail());
+            if waiting {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// Puts request `head` on the used ring with `len` reply bytes and signals the guest if it
 /// asked to be (always without EVENT_IDX). Both under one lock of the vring, so concurrent
 /// completions on this queue (thread pool) cannot miss a notification.
@@ -337,17 +420,26 @@ fn complete(vring: &Vring, head: u16, len: u32, event_idx: bool) {
     signal_if_asked(&mut state, event_idx);
 }
 
-/// Signals the guest about the replies on `vring`'s used ring if it asked to be.
-fn notify(vring: &Vring, event_idx: bool) {
-    signal_if_asked(&mut vring.get_mut(), event_idx);
+/// Signals the guest about the replies on `vring`'s used ring if it asked to be, and lets
+/// `pace` time the guest's answer from there.
+fn notify(vring: &Vring, event_idx: bool, mem: &GuestMemoryMmap<DirtyLog>, pace: &mut GuestPace) {
+    let mut state = vring.get_mut();
+    if signal_if_asked(&mut state, event_idx)
+        && let Ok(idx) = state.get_queue().avail_idx(mem, Ordering::Acquire)
+    {
+        pace.signalled(Instant::now(), idx.0);
+    }
 }
 
-fn signal_if_asked(state: &mut VringState<GuestMemory>, event_idx: bool) {
-    if (!event_idx || state.needs_notification().unwrap_or(true))
-        && let Err(e) = state.signal_used_queue()
-    {
-        log::warn!("cannot notify the guest: {e}");
+/// Signals the guest if it asked to be (always without EVENT_IDX); true when signalled.
+fn signal_if_asked(state: &mut VringState<GuestMemory>, event_idx: bool) -> bool {
+    if !event_idx || state.needs_notification().unwrap_or(true) {
+        match state.signal_used_queue() {
+            Ok(()) => return true,
+            Err(e) => log::warn!("cannot notify the guest: {e}"),
+        }
     }
+    false
 }
 
 impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
@@ -498,6 +590,7 @@ mod tests {
             queue_size: 256,
             tag: tag.map(str::to_string),
             thread_pool_size: pool,
+            max_poll: Duration::ZERO,
         };
         VhostUserFsBackend::new(server, &dev, mem, Arc::new(BackendChannel::new(0))).unwrap()
     }
@@ -547,6 +640,64 @@ mod tests {
             .collect();
         heads.sort();
         assert_eq!(heads, vec![0, 2]);
+    }
+
+    #[test]
+    fn polling_sees_a_request_made_available_meanwhile_and_gives_up_in_time() {
+        use virtio_queue::mock::MockSplitQueue;
+        use vm_memory::{Bytes, GuestAddress};
+
+        let b = backend(None, 1, 0);
+        let mem = b.memory();
+        let guard = mem.memory();
+        let mock = MockSplitQueue::new(&*guard, 16);
+        let vring = Vring::new(mem.clone(), 16).unwrap();
+        vring.set_queue_size(16);
+        vring
+            .set_queue_info(
+                mock.desc_table_addr().0,
+                mock.avail_addr().0,
+                mock.used_addr().0,
+            )
+            .unwrap();
+        vring.set_queue_event_idx(true);
+        vring.set_queue_ready(true);
+        vring.set_enabled(true);
+        b.set_event_idx(true);
+
+        let started = Instant::now();
+        assert!(
+            !poll_ring(&vring, &guard, Duration::from_millis(20)),
+            "nothing came"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(20));
+
+        // The guest makes a request available 10 ms into a long poll, and kicks not.
+        let avail_idx = GuestAddress(mock.avail_addr().0 + 2);
+        let guest = mem.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            guest.memory().write_obj(1u16, avail_idx).unwrap();
+        });
+        let started = Instant::now();
+        assert!(poll_ring(&vring, &guard, Duration::from_secs(10)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        writer.join().unwrap();
+
+        // A hostile index (far beyond the queue size) ends the poll too; serving the
+        // ring then refuses it, completes nothing, and the worker lives on.
+        guard.write_obj(0x8000u16, avail_idx).unwrap();
+        assert!(poll_ring(&vring, &guard, Duration::from_secs(10)));
+        b.handle_event(0, EventSet::IN, std::slice::from_ref(&vring), 1)
+            .unwrap();
+        assert_eq!(mock.used().idx().load(), 0);
+
+        // A ring the frontend disabled ends the poll at once: the worker must see it.
+        guard.write_obj(0u16, avail_idx).unwrap();
+        vring.set_enabled(false);
+        let started = Instant::now();
+        assert!(poll_ring(&vring, &guard, Duration::from_secs(10)));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`capabilities`]: the `--print-capabilities` JSON.
 //! - [`pool`], [`inflight`]: request worker threads, and waiting for requests in flight.
 
+pub mod adaptive_poll;
 pub mod backend;
 pub mod backend_channel;
 pub mod capabilities;

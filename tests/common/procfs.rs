@@ -36,3 +36,14 @@ pub fn state(stat: &std::path::Path) -> Option<u8> {
     let (_, rest) = stat.rsplit_once(") ")?;
     rest.bytes().next()
 }
+
+/// CPU time the process has used (all its threads, user and system), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // Fields after the command name: state is field 3, utime 14 and stime 15.
+    let (_, rest) = stat.rsplit_once(") ").expect("a stat line");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> u64 { fields[n - 3].parse().expect("a tick count") };
+    field(14) + field(15)
+}

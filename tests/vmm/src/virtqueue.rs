@@ -211,6 +211,12 @@ impl Virtqueue {
     /// Makes the chain starting at `head` available and kicks. `descs` are the table
     /// entries it uses (freed on completion) and `writable` the buffers to copy back.
     pub fn publish(&mut self, head: u16, descs: Vec<u16>, writable: Vec<(u64, u32)>) {
+        self.make_available(head, descs, writable);
+        self.kick();
+    }
+
+    /// [`Self::publish`] without the kick: a device polling its ring still sees it.
+    pub fn make_available(&mut self, head: u16, descs: Vec<u16>, writable: Vec<(u64, u32)>) {
         let slot = u64::from(self.next_avail % self.size);
         let m = self.mem.mem();
         m.write_obj(head.to_le(), GuestAddress(self.avail + 4 + 2 * slot))
@@ -231,7 +237,6 @@ impl Virtqueue {
         .expect("write avail idx");
         fence(Ordering::SeqCst);
         self.pending.insert(head, Pending { descs, writable });
-        self.kick();
     }
 
     /// Signals the kick eventfd.
@@ -285,6 +290,19 @@ impl Virtqueue {
     /// filled in), and kicks. Writable ones (F_WRITE) are copied back on completion when
     /// they lie inside guest memory.
     pub fn submit_descs(&mut self, bufs: &[RawDesc]) -> u16 {
+        let head = self.chain_descs(bufs);
+        self.kick();
+        head
+    }
+
+    /// Like [`Self::submit`], but without the kick.
+    pub fn submit_without_kick(&mut self, readable: &[&[u8]], writable: &[u32]) -> u16 {
+        let bufs = self.buffers(readable, writable);
+        self.chain_descs(&bufs.iter().map(|b| b.0).collect::<Vec<_>>())
+    }
+
+    /// Writes the chain of `bufs` and makes it available; returns the head.
+    fn chain_descs(&mut self, bufs: &[RawDesc]) -> u16 {
         let ids = self.alloc_descs(bufs.len());
         let mut writable = Vec::new();
         for (n, b) in bufs.iter().enumerate() {
@@ -303,7 +321,7 @@ impl Virtqueue {
             self.write_desc(ids[n], d);
         }
         let head = ids[0];
-        self.publish(head, ids, writable);
+        self.make_available(head, ids, writable);
         head
     }
 
