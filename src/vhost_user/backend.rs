@@ -597,6 +597,29 @@ mod tests {
 
     /// Puts a well-formed chain (head 0) and a writable-then-readable one (head 2) on a
     /// queue, kicks the backend, and checks both are completed and the worker survives.
+    /// A ready, enabled 16-entry vring over `mock`'s rings, EVENT_IDX as given (for `b` too).
+    fn ready_vring(
+        b: &VhostUserFsBackend<PassthroughFs>,
+        mem: &GuestMemory,
+        mock: &virtio_queue::mock::MockSplitQueue<'_, GuestMemoryMmap<DirtyLog>>,
+        event_idx: bool,
+    ) -> Vring {
+        let vring = Vring::new(mem.clone(), 16).unwrap();
+        vring.set_queue_size(16);
+        vring
+            .set_queue_info(
+                mock.desc_table_addr().0,
+                mock.avail_addr().0,
+                mock.used_addr().0,
+            )
+            .unwrap();
+        vring.set_queue_event_idx(event_idx);
+        vring.set_queue_ready(true);
+        vring.set_enabled(true);
+        b.set_event_idx(event_idx);
+        vring
+    }
+
     fn serve_two_chains(pool: usize, event_idx: bool) {
         use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
         use virtio_queue::desc::RawDescriptor;
@@ -617,19 +640,7 @@ mod tests {
         .map(RawDescriptor::from);
         mock.add_desc_chains(&descs, 0).unwrap();
 
-        let vring = Vring::new(mem.clone(), 16).unwrap();
-        vring.set_queue_size(16);
-        vring
-            .set_queue_info(
-                mock.desc_table_addr().0,
-                mock.avail_addr().0,
-                mock.used_addr().0,
-            )
-            .unwrap();
-        vring.set_queue_event_idx(event_idx);
-        vring.set_queue_ready(true);
-        vring.set_enabled(true);
-        b.set_event_idx(event_idx);
+        let vring = ready_vring(&b, &mem, &mock, event_idx);
 
         b.handle_event(0, EventSet::IN, std::slice::from_ref(&vring), 1)
             .unwrap();
@@ -651,19 +662,7 @@ mod tests {
         let mem = b.memory();
         let guard = mem.memory();
         let mock = MockSplitQueue::new(&*guard, 16);
-        let vring = Vring::new(mem.clone(), 16).unwrap();
-        vring.set_queue_size(16);
-        vring
-            .set_queue_info(
-                mock.desc_table_addr().0,
-                mock.avail_addr().0,
-                mock.used_addr().0,
-            )
-            .unwrap();
-        vring.set_queue_event_idx(true);
-        vring.set_queue_ready(true);
-        vring.set_enabled(true);
-        b.set_event_idx(true);
+        let vring = ready_vring(&b, &mem, &mock, true);
 
         let started = Instant::now();
         assert!(
