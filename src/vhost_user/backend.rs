@@ -226,8 +226,6 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     /// the worker sleeps: [`AdaptivePoll`] decides how long, from how long waits have been.
     fn process_queue(&self, vring: &Vring, queue: usize) -> io::Result<()> {
         let event_idx = self.event_idx.load(Ordering::Acquire);
-        let mem = self.memory();
-        let guard = mem.memory();
         // Only this queue's worker takes it.
         let mut worker = self.workers[queue]
             .lock()
@@ -235,6 +233,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         let QueueWorker { poll, pace } = &mut *worker;
         poll.end_wait(Instant::now());
         loop {
+            // Taken again for each batch: a worker that polls may stay here for long, and
+            // the frontend may have changed guest memory meanwhile (hotplug).
+            let guard = self.memory().memory();
             let mut pending = PendingSignal::holding(pace.hold());
             let drained = self.drain(vring, queue, &guard, event_idx, &mut pending, pace);
             if pending.flush() {
