@@ -31,6 +31,7 @@ use super::backend_channel::BackendChannel;
 use super::chain::{ChainBuffers, ChainError};
 use super::config_space::ConfigSpace;
 use super::device_state::DeviceState;
+pub use super::dirty_log::DirtyLog;
 use super::features;
 use super::inflight::InFlight;
 use super::pool::ThreadPool;
@@ -40,7 +41,6 @@ use crate::fuse::filesystem::FileSystem;
 use crate::fuse::server::{self, Server};
 use crate::fuse::wait_budget::WaitBudget;
 
-pub use super::dirty_log::DirtyLog;
 /// Guest memory as the vhost-user daemon maps it, with its dirty-page log.
 pub type GuestMemory = GuestMemoryAtomic<GuestMemoryMmap<DirtyLog>>;
 /// A vring of this device.
