@@ -196,9 +196,9 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     {
         let mut state = vring.get_mut();
         if let Some(pace) = pace.filter(|p| p.awaiting())
-            && let Ok(idx) = state.get_queue().avail_idx(&*mem, Ordering::Acquire)
+            && let Some(idx) = avail_idx(&state, &*mem)
         {
-            pace.saw_available(Instant::now(), idx.0);
+            pace.saw_available(Instant::now(), idx);
         }
         // A ring the frontend disabled (SET_VRING_ENABLE 0, e.g. Cloud Hypervisor's pause) is
         // not served, even when this worker was still draining it as the message came: checked
@@ -394,11 +394,8 @@ fn poll_ring(vring: &Vring, mem: &GuestMemoryMmap<DirtyLog>, time: Duration) -> 
     loop {
         {
             let state = vring.get_ref();
-            let queue = state.get_queue();
             let waiting = !state.is_enabled()
-                || queue
-                    .avail_idx(mem, Ordering::Acquire)
-                    .map_or(true, |idx| idx.0 != queue.next_avail());
+                || avail_idx(&state, mem).is_none_or(|idx| idx != state.get_queue().next_avail());
             if waiting {
                 return true;
             }
@@ -426,10 +423,20 @@ fn complete(vring: &Vring, head: u16, len: u32, event_idx: bool) {
 fn notify(vring: &Vring, event_idx: bool, mem: &GuestMemoryMmap<DirtyLog>, pace: &mut GuestPace) {
     let mut state = vring.get_mut();
     if signal_if_asked(&mut state, event_idx)
-        && let Ok(idx) = state.get_queue().avail_idx(mem, Ordering::Acquire)
+        && let Some(idx) = avail_idx(&state, mem)
     {
-        pace.signalled(Instant::now(), idx.0);
+        pace.signalled(Instant::now(), idx);
     }
+}
+
+/// The guest's available index of the ring `state` describes, as it is in memory now;
+/// `None` when it cannot be read.
+fn avail_idx<M>(state: &VringState<GuestMemory>, mem: &M) -> Option<u16>
+where
+    M: vm_memory::GuestMemory + ?Sized,
+{
+    let idx = state.get_queue().avail_idx(mem, Ordering::Acquire).ok()?;
+    Some(idx.0)
 }
 
 /// Signals the guest if it asked to be (always without EVENT_IDX); true when signalled.
@@ -596,8 +603,6 @@ mod tests {
         VhostUserFsBackend::new(server, &dev, mem, Arc::new(BackendChannel::new(0))).unwrap()
     }
 
-    /// Puts a well-formed chain (head 0) and a writable-then-readable one (head 2) on a
-    /// queue, kicks the backend, and checks both are completed and the worker survives.
     /// A ready, enabled 16-entry vring over `mock`'s rings, EVENT_IDX as given (for `b` too).
     fn ready_vring(
         b: &VhostUserFsBackend<PassthroughFs>,
@@ -621,6 +626,8 @@ mod tests {
         vring
     }
 
+    /// Puts a well-formed chain (head 0) and a writable-then-readable one (head 2) on a
+    /// queue, kicks the backend, and checks both are completed and the worker survives.
     fn serve_two_chains(pool: usize, event_idx: bool) {
         use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
         use virtio_queue::desc::RawDescriptor;
