@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 use std::mem::offset_of;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,18 @@ enum Popped<M: Deref<Target: vm_memory::GuestMemory>> {
     Chain(DescriptorChain<M>),
     Empty,
     Disabled,
+    /// The frontend changed guest memory since the worker took the map it serves with.
+    MemoryChanged,
+}
+
+/// How [`VhostUserFsBackend::drain`] stopped.
+enum Drained {
+    /// No request left.
+    Empty,
+    /// The frontend disabled the ring.
+    Disabled,
+    /// Guest memory changed: the requests left need the new map.
+    MemoryChanged,
 }
 
 /// What a queue's worker keeps from one kick to the next.
@@ -94,6 +106,8 @@ pub struct VhostUserFsBackend<F: FileSystem + 'static> {
     inflight: Arc<InFlight>,
     /// Per queue: what its worker keeps from one kick to the next.
     workers: Vec<Mutex<QueueWorker>>,
+    /// Bumped by every change of guest memory (SET_MEM_TABLE, ADD_MEM_REG...).
+    mem_generation: AtomicU64,
     state: DeviceState,
     channel: Arc<BackendChannel>,
 }
@@ -158,6 +172,7 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
                     })
                 })
                 .collect(),
+            mem_generation: AtomicU64::new(0),
             state: DeviceState::default(),
             channel,
         })
@@ -190,10 +205,23 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
     ///
     /// While `pace` waits for the guest's answer to a signal, the available index is read
     /// to see whether it came.
-    fn pop<M>(&self, vring: &Vring, mem: M, pace: Option<&mut GuestPace>) -> io::Result<Popped<M>>
+    ///
+    /// `generation` is the [`mem_generation`](Self::mem_generation) `mem` was taken at: a
+    /// request made available after a memory change (hotplug) may lie in memory `mem` does
+    /// not map, so none is popped with it then.
+    fn pop<M>(
+        &self,
+        vring: &Vring,
+        mem: M,
+        generation: u64,
+        pace: Option<&mut GuestPace>,
+    ) -> io::Result<Popped<M>>
     where
         M: Clone + Deref<Target: vm_memory::GuestMemory>,
     {
+        if self.mem_generation.load(Ordering::Acquire) != generation {
+            return Ok(Popped::MemoryChanged);
+        }
         let mut state = vring.get_mut();
         if let Some(pace) = pace.filter(|p| p.awaiting())
             && let Some(idx) = avail_idx(&state, &*mem)
@@ -233,16 +261,27 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         let QueueWorker { poll, pace } = &mut *worker;
         poll.end_wait(Instant::now());
         loop {
-            // Taken again for each batch: a worker that polls may stay here for long, and
-            // the frontend may have changed guest memory meanwhile (hotplug).
+            // Taken again for each batch, and a batch ends when guest memory changes
+            // (hotplug): a worker that polls may stay here for long.
+            let generation = self.mem_generation.load(Ordering::Acquire);
             let guard = self.memory().memory();
             let mut pending = PendingSignal::holding(pace.hold());
-            let drained = self.drain(vring, queue, &guard, event_idx, &mut pending, pace);
+            let drained = self.drain(
+                vring,
+                queue,
+                (&guard, generation),
+                event_idx,
+                &mut pending,
+                pace,
+            );
             if pending.flush() {
                 notify(vring, event_idx, &guard, pace);
             }
-            if !drained? || !event_idx {
-                return Ok(());
+            match drained? {
+                Drained::Disabled => return Ok(()),
+                Drained::MemoryChanged => continue,
+                Drained::Empty if !event_idx => return Ok(()),
+                Drained::Empty => {}
             }
             let polling = poll.begin_wait(Instant::now());
             let polled = !polling.is_zero() && poll_ring(vring, &guard, polling);
@@ -254,25 +293,27 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         }
     }
 
-    /// Serves requests of `vring` until it is empty (true) or disabled (false).
+    /// Serves requests of `vring` with guest memory `guard`, taken at memory generation
+    /// `generation`, until it is empty, disabled or memory changed.
     fn drain(
         &self,
         vring: &Vring,
         queue: usize,
-        guard: &Memory,
+        (guard, generation): (&Memory, u64),
         event_idx: bool,
         pending: &mut PendingSignal,
         pace: &mut GuestPace,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Drained> {
         if event_idx {
             vring.disable_notification().map_err(io::Error::other)?;
         }
         if let Some((pool, budget)) = self.pools.get(queue).zip(self.budgets.get(queue)) {
             loop {
-                match self.pop(vring, guard.clone(), None)? {
+                match self.pop(vring, guard.clone(), generation, None)? {
                     Popped::Chain(chain) => self.submit(pool, budget, vring, chain, event_idx),
-                    Popped::Empty => return Ok(true),
-                    Popped::Disabled => return Ok(false),
+                    Popped::Empty => return Ok(Drained::Empty),
+                    Popped::Disabled => return Ok(Drained::Disabled),
+                    Popped::MemoryChanged => return Ok(Drained::MemoryChanged),
                 }
             }
         }
@@ -281,10 +322,11 @@ impl<F: FileSystem + 'static> VhostUserFsBackend<F> {
         // was put on the ring (popping the next chain is part of it).
         let mut started = Instant::now();
         loop {
-            let chain = match self.pop(vring, mem, Some(&mut *pace))? {
+            let chain = match self.pop(vring, mem, generation, Some(&mut *pace))? {
                 Popped::Chain(chain) => chain,
-                Popped::Empty => return Ok(true),
-                Popped::Disabled => return Ok(false),
+                Popped::Empty => return Ok(Drained::Empty),
+                Popped::Disabled => return Ok(Drained::Disabled),
+                Popped::MemoryChanged => return Ok(Drained::MemoryChanged),
             };
             let head = chain.head_index();
             // Replies ready must not wait for an fsync or the like.
@@ -531,6 +573,7 @@ impl<F: FileSystem + 'static> VhostUserBackend for VhostUserFsBackend<F> {
 
     fn update_memory(&self, mem: GuestMemory) -> io::Result<()> {
         *self.mem.write().unwrap_or_else(|e| e.into_inner()) = mem;
+        self.mem_generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -582,6 +625,16 @@ mod tests {
     use crate::passthrough::{self, PassthroughFs};
 
     fn backend(tag: Option<&str>, queues: usize, pool: usize) -> VhostUserFsBackend<PassthroughFs> {
+        polling_backend(tag, queues, pool, Duration::ZERO)
+    }
+
+    /// [`backend`] whose workers poll for up to `max_poll`.
+    fn polling_backend(
+        tag: Option<&str>,
+        queues: usize,
+        pool: usize,
+        max_poll: Duration,
+    ) -> VhostUserFsBackend<PassthroughFs> {
         let dir = std::env::temp_dir();
         let cfg = passthrough::Config {
             root_dir: dir,
@@ -598,7 +651,7 @@ mod tests {
             queue_size: 256,
             tag: tag.map(str::to_string),
             thread_pool_size: pool,
-            max_poll: Duration::ZERO,
+            max_poll,
         };
         VhostUserFsBackend::new(server, &dev, mem, Arc::new(BackendChannel::new(0))).unwrap()
     }
@@ -705,6 +758,72 @@ mod tests {
         let started = Instant::now();
         assert!(poll_ring(&vring, &guard, Duration::from_secs(10)));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_polling_worker_serves_a_request_in_memory_hotplugged_while_it_polled() {
+        use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+        use virtio_queue::desc::RawDescriptor;
+        use virtio_queue::mock::MockSplitQueue;
+        use vm_memory::{Bytes, GuestAddress, GuestMemoryRegion, GuestRegionMmap, MmapRegion};
+
+        let b = Arc::new(polling_backend(None, 1, 0, Duration::from_secs(1)));
+        let mem = b.memory();
+        let first = mem.memory();
+        let mock = MockSplitQueue::new(&*first, 16);
+        let vring = ready_vring(&b, &mem, &mock, true);
+        // Kicks with nothing to serve, back to back: each wait is just longer than the poll
+        // before it, so the poll doubles. Stop once it is over 400 ms: the next kick's wait
+        // (that poll, 524 ms) is still under the 1 s max, so the worker then polls 1 s.
+        let kick = |b: &VhostUserFsBackend<PassthroughFs>, vring: &Vring| {
+            b.handle_event(0, EventSet::IN, std::slice::from_ref(vring), 1)
+                .unwrap();
+        };
+        let polling =
+            |b: &VhostUserFsBackend<PassthroughFs>| b.workers[1].lock().unwrap().poll.polling();
+        while polling(&b) < Duration::from_millis(400) {
+            kick(&b, &vring);
+        }
+
+        let worker = {
+            let (b, vring) = (b.clone(), vring.clone());
+            std::thread::spawn(move || kick(&b, &vring))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        // Memory hotplug (the frontend's ADD_MEM_REG) while the worker polls, then a
+        // GETATTR whose buffers lie in the new region, made available without a kick.
+        let region = MmapRegion::<DirtyLog>::new(0x10000).unwrap();
+        let region = GuestRegionMmap::new(region, GuestAddress(0x10000)).unwrap();
+        assert_eq!(region.len(), 0x10000);
+        let grown = first.insert_region(Arc::new(region)).unwrap();
+        mem.lock().unwrap().replace(grown);
+        b.update_memory(mem.clone()).unwrap(); // as vhost-user-backend's handler does
+        let request = crate::fuse::testing::RequestBuilder::new(abi::opcode::GETATTR, 1).build(
+            &[vm_memory::ByteValued::as_slice(&abi::GetattrIn::default())],
+            &[],
+        );
+        mem.memory()
+            .write_slice(&request, GuestAddress(0x10000))
+            .unwrap();
+        let (next, write) = (VRING_DESC_F_NEXT as u16, VRING_DESC_F_WRITE as u16);
+        let descs = [
+            Descriptor::new(0x10000, request.len() as u32, next, 1),
+            Descriptor::new(0x11000, 256, write, 0),
+        ]
+        .map(RawDescriptor::from);
+        mock.add_desc_chains(&descs, 0).unwrap();
+        worker.join().unwrap();
+
+        assert_eq!(
+            mock.used().idx().load(),
+            1,
+            "served by the poll, without a kick"
+        );
+        let used = mock.used().ring().ref_at(0).unwrap().load();
+        assert!(
+            used.len() > 0,
+            "no reply: the worker read the chain with the old memory"
+        );
     }
 
     #[test]
