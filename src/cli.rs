@@ -170,6 +170,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = InodeFileHandles::Prefer, num_args = 0..=1, default_missing_value = "prefer")]
     pub inode_file_handles: InodeFileHandles,
 
+    /// Most O_PATH fds kept open for recently used inodes held as file handles, so that
+    /// a GETATTR or a LOOKUP in a busy directory does not reopen the inode by its handle
+    /// each time. Each fd is closed 0.5-1 s after its last use; at most a quarter of the
+    /// open-file limit. 0 reopens inodes for every use (nothing stays open).
+    #[arg(long, value_name = "N", default_value_t = crate::passthrough::fd_cache::DEFAULT_CAPACITY)]
+    pub inode_fd_cache: usize,
+
     /// Cache policy.
     #[arg(long, value_enum, default_value_t = CachePolicy::Auto)]
     pub cache: CachePolicy,

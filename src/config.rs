@@ -345,6 +345,7 @@ impl TryFrom<Args> for Config {
                 allow_mmap: args.allow_mmap,
                 announce_submounts: args.announce_submounts,
                 inode_file_handles: args.inode_file_handles,
+                inode_fd_cache: args.inode_fd_cache,
                 readdirplus: !args.no_readdirplus,
                 killpriv_v2: killpriv_v2 || args.killpriv_v2,
                 id_map,

@@ -23,7 +23,7 @@ _vhostfsd() {
 
     case "${cmd}" in
         vhostfsd)
-            opts="-f -d -o -h -V --shared-dir --tag --socket-path --mount --passthrough --io-uring --socket-group --fd --thread-pool-size --poll-max-us --num-request-queues --queue-size --dax-window --dax-policy --xattr --posix-acl --xattrmap --sandbox --allow-suid-dev --seccomp --announce-submounts --inode-file-handles --cache --allow-direct-io --writeback --no-readdirplus --readonly --allow-mmap --killpriv-v2 --no-killpriv-v2 --migration-mode --migration-on-error --migration-verify-handles --migration-confirm-paths --rlimit-nofile --log-level --syslog --print-capabilities --modcaps --uid-map --gid-map --translate-uid --translate-gid --help --version"
+            opts="-f -d -o -h -V --shared-dir --tag --socket-path --mount --passthrough --io-uring --socket-group --fd --thread-pool-size --poll-max-us --num-request-queues --queue-size --dax-window --dax-policy --xattr --posix-acl --xattrmap --sandbox --allow-suid-dev --seccomp --announce-submounts --inode-file-handles --inode-fd-cache --cache --allow-direct-io --writeback --no-readdirplus --readonly --allow-mmap --killpriv-v2 --no-killpriv-v2 --migration-mode --migration-on-error --migration-verify-handles --migration-confirm-paths --rlimit-nofile --log-level --syslog --print-capabilities --modcaps --uid-map --gid-map --translate-uid --translate-gid --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,6 +99,10 @@ _vhostfsd() {
                     ;;
                 --inode-file-handles)
                     COMPREPLY=($(compgen -W "never prefer mandatory" -- "${cur}"))
+                    return 0
+                    ;;
+                --inode-fd-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --cache)

@@ -30,6 +30,7 @@ trap\t'Raise SIGSYS (SECCOMP_RET_TRAP); the default SIGSYS action ends the proce
 complete -c vhostfsd -l inode-file-handles -d 'Keep inodes as file handles rather than O_PATH fds, so a known inode costs no open fd (the daemon then keeps CAP_DAC_READ_SEARCH)' -r -f -a "never\t'Keep an O_PATH fd per inode (default)'
 prefer\t'Use file handles where the host filesystem supports them'
 mandatory\t'Fail lookups that cannot be kept as a file handle'"
+complete -c vhostfsd -l inode-fd-cache -d 'Most O_PATH fds kept open for recently used inodes held as file handles, so that a GETATTR or a LOOKUP in a busy directory does not reopen the inode by its handle each time. Each fd is closed 0.5-1 s after its last use; at most a quarter of the open-file limit. 0 reopens inodes for every use (nothing stays open)' -r
 complete -c vhostfsd -l cache -d 'Cache policy' -r -f -a "never\t'Never cache: every access goes to the daemon, files open with direct I/O'
 metadata\t'Cache metadata only; file data is not cached'
 auto\t'Cache metadata and data with a short timeout (default)'

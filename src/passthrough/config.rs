@@ -69,6 +69,9 @@ pub struct Config {
     pub announce_submounts: bool,
     /// Inode representation.
     pub inode_file_handles: InodeFileHandles,
+    /// Most O_PATH fds of recently used file-handle inodes kept open
+    /// (`--inode-fd-cache`; see [`super::fd_cache`]); 0 keeps none.
+    pub inode_fd_cache: usize,
     /// Offer READDIRPLUS (`--no-readdirplus` clears it).
     pub readdirplus: bool,
     /// Offer HANDLE_KILLPRIV_V2 (`--killpriv-v2`; default on).
@@ -93,6 +96,7 @@ impl Default for Config {
             allow_mmap: false,
             announce_submounts: false,
             inode_file_handles: InodeFileHandles::Never,
+            inode_fd_cache: super::fd_cache::DEFAULT_CAPACITY,
             readdirplus: true,
             killpriv_v2: true,
             id_map: IdMap::default(),

@@ -22,9 +22,10 @@ use log::warn;
 
 use super::backing::Backing;
 use super::dax::{Dax, DaxPolicy};
+use super::fd_cache::FdCache;
 use super::handle_table::HandleTable;
 use super::helpers::{check_name, key_of, probe_file_handles, proc_name, stat_fd};
-use super::inode_store::{InodeData, InodeStore, Repr};
+use super::inode_store::{InodeData, InodeFd, InodeStore, Repr};
 use super::locks::LockTable;
 use super::{CachePolicy, Config, InodeFileHandles};
 use crate::fuse::abi::{self, init_flags, open_out_flags};
@@ -33,6 +34,22 @@ use crate::fuse::dax::DaxWindow;
 use crate::fuse::filesystem::{Context, Entry};
 use crate::oslib::errno;
 use crate::oslib::fs as sys;
+use crate::oslib::process;
+
+/// The mount of the shared directory `root` and an fd to open its file handles with: the
+/// directory itself, so that no file looked up first in it is held open all session long to
+/// stand for the mount. `None` (then the first inode seen stands for it) when it cannot be
+/// opened.
+fn share_mount(root: BorrowedFd<'_>) -> Option<(u64, Arc<OwnedFd>)> {
+    let opened =
+        sys::name_to_handle_at(root, sys::EMPTY, libc::AT_EMPTY_PATH).and_then(|(_, mnt_id)| {
+            let dir = sys::openat(root, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            Ok((mnt_id, Arc::new(dir)))
+        });
+    opened
+        .inspect_err(|e| log::debug!("the shared directory's mount is opened on first use: {e}"))
+        .ok()
+}
 
 /// Open flags a reopen drops: it opens an existing inode, never a path.
 const REOPEN_IGNORED_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL;
@@ -43,6 +60,8 @@ pub struct PassthroughFs {
     /// `/proc/self/fd`, to reopen O_PATH fds as real ones.
     pub(crate) proc_self_fd: File,
     pub(crate) inodes: InodeStore,
+    /// O_PATH fds of the file-handle inodes used last (see [`Self::inode_fd`]).
+    pub(crate) recent_fds: FdCache,
     pub(crate) handles: HandleTable,
     pub(crate) locks: LockTable,
     /// Ask for POSIX_LOCKS and FLOCK_LOCKS at INIT (see [`Self::with_locks`]).
@@ -54,6 +73,9 @@ pub struct PassthroughFs {
     /// An fd on each mount seen, by mount id, to open file handles with. Every LOOKUP reads
     /// it (from every queue); a new mount is rare: a reader-writer lock.
     pub(crate) mount_fds: RwLock<HashMap<u64, Arc<OwnedFd>>>,
+    /// The shared directory's own mount and an fd of the directory to open its file
+    /// handles with (see [`share_mount`]); always in `mount_fds`.
+    pub(crate) share_mount: Option<(u64, Arc<OwnedFd>)>,
     /// The DAX window and its map, when the transport offers one (see [`Self::with_dax`]).
     pub(crate) dax: Option<Dax>,
     /// Kernel passthrough backing ids, when the transport offers them
@@ -92,10 +114,19 @@ impl PassthroughFs {
                 ));
             }
         };
+        let share_mount = match handles_mode {
+            InodeFileHandles::Never => None,
+            _ => share_mount(root.as_fd()),
+        };
         let inodes = InodeStore::new(root, key_of(&stx));
+        // Cached fds must leave room for the guest's open files.
+        let nofile = process::get_rlimit_nofile().map_or(1024, |(soft, _)| soft);
+        let recent_fds = FdCache::new(cfg.inode_fd_cache.min((nofile / 4) as usize));
         Ok(Self {
+            recent_fds,
             handles_mode,
-            mount_fds: RwLock::default(),
+            mount_fds: RwLock::new(share_mount.iter().cloned().collect()),
+            share_mount,
             backing: None,
             cfg,
             proc_self_fd,
@@ -188,6 +219,35 @@ impl PassthroughFs {
         }
     }
 
+    /// An O_PATH fd of `inode`, valid while the result lives: the one held, the one kept
+    /// from a recent use ([`FdCache`]), or one opened from its file handle now (and kept
+    /// when the cache has room).
+    ///
+    /// # Errors
+    /// With a file handle: `ESTALE` when the inode is gone, or another errno of
+    /// `open_by_handle_at`.
+    pub(crate) fn inode_fd<'a>(&self, inode: &'a InodeData) -> io::Result<InodeFd<'a>> {
+        if !inode.is_handle() {
+            return inode.fd();
+        }
+        if let Some(fd) = self.recent_fds.get(inode.id) {
+            return Ok(InodeFd::Shared(fd));
+        }
+        match inode.fd()? {
+            InodeFd::Opened(fd) => Ok(InodeFd::Shared(self.recent_fds.insert(inode.id, fd))),
+            held => Ok(held),
+        }
+    }
+
+    /// Forgets `count` lookups of inode `id`. When none remain the guest holds nothing of
+    /// it any more: its kept fd is closed and its locks dropped with it.
+    pub(crate) fn forget_lookups(&self, id: u64, count: u64) {
+        if self.inodes.forget(id, count) {
+            self.recent_fds.remove(id);
+            self.locks.drop_inode(id);
+        }
+    }
+
     /// Opens the inode again, as a real fd with `flags`: from its file handle, or through
     /// `/proc/self/fd/N` of the O_PATH fd held for it.
     ///
@@ -205,7 +265,7 @@ impl PassthroughFs {
         }
         match inode.open_from_handle(flags & !REOPEN_IGNORED_FLAGS) {
             Some(opened) => opened,
-            None => self.reopen_fd(inode.fd()?.as_fd(), flags),
+            None => self.reopen_fd(self.inode_fd(inode)?.as_fd(), flags),
         }
     }
 
@@ -314,7 +374,7 @@ impl PassthroughFs {
 
     /// Counts a lookup of `name` in `parent` and returns its entry.
     pub(crate) fn do_lookup(&self, parent: &InodeData, name: &CStr) -> io::Result<Entry> {
-        self.lookup_at(parent, parent.fd()?.as_fd(), name)
+        self.lookup_at(parent, self.inode_fd(parent)?.as_fd(), name)
     }
 
     /// [`Self::do_lookup`] with `parent_fd`, an fd of `parent` the caller already has (an

@@ -79,13 +79,16 @@ pub enum Repr {
     },
 }
 
-/// An O_PATH fd of an inode: the one held, or one just opened from its file handle.
+/// An O_PATH fd of an inode: the one held, one just opened from its file handle, or one
+/// opened from it recently and kept a while (see [`super::fd_cache`]).
 #[derive(Debug)]
 pub enum InodeFd<'a> {
     /// The fd the store holds.
     Held(BorrowedFd<'a>),
     /// Opened from the file handle for this use.
     Opened(OwnedFd),
+    /// Opened from the file handle, shared with the cache of recent fds.
+    Shared(Arc<OwnedFd>),
 }
 
 impl AsFd for InodeFd<'_> {
@@ -93,6 +96,7 @@ impl AsFd for InodeFd<'_> {
         match self {
             InodeFd::Held(fd) => *fd,
             InodeFd::Opened(fd) => fd.as_fd(),
+            InodeFd::Shared(fd) => fd.as_fd(),
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   (DAX mappings).
 //! - [`inode_store`]: node ids ↔ host inodes (O_PATH fds keyed by dev, ino, mount id),
 //!   lookup counts.
+//! - [`fd_cache`]: O_PATH fds of recently used inodes held as file handles, kept for a
+//!   second at most so that busy inodes are not reopened for each request.
 //! - [`handle_table`]: file handles ↔ open host fds.
 //! - [`shards`]: sharded maps (the handle table), so queues do not wait for each other.
 //! - [`credentials`]: running a request as the guest caller (per-thread uid/gid/groups and
@@ -31,6 +33,7 @@ pub mod backing;
 pub mod config;
 pub mod credentials;
 pub mod dax;
+pub mod fd_cache;
 pub mod fs;
 pub mod handle_table;
 mod helpers;

@@ -166,7 +166,7 @@ impl DirOps for PassthroughFs {
             let used = add(d, entry)?;
             if used == 0 {
                 // Not sent: the guest will not count this lookup.
-                self.inodes.forget(entry.inode, 1);
+                self.forget_lookups(entry.inode, 1);
             }
             Ok(used != 0)
         })

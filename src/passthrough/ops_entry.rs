@@ -48,7 +48,7 @@ impl PassthroughFs {
             None
         };
         let proc_fd = self.proc_self_fd.as_fd();
-        let dfd = data.fd()?;
+        let dfd = self.inode_fd(&data)?;
         let name = proc_name(dfd.as_fd());
         {
             if attr.valid & valid::MODE != 0 {
@@ -137,7 +137,7 @@ impl PassthroughFs {
         {
             // Before the switch: opening a file-handle inode needs CAP_DAC_READ_SEARCH,
             // which a thread running as a non-root caller has lost.
-            let dir = p.fd()?;
+            let dir = self.inode_fd(&p)?;
             let _umask = umask.map(ThreadUmask::set).transpose()?;
             let _creds = as_caller
                 .then(|| CallerCreds::switch(&self.host_caller(ctx)?))
@@ -151,7 +151,7 @@ impl PassthroughFs {
         self.check_writable()?;
         check_name(name, false)?;
         let p = self.inodes.get(parent)?;
-        sys::unlinkat(p.fd()?.as_fd(), name, flags)
+        sys::unlinkat(self.inode_fd(&p)?.as_fd(), name, flags)
     }
 
     /// Whether the caller may access `data` with `mask` (`R_OK`, `W_OK`, `X_OK`), checked
@@ -163,7 +163,7 @@ impl PassthroughFs {
         mask: i32,
     ) -> io::Result<()> {
         // Opened before the switch (see `create_entry`).
-        let fd = data.fd()?;
+        let fd = self.inode_fd(data)?;
         let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
         sys::faccessat(
             self.proc_self_fd.as_fd(),
@@ -180,17 +180,14 @@ impl EntryOps for PassthroughFs {
     }
 
     fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
-        if self.inodes.forget(inode, count) {
-            // The guest holds nothing of the inode any more: no lock of it either.
-            self.locks.drop_inode(inode);
-        }
+        self.forget_lookups(inode, count);
     }
 
     fn getattr(&self, _ctx: &Context, inode: u64, fh: Option<u64>) -> io::Result<Attributes> {
         let data = self.inodes.get(inode)?;
         let stx = match fh {
             Some(fh) => stat_fd(self.handles.get(inode, fh)?.fd())?,
-            None => stat_fd(data.fd()?.as_fd())?,
+            None => stat_fd(self.inode_fd(&data)?.as_fd())?,
         };
         Ok(self.attributes(&data, &stx))
     }
@@ -206,7 +203,7 @@ impl EntryOps for PassthroughFs {
         if !data.is_symlink() {
             return Err(errno::error(libc::EINVAL));
         }
-        sys::readlinkat(data.fd()?.as_fd(), sys::EMPTY)
+        sys::readlinkat(self.inode_fd(&data)?.as_fd(), sys::EMPTY)
     }
 
     fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
@@ -268,7 +265,13 @@ impl EntryOps for PassthroughFs {
         }
         let od = self.inodes.get(olddir)?;
         let nd = self.inodes.get(newdir)?;
-        sys::renameat2(od.fd()?.as_fd(), oldname, nd.fd()?.as_fd(), newname, flags)
+        sys::renameat2(
+            self.inode_fd(&od)?.as_fd(),
+            oldname,
+            self.inode_fd(&nd)?.as_fd(),
+            newname,
+            flags,
+        )
     }
 
     fn link(&self, ctx: &Context, inode: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
@@ -276,7 +279,7 @@ impl EntryOps for PassthroughFs {
         let proc_fd = self.proc_self_fd.as_fd();
         // Following /proc/self/fd/N reaches the inode itself (even a symlink, which is not
         // followed further), without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs.
-        let dfd = data.fd()?;
+        let dfd = self.inode_fd(&data)?;
         let name = proc_name(dfd.as_fd());
         self.create_entry(ctx, newparent, newname, false, None, |dir| {
             sys::linkat(proc_fd, &name, dir, newname, libc::AT_SYMLINK_FOLLOW)
@@ -284,7 +287,8 @@ impl EntryOps for PassthroughFs {
     }
 
     fn statfs(&self, _ctx: &Context, inode: u64) -> io::Result<libc::statvfs64> {
-        sys::fstatvfs(self.inodes.get(inode)?.fd()?.as_fd())
+        let data = self.inodes.get(inode)?;
+        sys::fstatvfs(self.inode_fd(&data)?.as_fd())
     }
 
     fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {

@@ -104,7 +104,7 @@ impl PassthroughFs {
         let created = {
             // Before the switch: opening a file-handle inode needs CAP_DAC_READ_SEARCH,
             // which a thread running as a non-root caller has lost.
-            let dir = p.fd()?;
+            let dir = self.inode_fd(&p)?;
             let _umask = ThreadUmask::set(args.umask)?;
             let _creds = CallerCreds::switch(&self.host_caller(ctx)?)?;
             sys::openat(dir.as_fd(), path, flags, args.mode & 0o7777)
@@ -135,7 +135,7 @@ impl PassthroughFs {
             Ok(flags) => Ok((entry, fh, flags)),
             Err(e) => {
                 let _ = self.handles.remove(entry.inode, fh);
-                self.inodes.forget(entry.inode, 1);
+                self.forget_lookups(entry.inode, 1);
                 Err(e)
             }
         }
@@ -192,7 +192,7 @@ impl PassthroughFs {
             }
             Err(e) => {
                 // The guest gets no entry: it will not count (nor forget) this lookup.
-                self.inodes.forget(entry.inode, 1);
+                self.forget_lookups(entry.inode, 1);
                 Err(e)
             }
         }

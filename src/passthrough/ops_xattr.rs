@@ -68,7 +68,7 @@ impl PassthroughFs {
             return f(XattrTarget::Fd(fd.as_fd()));
         }
         // Not AT_EMPTY_PATH on the O_PATH fd: that form wants a real open file (EBADF).
-        let dfd = data.fd()?;
+        let dfd = self.inode_fd(data)?;
         let name = proc_name(dfd.as_fd());
         let at = XattrTarget::At {
             dir: self.proc_self_fd.as_fd(),
@@ -88,7 +88,7 @@ impl PassthroughFs {
         f: impl Fn(XattrTarget<'_>) -> io::Result<T>,
     ) -> io::Result<T> {
         thread_chdir(self.proc_self_fd.as_fd())?;
-        f(XattrTarget::Path(&proc_name(data.fd()?.as_fd())))
+        f(XattrTarget::Path(&proc_name(self.inode_fd(data)?.as_fd())))
     }
 }
 
@@ -109,7 +109,7 @@ impl XattrOps for PassthroughFs {
         if setxattr_flags & abi::SETXATTR_ACL_KILL_SGID != 0
             && name.to_bytes() == b"system.posix_acl_access"
         {
-            self.kill_sgid(data.fd()?.as_fd())?;
+            self.kill_sgid(self.inode_fd(&data)?.as_fd())?;
         }
         Ok(())
     }

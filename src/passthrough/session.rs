@@ -87,10 +87,9 @@ impl SessionOps for PassthroughFs {
         self.locks.waits.resume();
         self.handles.clear();
         self.inodes.clear();
-        self.mount_fds
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.recent_fds.clear();
+        let mut mounts = self.mount_fds.write().unwrap_or_else(|e| e.into_inner());
+        *mounts = self.share_mount.iter().cloned().collect();
     }
     fn save_state(&self) -> io::Result<Vec<u8>> {
         Ok(self.save_migration_state()?)

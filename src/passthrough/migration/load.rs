@@ -23,6 +23,9 @@ impl PassthroughFs {
         cfg: &MigrationConfig,
         state: &FsState,
     ) -> Result<(), MigrationError> {
+        // Fds kept for node ids of a session before this state: the ids are about to be
+        // given to the migrated inodes.
+        self.recent_fds.clear();
         let root = self.inodes.root();
         let root_fd = root.fd().map_err(MigrationError::Root)?;
         let mut restored = HashSet::from([ROOT_ID]);

@@ -134,3 +134,81 @@ fn a_name_whose_inode_number_was_reused_gets_a_new_node() {
     assert_eq!(t.fs.inodes.refcount(a.inode), Some(2));
     assert_eq!(t.fs.inodes.refcount(stale.id), Some(1));
 }
+
+#[test]
+fn a_busy_inode_is_opened_once_and_its_fd_closed_when_forgotten() {
+    let Some(t) = fixture() else { return };
+    fs::write(t.path("f"), b"x").unwrap();
+    let f = t.lookup("f").unwrap();
+    assert!(
+        t.fs.recent_fds.is_empty(),
+        "a lookup keeps no fd of the child"
+    );
+    let first = t.fs.getattr(&ROOT, f.inode, None).unwrap().attr;
+    assert_eq!(
+        t.fs.recent_fds.len(),
+        1,
+        "the GETATTR kept the fd it opened"
+    );
+    let fd = t.fs.recent_fds.get(f.inode).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            t.fs.getattr(&ROOT, f.inode, None).unwrap().attr.st_ino,
+            first.st_ino
+        );
+    }
+    assert_eq!(t.fs.recent_fds.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(
+        &fd,
+        &t.fs.recent_fds.get(f.inode).unwrap()
+    ));
+    drop(fd);
+    t.fs.forget(&ROOT, f.inode, 1);
+    assert!(t.fs.recent_fds.is_empty(), "FORGET closes the inode's fd");
+}
+
+/// Open fds of this process whose target is `path`, deleted.
+fn open_deleted(path: &std::path::Path) -> usize {
+    let gone = format!("{} (deleted)", path.display());
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy() == gone)
+        .count()
+}
+
+#[test]
+fn a_deleted_file_the_guest_forgot_is_not_kept_open() {
+    let Some(t) = fixture() else { return };
+    fs::write(t.path("big"), vec![7u8; 1 << 20]).unwrap();
+    let f = t.lookup("big").unwrap();
+    t.fs.getattr(&ROOT, f.inode, None).unwrap();
+    t.fs.unlink(&ROOT, ROOT_ID, &cs("big")).unwrap();
+    assert_eq!(
+        open_deleted(&t.path("big")),
+        1,
+        "kept while the guest holds it"
+    );
+    t.fs.forget(&ROOT, f.inode, 1);
+    assert_eq!(
+        open_deleted(&t.path("big")),
+        0,
+        "the host's space must be freed once the guest forgot the file"
+    );
+}
+
+#[test]
+fn no_fd_is_kept_with_the_cache_turned_off() {
+    if !need_root("file handles (open_by_handle_at needs CAP_DAC_READ_SEARCH)") {
+        return;
+    }
+    let t = Fixture::with(|c| {
+        c.inode_file_handles = InodeFileHandles::Mandatory;
+        c.inode_fd_cache = 0;
+    });
+    fs::write(t.path("f"), b"x").unwrap();
+    let f = t.lookup("f").unwrap();
+    t.fs.getattr(&ROOT, f.inode, None).unwrap();
+    t.fs.lookup(&ROOT, ROOT_ID, &cs("missing")).unwrap_err();
+    assert!(t.fs.recent_fds.is_empty());
+}
