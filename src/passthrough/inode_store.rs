@@ -1,8 +1,9 @@
 //! Guest node ids ↔ host inodes.
 //!
 //! Every inode the guest knows is held as an O_PATH fd, or (`--inode-file-handles`) as a
-//! file handle plus an fd of its mount, reopened for each use, so that a large tree does
-//! not pin one open fd per inode. Inodes are keyed by their host identity (device, inode
+//! file handle plus an fd of its mount, reopened for each use (the filesystem keeps the
+//! fds of the inodes used last for a second: [`super::fd_cache`]), so that a large tree
+//! does not pin one open fd per inode. Inodes are keyed by their host identity (device, inode
 //! number, mount id), so looking up the same host inode twice (through two names, or "."
 //! and "..") yields the same node id; with file handles, a different handle under the same
 //! key is a new inode that reused the number of a deleted one. Each entry counts the lookups the guest
