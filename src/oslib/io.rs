@@ -28,6 +28,11 @@ pub fn pwrite(fd: RawFd, buf: &[u8], off: u64) -> io::Result<usize> {
 
 /// `preadv(2)`: reads from `fd` at `off` into the memory the iovecs describe.
 ///
+/// The data paths of every READ and WRITE call [`preadv`] and [`pwritev`] as raw
+/// syscalls: libc's wrappers are thread cancellation points, and their enabling and
+/// disabling of asynchronous cancellation around each call was 2.4% of a worker's time
+/// serving 4 KiB reads (`perf`). Nothing here is ever cancelled.
+///
 /// # Safety
 /// Every iovec must describe memory that is valid for writes of its length for the whole
 /// call, and that no Rust reference aliases (guest memory mapped by us qualifies).
@@ -37,8 +42,28 @@ pub fn pwrite(fd: RawFd, buf: &[u8], off: u64) -> io::Result<usize> {
 pub unsafe fn preadv(fd: RawFd, iovs: &[libc::iovec], off: u64) -> io::Result<usize> {
     // SAFETY: the caller guarantees the iovecs describe writable memory; the slice itself
     // is valid for `iovs.len()` entries.
-    let ret = unsafe { libc::preadv64(fd, iovs.as_ptr(), iovs.len() as i32, off as i64) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_preadv,
+            fd,
+            iovs.as_ptr(),
+            iovs.len() as libc::c_int,
+            lo(off),
+            hi(off),
+        )
+    };
     check_retval(ret).map(|n| n as usize)
+}
+
+/// The offset halves the raw `preadv`/`pwritev` syscalls take: the kernel combines them as
+/// `hi << 32 | lo` on 32-bit and uses `lo` alone (all 64 bits) on 64-bit.
+fn lo(off: u64) -> libc::c_ulong {
+    off as libc::c_ulong
+}
+
+/// See [`lo`].
+fn hi(off: u64) -> libc::c_ulong {
+    (off >> 32) as libc::c_ulong
 }
 
 /// `pwritev(2)`: writes the memory the iovecs describe into `fd` at `off`.
@@ -52,6 +77,62 @@ pub unsafe fn preadv(fd: RawFd, iovs: &[libc::iovec], off: u64) -> io::Result<us
 pub unsafe fn pwritev(fd: RawFd, iovs: &[libc::iovec], off: u64) -> io::Result<usize> {
     // SAFETY: the caller guarantees the iovecs describe readable memory; the slice itself
     // is valid for `iovs.len()` entries.
-    let ret = unsafe { libc::pwritev64(fd, iovs.as_ptr(), iovs.len() as i32, off as i64) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pwritev,
+            fd,
+            iovs.as_ptr(),
+            iovs.len() as libc::c_int,
+            lo(off),
+            hi(off),
+        )
+    };
     check_retval(ret).map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn iov(buf: &[u8]) -> libc::iovec {
+        libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        }
+    }
+
+    fn iov_mut(buf: &mut [u8]) -> libc::iovec {
+        libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        }
+    }
+
+    #[test]
+    fn vectored_reads_and_writes_reach_offsets_past_4_gib() {
+        let f = tempfile::tempfile().unwrap();
+        let fd = f.as_raw_fd();
+        let off = (5u64 << 32) + 12;
+        let (a, b) = (b"over".to_vec(), b" 4 GiB".to_vec());
+        // SAFETY: both iovecs describe live, readable vectors.
+        let n = unsafe { pwritev(fd, &[iov(&a), iov(&b)], off) }.unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(
+            f.metadata().unwrap().len(),
+            off + 10,
+            "written at the whole offset"
+        );
+        let (mut x, mut y) = (vec![0u8; 4], vec![0u8; 6]);
+        // SAFETY: both iovecs describe live vectors nothing else references during the call.
+        let n = unsafe { preadv(fd, &[iov_mut(&mut x), iov_mut(&mut y)], off) }.unwrap();
+        assert_eq!((n, &x[..], &y[..]), (10, &b"over"[..], &b" 4 GiB"[..]));
+        let mut low = [1u8; 4];
+        assert_eq!(pread(fd, &mut low, 12).unwrap(), 4);
+        assert_eq!(low, [0; 4], "nothing landed at the offset's low 32 bits");
+        // SAFETY: as above.
+        let err = unsafe { preadv(-1, &[iov_mut(&mut x)], 0) }.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
 }
