@@ -40,30 +40,27 @@ pub fn pwrite(fd: RawFd, buf: &[u8], off: u64) -> io::Result<usize> {
 /// # Errors
 /// The errno of `preadv`.
 pub unsafe fn preadv(fd: RawFd, iovs: &[libc::iovec], off: u64) -> io::Result<usize> {
-    // SAFETY: the caller guarantees the iovecs describe writable memory; the slice itself
-    // is valid for `iovs.len()` entries.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_preadv,
-            fd,
-            iovs.as_ptr(),
-            iovs.len() as libc::c_int,
-            lo(off),
-            hi(off),
-        )
-    };
+    // SAFETY: the caller guarantees the iovecs describe writable memory.
+    unsafe { vectored(libc::SYS_preadv, fd, iovs, off) }
+}
+
+/// The raw syscall `nr` (`SYS_preadv` or `SYS_pwritev`) of `iovs` at `off`. Both take the
+/// offset in two halves: the kernel combines them as `high << 32 | low` on 32-bit and uses
+/// the low one alone (all 64 bits) on 64-bit.
+///
+/// # Safety
+/// As for [`preadv`] (`SYS_preadv`) or [`pwritev`] (`SYS_pwritev`).
+unsafe fn vectored(
+    nr: libc::c_long,
+    fd: RawFd,
+    iovs: &[libc::iovec],
+    off: u64,
+) -> io::Result<usize> {
+    let (low, high) = (off as libc::c_ulong, (off >> 32) as libc::c_ulong);
+    // SAFETY: the caller guarantees the memory the iovecs describe; the slice itself is
+    // valid for `iovs.len()` entries.
+    let ret = unsafe { libc::syscall(nr, fd, iovs.as_ptr(), iovs.len() as libc::c_int, low, high) };
     check_retval(ret).map(|n| n as usize)
-}
-
-/// The offset halves the raw `preadv`/`pwritev` syscalls take: the kernel combines them as
-/// `hi << 32 | lo` on 32-bit and uses `lo` alone (all 64 bits) on 64-bit.
-fn lo(off: u64) -> libc::c_ulong {
-    off as libc::c_ulong
-}
-
-/// See [`lo`].
-fn hi(off: u64) -> libc::c_ulong {
-    (off >> 32) as libc::c_ulong
 }
 
 /// `pwritev(2)`: writes the memory the iovecs describe into `fd` at `off`.
@@ -75,19 +72,8 @@ fn hi(off: u64) -> libc::c_ulong {
 /// # Errors
 /// The errno of `pwritev`.
 pub unsafe fn pwritev(fd: RawFd, iovs: &[libc::iovec], off: u64) -> io::Result<usize> {
-    // SAFETY: the caller guarantees the iovecs describe readable memory; the slice itself
-    // is valid for `iovs.len()` entries.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pwritev,
-            fd,
-            iovs.as_ptr(),
-            iovs.len() as libc::c_int,
-            lo(off),
-            hi(off),
-        )
-    };
-    check_retval(ret).map(|n| n as usize)
+    // SAFETY: the caller guarantees the iovecs describe readable memory.
+    unsafe { vectored(libc::SYS_pwritev, fd, iovs, off) }
 }
 
 #[cfg(test)]
