@@ -35,7 +35,7 @@ use vhostfsd::fuse::io::Writer;
 use vhostfsd::fuse::io::mem::{VecReader, VecWriter};
 use vhostfsd::fuse::server::Server;
 use vhostfsd::fuse::testing::RequestBuilder;
-use vhostfsd::passthrough::{CachePolicy, Config, DaxPolicy, PassthroughFs};
+use vhostfsd::passthrough::{CachePolicy, Config, DaxPolicy, InodeFileHandles, PassthroughFs};
 use vm_memory::ByteValued;
 
 /// Names the fixture holds (and a few it does not).
@@ -58,6 +58,10 @@ struct FsConfig {
     writeback: bool,
     killpriv_v2: bool,
     cache: u8,
+    /// Inodes held as file handles (`--inode-file-handles=prefer`) rather than fds.
+    file_handles: bool,
+    /// `--inode-fd-cache`, taken modulo 4: a cache that is often full, or off.
+    inode_fd_cache: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -557,7 +561,9 @@ impl DaxWindow for StrictWindow {
 }
 
 fn request(op: u32, nodeid: u64, body: &[u8]) -> Vec<u8> {
-    RequestBuilder::new(op, nodeid).unique(1).build(&[body], &[])
+    RequestBuilder::new(op, nodeid)
+        .unique(1)
+        .build(&[body], &[])
 }
 
 fn run(input: &Input) {
@@ -577,6 +583,12 @@ fn run(input: &Input) {
         readonly: input.config.readonly,
         writeback: input.config.writeback,
         killpriv_v2: input.config.killpriv_v2,
+        inode_file_handles: if input.config.file_handles {
+            InodeFileHandles::Prefer
+        } else {
+            InodeFileHandles::Never
+        },
+        inode_fd_cache: usize::from(input.config.inode_fd_cache % 4),
         ..Config::default()
     };
     let proc_self_fd = fs::File::open("/proc/self/fd").expect("/proc/self/fd");

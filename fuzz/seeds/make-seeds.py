@@ -92,16 +92,20 @@ def removemapping(ranges: list[tuple[int, int]], count: int | None = None, **kw)
 def session(requests: list[bytes], policy: int = 0, readonly: bool = False,
             init_flags: int = DAX_INIT) -> bytes:
     """policy: index into [Always, Never, LargeFiles, Attr]."""
+    # FsConfig { dax, xattr, readonly, writeback, killpriv_v2, cache (auto), file_handles,
+    # inode_fd_cache }
     config = option(u8(policy)) + boolean(False) + boolean(readonly) + boolean(False) \
-        + boolean(False) + u8(2)
+        + boolean(False) + u8(2) + boolean(False) + u8(0)
     # Input { config, init_flags, init_minor: None, requests (take_rest) }
     return config + u64(init_flags) + option(None) + vec(requests)
 
 
-def plain_session(requests: list[bytes], readonly: bool = False) -> bytes:
-    """A session without a DAX window (cache auto), INIT as a Linux guest sends it."""
+def plain_session(requests: list[bytes], readonly: bool = False, file_handles: bool = False,
+                  fd_cache: int = 0) -> bytes:
+    """A session without a DAX window (cache auto), INIT as a Linux guest sends it; inodes
+    held as fds, or as file handles with an fd cache of `fd_cache` (0-3) entries."""
     config = option(None) + boolean(False) + boolean(readonly) + boolean(False) \
-        + boolean(False) + u8(2)
+        + boolean(False) + u8(2) + boolean(file_handles) + u8(fd_cache)
     return config + u64(DAX_INIT) + option(None) + vec(requests)
 
 
@@ -156,6 +160,31 @@ SECURITY_SEEDS = {
         request(BATCH_FORGET, NODE_ROOT, u32(1 << 20) + u32(0), b"", raw_args=True),
         request(LOOKUP, NODE_ROOT, payload=b"f\x00"),
     ]),
+}
+
+
+FORGET, GETATTR, UNLINK, RMDIR, RENAME = 2, 3, 10, 11, 12
+
+# Inodes held as file handles, their fds kept in a cache of one entry: lookups and GETATTRs
+# of two inodes (the second finds the cache full), FORGET of a cached one and a GETATTR of
+# it afterwards (EBADF), a forget of an unknown id, and removals under names in use.
+FD_CACHE_SEEDS = {
+    "handles-fd-cache-full-and-forget": plain_session([
+        request(LOOKUP, NODE_ROOT, payload=b"f\x00"),
+        request(LOOKUP, NODE_ROOT, payload=b"d\x00"),
+        request(GETATTR, node_seen(1), u32(0) + u32(0) + u64(0)),
+        request(GETATTR, node_seen(2), u32(0) + u32(0) + u64(0)),
+        request(GETATTR, node_seen(1), u32(0) + u32(0) + u64(0)),
+        request(FORGET, node_seen(1), u64(1)),
+        request(GETATTR, node_seen(1), u32(0) + u32(0) + u64(0)),
+        request(FORGET, node_raw(0xdead_beef), u64(1 << 63)),
+        request(LOOKUP, node_seen(2), payload=b"x\x00"),
+        request(UNLINK, NODE_ROOT, payload=b"g\x00"),
+        request(RENAME, NODE_ROOT, u64(1), payload=b"f\x00new\x00"),
+        request(GETATTR, node_seen(2), u32(0) + u32(0) + u64(0)),
+        request(RMDIR, NODE_ROOT, payload=b"d\x00"),
+        request(GETATTR, node_seen(2), u32(0) + u32(0) + u64(0)),
+    ], file_handles=True, fd_cache=1),
 }
 
 
@@ -235,7 +264,7 @@ SEEDS = {
 def main() -> None:
     d = OUT / "fuse_request"
     d.mkdir(exist_ok=True)
-    for name, data in {**SEEDS, **SECURITY_SEEDS}.items():
+    for name, data in {**SEEDS, **SECURITY_SEEDS, **FD_CACHE_SEEDS}.items():
         (d / name).write_bytes(data)
         print(f"{d / name}: {len(data)} bytes")
 
