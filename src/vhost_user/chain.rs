@@ -183,8 +183,22 @@ impl<'m, M: GuestMemory> ChainBuffers<'m, M> {
     /// a look at the request header before it is served; `None` when the side is shorter.
     pub fn request_u32(&self, offset: usize) -> Option<u32> {
         let pieces = &self.readable.pieces;
+        let end = offset.checked_add(4)?;
+        // The header is in the first buffer in every request a guest driver sends: one
+        // load, where the general path below costs 2-3% of a worker serving small
+        // requests (`perf`).
+        if let Some(first) = pieces.first()
+            && first.len() >= end
+        {
+            let guard = first.ptr_guard();
+            // SAFETY: the piece is `first.len()` bytes of mapped guest memory, so
+            // `offset..end` lies inside it; a byte array needs no alignment, and the
+            // volatile read copes with the guest changing the bytes meanwhile.
+            let bytes = unsafe { guard.as_ptr().add(offset).cast::<[u8; 4]>().read_volatile() };
+            return Some(u32::from_ne_bytes(bytes));
+        }
         let mut cur = Cursor::over(&self.readable);
-        if cur.left < offset.checked_add(4)? {
+        if cur.left < end {
             return None;
         }
         cur.advance(pieces, offset);
@@ -495,6 +509,32 @@ mod tests {
         r.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"o world");
         assert_eq!(r.available_bytes(), 0);
+    }
+
+    #[test]
+    fn a_request_word_is_found_in_the_first_buffer_or_across_several() {
+        let m = mem();
+        m.write_slice(b"abcdefgh", GuestAddress(BUF_BASE)).unwrap();
+        m.write_slice(b"ijkl", GuestAddress(BUF_BASE + 0x100))
+            .unwrap();
+        let word = |s: &[u8; 4]| Some(u32::from_ne_bytes(*s));
+        // All in the first buffer (the one-load path), up to its very end.
+        let d = chain(&m, &[(false, BUF_BASE, 8), (false, BUF_BASE + 0x100, 4)]);
+        let b = filled(&m, d).unwrap();
+        assert_eq!(b.request_u32(0), word(b"abcd"));
+        assert_eq!(b.request_u32(4), word(b"efgh"));
+        // Across the two buffers, in the second one, past the end, overflowing offsets.
+        assert_eq!(b.request_u32(6), word(b"ghij"));
+        assert_eq!(b.request_u32(8), word(b"ijkl"));
+        assert_eq!(b.request_u32(9), None);
+        assert_eq!(b.request_u32(usize::MAX - 2), None);
+        // A first buffer shorter than the word: the general path.
+        let d = chain(&m, &[(false, BUF_BASE, 2), (false, BUF_BASE + 0x100, 4)]);
+        let b = filled(&m, d).unwrap();
+        assert_eq!(b.request_u32(0), word(b"abij"));
+        // No readable buffer at all.
+        let d = chain(&m, &[(true, BUF_BASE, 8)]);
+        assert_eq!(filled(&m, d).unwrap().request_u32(0), None);
     }
 
     #[test]
