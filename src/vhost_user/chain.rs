@@ -491,14 +491,24 @@ mod tests {
         q.build_desc_chain(&raw).unwrap().collect()
     }
 
+    /// The chain of two readable buffers holding `first` and `second`, 0x100 bytes apart.
+    fn two_readable(m: &GuestMemoryMmap, first: &[u8], second: &[u8]) -> Vec<Descriptor> {
+        m.write_slice(first, GuestAddress(BUF_BASE)).unwrap();
+        m.write_slice(second, GuestAddress(BUF_BASE + 0x100))
+            .unwrap();
+        chain(
+            m,
+            &[
+                (false, BUF_BASE, first.len() as u32),
+                (false, BUF_BASE + 0x100, second.len() as u32),
+            ],
+        )
+    }
+
     #[test]
     fn reads_across_descriptors() {
         let m = mem();
-        m.write_slice(b"hello ", GuestAddress(BUF_BASE)).unwrap();
-        m.write_slice(b"world", GuestAddress(BUF_BASE + 0x100))
-            .unwrap();
-        let d = chain(&m, &[(false, BUF_BASE, 6), (false, BUF_BASE + 0x100, 5)]);
-        let b = filled(&m, d).unwrap();
+        let b = filled(&m, two_readable(&m, b"hello ", b"world")).unwrap();
         let (mut r, w) = b.split();
         assert_eq!(r.available_bytes(), 11);
         assert_eq!(ZeroCopyWriter::available_bytes(&w), 0);
@@ -514,13 +524,9 @@ mod tests {
     #[test]
     fn a_request_word_is_found_in_the_first_buffer_or_across_several() {
         let m = mem();
-        m.write_slice(b"abcdefgh", GuestAddress(BUF_BASE)).unwrap();
-        m.write_slice(b"ijkl", GuestAddress(BUF_BASE + 0x100))
-            .unwrap();
         let word = |s: &[u8; 4]| Some(u32::from_ne_bytes(*s));
         // All in the first buffer (the one-load path), up to its very end.
-        let d = chain(&m, &[(false, BUF_BASE, 8), (false, BUF_BASE + 0x100, 4)]);
-        let b = filled(&m, d).unwrap();
+        let b = filled(&m, two_readable(&m, b"abcdefgh", b"ijkl")).unwrap();
         assert_eq!(b.request_u32(0), word(b"abcd"));
         assert_eq!(b.request_u32(4), word(b"efgh"));
         // Across the two buffers, in the second one, past the end, overflowing offsets.
