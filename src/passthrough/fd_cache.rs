@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,13 +46,14 @@ struct Shared {
     capacity: usize,
     /// The reaper's round, stamped on each entry used.
     round: AtomicU32,
+    /// The reaper thread was started (set once, under `reaper`).
+    started: AtomicBool,
     reaper: Mutex<Reaper>,
     wake: Condvar,
 }
 
 #[derive(Default)]
 struct Reaper {
-    started: bool,
     stopped: bool,
 }
 
@@ -70,6 +71,7 @@ impl FdCache {
                 held: AtomicUsize::new(0),
                 capacity,
                 round: AtomicU32::new(0),
+                started: AtomicBool::new(false),
                 reaper: Mutex::new(Reaper::default()),
                 wake: Condvar::new(),
             }),
@@ -148,14 +150,18 @@ impl FdCache {
     /// Starts the reaper the first time, and wakes it when the cache was empty (it sleeps
     /// without a timeout then). False when no reaper can run: then nothing is cached.
     fn reaper_running(&self, was_empty: bool) -> bool {
-        let mut r = self.shared.lock_reaper();
-        if !r.started {
+        // The common case takes no lock: a reaper runs and is awake (fds are held).
+        if !was_empty && self.shared.started.load(Ordering::Acquire) {
+            return true;
+        }
+        let r = self.shared.lock_reaper();
+        if !self.shared.started.load(Ordering::Acquire) {
             let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("inode_fd_reaper".into())
                 .spawn(move || shared.reap());
             match spawned {
-                Ok(_) => r.started = true,
+                Ok(_) => self.shared.started.store(true, Ordering::Release),
                 Err(e) => {
                     crate::warn_limited!(
                         "inode fds are not cached: cannot start their reaper thread \
@@ -168,6 +174,7 @@ impl FdCache {
         if was_empty {
             self.shared.wake.notify_one();
         }
+        drop(r);
         true
     }
 }
@@ -182,7 +189,7 @@ impl Drop for FdCache {
 
 impl Shared {
     fn lock_reaper(&self) -> MutexGuard<'_, Reaper> {
-        // Two flags, each set by one store: consistent whatever panicked.
+        // One flag, set by one store: consistent whatever panicked.
         self.reaper.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -257,7 +264,7 @@ mod tests {
         let c = FdCache::new(0);
         c.insert(10, fd());
         assert!(c.get(10).is_none() && c.is_empty());
-        assert!(!c.shared.lock_reaper().started);
+        assert!(!c.shared.started.load(Ordering::Acquire));
     }
 
     #[test]
