@@ -11,6 +11,7 @@
 //! - `workload`: what each workload sends and how each reply is checked;
 //! - `share`: the shared directory and the host facts replies are checked against;
 //! - `run`: a session with one daemon, a thread per queue, measurements;
+//! - `readers`: more guest threads reading one queue's READ replies;
 //! - `daemon`: starting a daemon command line, its CPU time and RSS from /proc;
 //! - `report`: tables, medians and ratios.
 //!
@@ -20,6 +21,7 @@
 
 mod conn;
 mod daemon;
+mod readers;
 mod report;
 mod ring;
 mod run;
@@ -52,6 +54,11 @@ struct Args {
     /// Request queues for daemon B of `--compare` (default: `--queues`).
     #[arg(long)]
     b_queues: Option<usize>,
+    /// Guest threads reading each queue's READ replies: the data of each reply is checked
+    /// on one of them before its slot is used again, as a guest with several vCPUs reads
+    /// through one queue.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    readers: u8,
     /// Requests in flight per queue (at most 64).
     #[arg(long, default_value_t = 16)]
     depth: usize,
@@ -224,6 +231,7 @@ fn smoke() {
         (
             Shape {
                 queues: 2,
+                readers: 2,
                 depth: 4,
                 event_idx: true,
             },
@@ -234,6 +242,7 @@ fn smoke() {
         (
             Shape {
                 queues: 1,
+                readers: 1,
                 depth: 4,
                 event_idx: false,
             },
@@ -248,8 +257,8 @@ fn smoke() {
             shape.queues
         ));
         println!(
-            "smoke: {} queue(s), depth {}, EVENT_IDX {}",
-            shape.queues, shape.depth, shape.event_idx
+            "smoke: {} queue(s), depth {}, EVENT_IDX {}, {} reader(s) per queue",
+            shape.queues, shape.depth, shape.event_idx, shape.readers
         );
         let r = run_daemon(&cmd, &share, work.path(), shape, &kinds, 1.0, &steps);
         report::single_header();
@@ -265,6 +274,7 @@ fn smoke() {
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
+        readers::self_check();
         smoke();
         return;
     }
@@ -288,6 +298,7 @@ fn main() {
     let steps = table_steps(args.inodes, sizes.inodes);
     let shape = Shape {
         queues: args.queues,
+        readers: usize::from(args.readers),
         depth: args.depth,
         event_idx: args.event_idx == "on",
     };

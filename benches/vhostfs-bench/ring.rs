@@ -9,7 +9,7 @@
 //! called at the next used entry; without it, it kicks unless the device set
 //! `VRING_USED_F_NO_NOTIFY`.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
@@ -128,6 +128,11 @@ impl Ring {
         &self.mem
     }
 
+    /// The guest memory, shared.
+    pub fn mem_arc(&self) -> Arc<GuestMemory> {
+        self.mem.clone()
+    }
+
     /// Puts slot `slot`'s chain (`readable` then `writable` buffers) on the available ring.
     /// Kicks are batched: call [`Self::kick`] after submitting.
     pub fn submit(&mut self, slot: usize, readable: &[Buf], writable: &[Buf]) {
@@ -214,6 +219,12 @@ impl Ring {
     /// # Panics
     /// No reply within 20 s, or a used entry naming a descriptor that is no slot's head.
     pub fn complete(&mut self, out: &mut Vec<(usize, u32)>) {
+        self.complete_or_woken(out, None);
+    }
+
+    /// [`Self::complete`], but also returns (with nothing appended) once the eventfd `wake`
+    /// is readable.
+    pub fn complete_or_woken(&mut self, out: &mut Vec<(usize, u32)>, wake: Option<RawFd>) {
         loop {
             let idx = self.used_idx();
             if idx != self.last_used {
@@ -241,25 +252,31 @@ impl Ring {
                     continue;
                 }
             }
-            self.wait_call();
+            if self.wait_call(wake) {
+                return;
+            }
         }
     }
 
-    fn wait_call(&self) {
-        let mut pfd = libc::pollfd {
-            fd: self.call.as_raw_fd(),
+    /// Waits for the device's call (or `wake`); true when `wake` is readable.
+    fn wait_call(&self, wake: Option<RawFd>) -> bool {
+        let pollfd = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
+        let mut pfds = [pollfd(self.call.as_raw_fd()), pollfd(wake.unwrap_or(-1))];
         let ms = REPLY_TIMEOUT.as_millis() as i32;
-        // SAFETY: `pfd` is one valid pollfd that lives across the call, and nfds is 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        // SAFETY: `pfds` is an array of 2 valid pollfds that lives across the call (poll
+        // ignores the second when its fd is -1).
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
         assert!(
             rc != 0 || self.used_idx() != self.last_used,
             "no reply from the daemon within {REPLY_TIMEOUT:?}"
         );
         // Clears the notification (the eventfd is non-blocking: EAGAIN when none).
         let _ = self.call.read();
+        pfds[1].revents & libc::POLLIN != 0
     }
 }
 

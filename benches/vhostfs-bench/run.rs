@@ -15,14 +15,17 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::conn::{self, Req};
 use crate::daemon::Daemon;
+use crate::readers::Readers;
 use crate::ring::{Ring, slot_size};
 use crate::share::{self, Share};
-use crate::workload::{Kind, Nodes, Plan, Slot, Table};
+use crate::workload::{self, Kind, Nodes, Plan, Slot, Table};
 
 /// How the bench drives the device.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     pub queues: usize,
+    /// Guest threads reading each queue's READ replies (see `readers`).
+    pub readers: usize,
     pub depth: usize,
     pub event_idx: bool,
 }
@@ -269,6 +272,7 @@ impl Session {
             total_slots: (self.shape.queues * depth) as u64,
         };
         let barrier = Barrier::new(self.queues.len() + 1);
+        let readers = self.shape.readers;
         let results: Vec<(u64, u64, Vec<u32>, Vec<u64>)>;
         let (cpu0, t0);
         let nodes = self.nodes.clone();
@@ -286,7 +290,7 @@ impl Session {
                         sc.spawn(move || {
                             let mut slots = prepare(q, plan, nodes, depth);
                             barrier.wait();
-                            let r = drive(q, plan, &mut slots, duration);
+                            let r = drive(q, plan, &mut slots, duration, readers);
                             finish(q, plan, nodes, &slots);
                             r
                         })
@@ -398,12 +402,31 @@ fn node_of(n: &Nodes, name: &str) -> u64 {
 }
 
 /// Keeps every slot busy until `duration` is over, then lets the operations in flight
-/// finish. Returns (ops, bytes, latencies in ns, WRITE blocks written).
+/// finish; READ data is checked on `readers` threads. Returns (ops, bytes, latencies in ns,
+/// WRITE blocks written).
 fn drive(
     q: &mut Queue,
     plan: &Plan<'_>,
     slots: &mut [Slot],
     duration: Duration,
+    readers: usize,
+) -> (u64, u64, Vec<u32>, Vec<u64>) {
+    let mem = q.ring.mem_arc();
+    std::thread::scope(|sc| {
+        let readers = match plan.kind.is_read() {
+            true => Readers::start(sc, &mem, readers),
+            false => None,
+        };
+        drive_with(q, plan, slots, duration, readers.as_ref())
+    })
+}
+
+fn drive_with(
+    q: &mut Queue,
+    plan: &Plan<'_>,
+    slots: &mut [Slot],
+    duration: Duration,
+    readers: Option<&Readers>,
 ) -> (u64, u64, Vec<u32>, Vec<u64>) {
     let mut lat = Vec::with_capacity(1 << 20);
     let mut blocks = Vec::new();
@@ -419,23 +442,36 @@ fn drive(
     let mut in_flight = slots.len();
     let mut stopping = false;
     let mut done = Vec::with_capacity(slots.len());
+    let mut checked = Vec::with_capacity(slots.len());
+    let queue = q.index;
+    let fail = |s: &Slot, i: usize, e: String| -> ! {
+        panic!(
+            "{} on queue {queue} (slot {i}, op #{} step {}): {e}",
+            plan.kind.name(),
+            s.k,
+            s.step
+        )
+    };
     while in_flight > 0 {
         done.clear();
-        q.ring.complete(&mut done);
+        q.ring
+            .complete_or_woken(&mut done, readers.map(Readers::wake_fd));
         let now = Instant::now();
         for &(i, used) in &done {
             let s = &mut slots[i];
+            // Read by another thread: the reply is checked here, its data there.
+            let elsewhere = readers.filter(|r| r.reads_elsewhere(i));
             let d = conn::reply(&q.ring, i, s.unique, &s.req, used)
-                .and_then(|r| plan.check(s, &r))
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "{} on queue {} (slot {i}, op #{} step {}): {e}",
-                        plan.kind.name(),
-                        q.index,
-                        s.k,
-                        s.step
-                    )
-                });
+                .and_then(|r| match elsewhere {
+                    Some(readers) => {
+                        let d = plan.check_read_reply(&r)?;
+                        let addr = q.ring.bufs(i).reply_payload;
+                        readers.check(i, addr, r.payload.len(), s.off);
+                        Ok(d)
+                    }
+                    None => plan.check(s, &r),
+                })
+                .unwrap_or_else(|e| fail(s, i, e));
             ops += d.ops;
             bytes += d.bytes;
             if plan.kind == Kind::Write4k {
@@ -447,12 +483,31 @@ fn drive(
             }
             if d.finished {
                 s.k += 1;
-                if stopping {
-                    in_flight -= 1;
-                    continue;
-                }
+            }
+            if elsewhere.is_some() {
+                // Used again once its reader is done with it.
+                continue;
+            }
+            if d.finished && stopping {
+                in_flight -= 1;
+                continue;
             }
             issue(q, plan, s, i, &mut payload_scratch);
+        }
+        if let Some(readers) = readers {
+            checked.clear();
+            readers.take_checked(&mut checked);
+            for &(i, verdict) in &checked {
+                let s = &mut slots[i];
+                verdict
+                    .map_err(workload::read_differs)
+                    .unwrap_or_else(|e| fail(s, i, e));
+                if stopping {
+                    in_flight -= 1;
+                } else {
+                    issue(q, plan, s, i, &mut payload_scratch);
+                }
+            }
         }
         q.ring.kick();
         stopping = stopping || now >= deadline;

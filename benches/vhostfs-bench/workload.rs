@@ -91,6 +91,11 @@ impl Kind {
         }
     }
 
+    /// Whether the workload READs the data file.
+    pub fn is_read(self) -> bool {
+        self.read_size().is_some()
+    }
+
     /// Whether the workload works on the `inodes/` files looked up (the inode table).
     pub fn needs_table(self) -> bool {
         matches!(self, Kind::GetattrMany | Kind::LookupMany)
@@ -427,17 +432,9 @@ impl Plan<'_> {
     pub fn check(&self, s: &mut Slot, r: &Reply<'_>) -> Result<Done, String> {
         match self.kind {
             Kind::Read4k | Kind::Read128k | Kind::Read1m => {
-                r.unit()?;
-                let size = self.kind.read_size().unwrap_or(0) as usize;
-                if r.payload.len() != size {
-                    return Err(format!(
-                        "READ returned {} bytes, not {size}",
-                        r.payload.len()
-                    ));
-                }
-                share::check(r.payload, share::DATA_SEED, s.off)
-                    .map_err(|at| format!("READ data differs from the file at offset {at}"))?;
-                done(1, size as u64)
+                self.check_read_reply(r)?;
+                share::check(r.payload, share::DATA_SEED, s.off).map_err(read_differs)?;
+                done(1, r.payload.len() as u64)
             }
             Kind::Write4k => {
                 let out: abi::WriteOut = r.arg()?;
@@ -514,6 +511,19 @@ impl Plan<'_> {
                 done(1, 0)
             }
         }
+    }
+
+    /// Checks a READ reply but not its data: no error, as many bytes as asked for.
+    pub fn check_read_reply(&self, r: &Reply<'_>) -> Result<Done, String> {
+        r.unit()?;
+        let size = self.kind.read_size().unwrap_or(0) as usize;
+        if r.payload.len() != size {
+            return Err(format!(
+                "READ returned {} bytes, not {size}",
+                r.payload.len()
+            ));
+        }
+        done(1, size as u64)
     }
 
     fn check_readdirplus(&self, s: &mut Slot, r: &Reply<'_>) -> Result<Done, String> {
@@ -652,4 +662,9 @@ fn r_arg_at<T: vm_memory::ByteValued + Default>(r: &Reply<'_>, at: usize) -> Res
     let mut t = T::default();
     t.as_mut_slice().copy_from_slice(&b[..size_of::<T>()]);
     Ok(t)
+}
+
+/// The error of READ data that differs from the file at offset `at`.
+pub fn read_differs(at: u64) -> String {
+    format!("READ data differs from the file at offset {at}")
 }
