@@ -10,6 +10,7 @@
 //! - `conn`: FUSE requests encoded into a slot, replies read in place;
 //! - `workload`: what each workload sends and how each reply is checked;
 //! - `share`: the shared directory and the host facts replies are checked against;
+//! - `scratch_fs`: the journaled ext4 on tmpfs the share lives on by default;
 //! - `run`: a session with one daemon, a thread per queue, measurements;
 //! - `readers`: more guest threads reading one queue's READ replies;
 //! - `daemon`: starting a daemon command line, its CPU time and RSS from /proc;
@@ -25,6 +26,7 @@ mod readers;
 mod report;
 mod ring;
 mod run;
+mod scratch_fs;
 mod share;
 mod workload;
 
@@ -34,6 +36,7 @@ use std::time::Duration;
 use clap::Parser;
 use daemon::{Daemon, DaemonCmd};
 use run::{Measure, Session, Shape};
+use scratch_fs::ScratchFs;
 use share::Share;
 use workload::Kind;
 
@@ -74,7 +77,8 @@ struct Args {
     /// Workloads to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     workloads: Vec<Kind>,
-    /// Shared directory to build and serve (default: a temporary directory).
+    /// Shared directory to build and serve (default: one on an ext4 with a journal that
+    /// the bench makes in a file on tmpfs and mounts; see scratch_fs.rs).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Also print idle RSS and RSS per inode looked up (the files of the inode table, see
@@ -285,15 +289,29 @@ fn main() {
         args.workloads.clone()
     };
     let work = tempfile::tempdir().expect("create a work directory");
-    let root = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| work.path().join("share"));
-    eprintln!("preparing the shared directory {}", root.display());
     let sizes = share::Sizes {
         inodes: args.inodes.unwrap_or(share::Sizes::BENCH.inodes),
         ..share::Sizes::BENCH
     };
+    // Dropped before `work`, which holds its mountpoint.
+    let scratch = match &args.dir {
+        Some(_) => None,
+        None => ScratchFs::mount(work.path(), sizes.inodes)
+            .inspect_err(|e| {
+                eprintln!(
+                    "no scratch ext4 for the share ({e}): using {}, whose file system may \
+                     skew the create workload",
+                    work.path().display()
+                )
+            })
+            .ok(),
+    };
+    let root = match (&args.dir, &scratch) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(fs)) => fs.root().join("share"),
+        (None, None) => work.path().join("share"),
+    };
+    eprintln!("preparing the shared directory {}", root.display());
     let share = Share::prepare(&root, sizes);
     let steps = table_steps(args.inodes, sizes.inodes);
     let shape = Shape {
