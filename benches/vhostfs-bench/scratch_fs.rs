@@ -6,7 +6,7 @@
 //! inode, every inode deleted in the last 305 seconds whose inode table block is still dirty
 //! (`recently_deleted` in fs/ext4/ialloc.c; with a journal it does not look). The create
 //! workload deletes tens of thousands of inodes a round, so each CREATE scanned more of them
-//! as the run went on: `perf` put 60% of the daemon's time under `recently_deleted`, and
+//! as the run went on: `perf` put over 70% of the daemon's time under `recently_deleted`, and
 //! create-release-unlink ratios spanned 0.10-4.87 within one run. On a journaled ext4, as
 //! hosts use, the same comparison spans 1.43-1.62. tmpfs keeps disk noise out of the run.
 
