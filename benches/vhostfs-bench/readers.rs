@@ -73,13 +73,20 @@ impl Readers {
 
     /// Whether another thread reads slot `slot`'s replies (else the queue's thread does).
     pub fn reads_elsewhere(&self, slot: usize) -> bool {
-        slot % (self.jobs.len() + 1) != 0
+        self.reader_of(slot).is_some()
+    }
+
+    /// The reader thread of slot `slot`; `None` for the queue's own thread.
+    fn reader_of(&self, slot: usize) -> Option<usize> {
+        (slot % (self.jobs.len() + 1)).checked_sub(1)
     }
 
     /// Hands the `len` bytes at `addr`, READ from file offset `off` into slot `slot`, to
     /// the slot's reader.
     pub fn check(&self, slot: usize, addr: u64, len: usize, off: u64) {
-        let reader = slot % (self.jobs.len() + 1) - 1;
+        let reader = self
+            .reader_of(slot)
+            .expect("the queue's thread reads this slot itself");
         self.jobs[reader]
             .send(Job {
                 slot,

@@ -432,9 +432,9 @@ impl Plan<'_> {
     pub fn check(&self, s: &mut Slot, r: &Reply<'_>) -> Result<Done, String> {
         match self.kind {
             Kind::Read4k | Kind::Read128k | Kind::Read1m => {
-                self.check_read_reply(r)?;
+                let d = self.check_read_reply(r)?;
                 share::check(r.payload, share::DATA_SEED, s.off).map_err(read_differs)?;
-                done(1, r.payload.len() as u64)
+                Ok(d)
             }
             Kind::Write4k => {
                 let out: abi::WriteOut = r.arg()?;
